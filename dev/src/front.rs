@@ -1,0 +1,215 @@
+//! The local HTTP front: does what API Gateway's HTTP API does in AWS, in the
+//! same order — match the route (404/405), check the JWT (401), build the
+//! HTTP API v2 event (claims and scopes in `requestContext.authorizer.jwt`) —
+//! and hands the event to the same handler the Lambda binary runs.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use allotment::error::ApiError;
+use allotment::http::{dispatch, error_response, MAX_BODY_BYTES};
+use allotment::routes::{match_route, unmatched, Match, ROUTES};
+use allotment::App;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+
+use crate::token;
+
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
+pub struct Front {
+    pub app: App,
+    pub secret: Vec<u8>,
+}
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+/// Serves `front` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, front: Arc<Front>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let front = front.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let front = front.clone();
+                async move { Ok::<_, Infallible>(front.handle(req, peer).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!(error = %e, "connection closed");
+            }
+        });
+    }
+}
+
+impl Front {
+    pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        if parts.method == hyper::Method::GET && path == "/openapi.json" {
+            let mut resp = hyper::Response::new(Full::new(Bytes::from_static(OPENAPI_JSON.as_bytes())));
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return resp;
+        }
+        let (route, params) = match match_route(ROUTES, &parts.method, &path) {
+            Match::Found(route, params) => (route, params),
+            Match::WrongMethod => return front_error(&ApiError::MethodNotAllowed, &parts.method, &path, started),
+            Match::NotFound => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
+        };
+        let too_large = || ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes"));
+        let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return front_error(&too_large(), &parts.method, &path, started);
+        }
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return front_error(&too_large(), &parts.method, &path, started),
+        };
+        let bearer = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        let claims = match bearer.map(|t| token::verify(&self.secret, t.trim())) {
+            Some(Ok(claims)) => claims,
+            _ => return front_error(&ApiError::Unauthorized, &parts.method, &path, started),
+        };
+        let event = http_api_event(&parts, route.method.as_str(), route.path, &params, &claims, &body, peer);
+        let request = match lambda_http::request::from_str(&event.to_string()) {
+            Ok(r) => r,
+            Err(e) => return front_error(&ApiError::Internal(format!("event: {e}")), &parts.method, &path, started),
+        };
+        let response = dispatch(route, self.app.clone(), request).await;
+        let (rparts, rbody) = response.into_parts();
+        let bytes = match rbody {
+            lambda_http::Body::Empty => Bytes::new(),
+            lambda_http::Body::Text(t) => Bytes::from(t),
+            lambda_http::Body::Binary(b) => Bytes::from(b),
+            _ => Bytes::new(),
+        };
+        hyper::Response::from_parts(rparts, Full::new(bytes))
+    }
+}
+
+fn front_error(err: &ApiError, method: &hyper::Method, path: &str, started: Instant) -> HttpResponse {
+    let (parts, body) = error_response(err).into_parts();
+    tracing::info!(
+        route = "-",
+        method = %method,
+        path,
+        status = parts.status.as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    let bytes = match body {
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// API Gateway passes every claim as a string.
+fn claim_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The HTTP API (payload 2.0) event API Gateway would send for this request.
+pub fn http_api_event(
+    parts: &hyper::http::request::Parts,
+    method: &str,
+    route_path: &str,
+    params: &[(String, String)],
+    claims: &Map<String, Value>,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                if let Value::String(s) = v {
+                    s.push(',');
+                    s.push_str(&value);
+                }
+            })
+            .or_insert(Value::String(value));
+    }
+    let raw_query = parts.uri.query().unwrap_or_default();
+    let mut query = Map::new();
+    for (k, v) in form_urlencoded::parse(raw_query.as_bytes()) {
+        query
+            .entry(k.into_owned())
+            .and_modify(|e| {
+                if let Value::String(s) = e {
+                    s.push(',');
+                    s.push_str(&v);
+                }
+            })
+            .or_insert(Value::String(v.clone().into_owned()));
+    }
+    let path_params: Map<String, Value> = params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())))
+        .collect();
+    let jwt_claims: Map<String, Value> = claims.iter().map(|(k, v)| (k.clone(), Value::String(claim_string(v)))).collect();
+    let scopes: Option<Vec<String>> = claims
+        .get("scope")
+        .or_else(|| claims.get("scp"))
+        .map(|s| claim_string(s).split_whitespace().map(str::to_owned).collect());
+    let route_key = format!("{method} {route_path}");
+    let (body_field, is_b64) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "pathParameters": path_params,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "authorizer": {"jwt": {"claims": jwt_claims, "scopes": scopes}},
+            "domainName": parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": parts.uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "",
+            "timeEpoch": now.as_millis() as i64,
+        },
+        "isBase64Encoded": is_b64,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !body.is_empty() {
+        event["body"] = Value::String(body_field);
+    }
+    event
+}

@@ -1,0 +1,7 @@
+//! Everything that runs Allotment on one machine: DynamoDB Local, the table
+//! from template.yaml, dev tokens, and a front that routes like API Gateway.
+
+pub mod dynamo_local;
+pub mod front;
+pub mod template;
+pub mod token;

@@ -1,0 +1,60 @@
+//! Who is calling. In AWS the HTTP API's JWT authorizer has already checked the
+//! token; locally the dev front has. Either way the handler only reads
+//! `requestContext.authorizer.jwt` (claims and scopes).
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+
+use crate::error::ApiError;
+
+/// Scope of the provisioner (the billing system): every provisioning endpoint.
+pub const SCOPE_ADMIN: &str = "admin";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: String,
+    pub scopes: Vec<String>,
+    pub email: Option<String>,
+    pub org: Option<String>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// 403 unless the caller holds at least one of `scopes`.
+    pub fn require_any(&self, scopes: &[&str]) -> Result<(), ApiError> {
+        if scopes.iter().any(|s| self.has_scope(s)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("This needs scope {}", scopes.join(" or "))))
+        }
+    }
+}
+
+/// The caller of `req`, or 401 when there is no authorizer context or no `sub`.
+pub fn caller(req: &Request) -> Result<Caller, ApiError> {
+    let jwt = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
+        _ => None,
+    };
+    let jwt = jwt.ok_or(ApiError::Unauthorized)?;
+    let sub = jwt.claims.get("sub").filter(|s| !s.is_empty()).ok_or(ApiError::Unauthorized)?;
+    // API Gateway fills `scopes` from the `scope`/`scp` claim; fall back to the
+    // claim itself so a context built without `scopes` still reads the same.
+    let scopes = match &jwt.scopes {
+        Some(scopes) => scopes.clone(),
+        None => jwt
+            .claims
+            .get("scope")
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    Ok(Caller {
+        sub: sub.clone(),
+        scopes,
+        email: jwt.claims.get("email").cloned(),
+        org: jwt.claims.get("org").cloned(),
+    })
+}

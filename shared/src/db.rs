@@ -1,0 +1,378 @@
+//! The DynamoDB bulk engine: every batch API at its limit (BatchGetItem 100,
+//! BatchWriteItem 25, TransactWriteItems 100), chunks run concurrently, and
+//! `UnprocessedItems`/`UnprocessedKeys`, throttling and transaction conflicts
+//! retried with bounded exponential backoff and full jitter. The SDK's own
+//! retries are off so that one policy, here, bounds every attempt.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const BATCH_GET_LIMIT: usize = 100;
+pub const BATCH_WRITE_LIMIT: usize = 25;
+pub const TRANSACT_LIMIT: usize = 100;
+/// Chunks of one bulk call in flight at once.
+pub const CHUNK_CONCURRENCY: usize = 8;
+
+/// Names of the table's key attributes and its one GSI (see template.yaml).
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 8, base_delay: Duration::from_millis(25), max_delay: Duration::from_secs(2) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: uniform in [0, min(max, base·2^attempt)].
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Throttling, conflicts or unprocessed items outlasted every retry.
+    #[error("DynamoDB is busy: {0}")]
+    Exhausted(String),
+    /// A transaction was cancelled because these items' conditions failed
+    /// (indices into the request).
+    #[error("condition failed on items {0:?}")]
+    ConditionFailed(Vec<usize>),
+    #[error("DynamoDB error: {0}")]
+    Other(String),
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Exhausted(cause) => {
+                tracing::warn!(%cause, "retries exhausted");
+                ApiError::Unavailable { retry_after_secs: 1 }
+            }
+            DbError::ConditionFailed(_) => ApiError::Conflict("A concurrent change conflicted with this request".into()),
+            DbError::Other(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+/// Error codes that mean "try again later", not "this request is wrong".
+fn is_retryable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException"
+                | "TransactionInProgressException"
+                | "ThrottlingError"
+                | "TransactionConflict"
+                | "ProvisionedThroughputExceeded"
+        )
+    )
+}
+
+enum Failure {
+    Retry(String),
+    Fatal(DbError),
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> Failure {
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Failure::Retry(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)))
+        }
+        SdkError::ServiceError(service) if is_retryable_code(service.err().code()) => {
+            Failure::Retry(service.err().code().unwrap_or("retryable").to_owned())
+        }
+        _ => Failure::Fatal(DbError::Other(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)))),
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub client: Client,
+    pub table: Arc<str>,
+    pub retry: RetryPolicy,
+}
+
+impl Db {
+    pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        Self { client, table: table.into(), retry: RetryPolicy::default() }
+    }
+
+    async fn backoff(&self, attempt: u32, cause: &str) -> Result<(), DbError> {
+        if attempt + 1 >= self.retry.max_attempts {
+            return Err(DbError::Exhausted(cause.to_owned()));
+        }
+        tracing::debug!(attempt, cause, "retrying DynamoDB call");
+        tokio::time::sleep(self.retry.delay(attempt)).await;
+        Ok(())
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or retries run out.
+    async fn with_retries<T, E, R, F, Fut>(&self, mut call: F) -> Result<T, DbError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(err) => match classify(err) {
+                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
+                    Failure::Fatal(e) => return Err(e),
+                },
+            }
+            attempt += 1;
+        }
+    }
+
+    pub async fn get(&self, key: Item) -> Result<Option<Item>, DbError> {
+        self.with_retries(|| {
+            self.client.get_item().table_name(&*self.table).set_key(Some(key.clone())).consistent_read(true).send()
+        })
+        .await
+        .map(|out| out.item)
+    }
+
+    pub async fn put(&self, item: Item) -> Result<(), DbError> {
+        self.with_retries(|| self.client.put_item().table_name(&*self.table).set_item(Some(item.clone())).send())
+            .await
+            .map(|_| ())
+    }
+
+    /// Strongly consistent reads of `keys`, 100 a request, chunks concurrent.
+    /// Returns the items found, in no particular order.
+    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, DbError> {
+        let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET_LIMIT).map(<[Item]>::to_vec).collect();
+        let found = all_ok(self.for_each_chunk(chunks, |db, chunk| async move { db.batch_get_chunk(chunk).await }).await)?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn batch_get_chunk(&self, keys: Vec<Item>) -> Result<Vec<Item>, DbError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut pending = keys;
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending.clone()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| DbError::Other(e.to_string()))?;
+            let result = self.client.batch_get_item().request_items(&*self.table, request).send().await;
+            match result {
+                Ok(out) => {
+                    if let Some(mut responses) = out.responses {
+                        found.extend(responses.remove(&*self.table).unwrap_or_default());
+                    }
+                    pending = out
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(&*self.table))
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                    if pending.is_empty() {
+                        break;
+                    }
+                    self.backoff(attempt, "UnprocessedKeys").await?;
+                }
+                Err(err) => match classify(err) {
+                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
+                    Failure::Fatal(e) => return Err(e),
+                },
+            }
+            attempt += 1;
+        }
+        Ok(found)
+    }
+
+    /// Writes `requests` with BatchWriteItem, 25 a request, chunks concurrent,
+    /// until every one is processed or retries run out.
+    pub async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), DbError> {
+        let chunks: Vec<Vec<WriteRequest>> = requests.chunks(BATCH_WRITE_LIMIT).map(<[WriteRequest]>::to_vec).collect();
+        all_ok(self.for_each_chunk(chunks, |db, chunk| async move { db.batch_write_chunk(chunk).await }).await)?;
+        Ok(())
+    }
+
+    async fn batch_write_chunk(&self, requests: Vec<WriteRequest>) -> Result<(), DbError> {
+        let mut pending = requests;
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let result = self.client.batch_write_item().request_items(&*self.table, pending.clone()).send().await;
+            match result {
+                Ok(out) => {
+                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&*self.table)).unwrap_or_default();
+                    if pending.is_empty() {
+                        break;
+                    }
+                    self.backoff(attempt, "UnprocessedItems").await?;
+                }
+                Err(err) => match classify(err) {
+                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
+                    Failure::Fatal(e) => return Err(e),
+                },
+            }
+            attempt += 1;
+        }
+        Ok(())
+    }
+
+    /// One TransactWriteItems of at most 100 items, retried on conflicts and
+    /// throttling. A failed condition is returned as [`DbError::ConditionFailed`]
+    /// with the indices of the items whose condition failed.
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), DbError> {
+        debug_assert!(items.len() <= TRANSACT_LIMIT);
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            if let SdkError::ServiceError(service) = &err {
+                if let TransactWriteItemsError::TransactionCanceledException(cancel) = service.err() {
+                    let reasons = cancel.cancellation_reasons();
+                    let failed: Vec<usize> = reasons
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    if !failed.is_empty() {
+                        return Err(DbError::ConditionFailed(failed));
+                    }
+                    let retryable = reasons.iter().any(|r| is_retryable_code(r.code()));
+                    if retryable {
+                        self.backoff(attempt, "TransactionCanceled").await?;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(DbError::Other(format!("transaction cancelled: {:?}", reasons)));
+                }
+            }
+            match classify(err) {
+                Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
+                Failure::Fatal(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Every item of a GSI1 partition, following pagination, in sort-key order.
+    pub async fn query_gsi1(&self, gsi1pk: &str) -> Result<Vec<Item>, DbError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .with_retries(|| {
+                    self.client
+                        .query()
+                        .table_name(&*self.table)
+                        .index_name(GSI1)
+                        .key_condition_expression("#pk = :pk")
+                        .expression_attribute_names("#pk", GSI1_PK)
+                        .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.to_owned()))
+                        .set_exclusive_start_key(start.clone())
+                        .send()
+                })
+                .await?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Runs `work` on every chunk, at most [`CHUNK_CONCURRENCY`] at once, and
+    /// returns every chunk's outcome in chunk order: a caller that must undo a
+    /// partial bulk write knows exactly which chunks landed. Every chunk runs to
+    /// its end, so nothing is still writing when this returns.
+    pub async fn for_each_chunk<C, T, F, Fut>(&self, chunks: Vec<C>, work: F) -> Vec<Result<T, DbError>>
+    where
+        C: Send + 'static,
+        T: Send + 'static,
+        F: Fn(Db, C) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
+    {
+        if chunks.len() <= 1 {
+            let mut out = Vec::with_capacity(1);
+            for chunk in chunks {
+                out.push(work(self.clone(), chunk).await);
+            }
+            return out;
+        }
+        let permits = Arc::new(Semaphore::new(CHUNK_CONCURRENCY));
+        let mut set = tokio::task::JoinSet::new();
+        let count = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let fut = work(self.clone(), chunk);
+            let permits = permits.clone();
+            set.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (i, fut.await)
+            });
+        }
+        let mut results: Vec<Option<Result<T, DbError>>> = (0..count).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, outcome)) => results[i] = Some(outcome),
+                Err(join) => tracing::error!(error = %join, "chunk task failed"),
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DbError::Other("chunk task failed".into()))))
+            .collect()
+    }
+}
+
+/// The first error of a set of chunk outcomes, or all their values.
+pub fn all_ok<T>(outcomes: Vec<Result<T, DbError>>) -> Result<Vec<T>, DbError> {
+    outcomes.into_iter().collect()
+}
+
+/// `{pk, sk}` as a key map.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), AttributeValue::S(pk.into())), (SK.to_owned(), AttributeValue::S(sk.into()))])
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}

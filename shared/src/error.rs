@@ -1,0 +1,105 @@
+//! The one error type every handler returns, and its one mapping to HTTP.
+
+use serde::Serialize;
+
+/// One field-level problem, named by its JSON path (`packs[2].expires_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Everything a request can fail with. Mapped to a status and the spec's JSON
+/// error shape in [`ApiError::status`] and [`crate::http::error_response`] only.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { message: String, details: Vec<FieldError> },
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    /// DynamoDB kept throttling or conflicting after every retry.
+    #[error("The service is busy; retry later")]
+    Unavailable { retry_after_secs: u32 },
+    /// A fault we did not expect. The cause is logged, never sent.
+    #[error("Internal Server Error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest { message: message.into(), details: Vec::new() }
+    }
+
+    pub fn invalid(details: Vec<FieldError>) -> Self {
+        Self::BadRequest { message: "The request is invalid".into(), details }
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest { .. } => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict(_) => 409,
+            Self::PayloadTooLarge(_) => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Unprocessable(_) => 422,
+            Self::Internal(_) => 500,
+            Self::Unavailable { .. } => 503,
+        }
+    }
+
+    pub fn details(&self) -> &[FieldError] {
+        match self {
+            Self::BadRequest { details, .. } => details,
+            _ => &[],
+        }
+    }
+}
+
+/// The wire shape: `{"error": {"code", "message", "details"?}}`.
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorPayload<'a>,
+}
+
+#[derive(Serialize)]
+pub struct ErrorPayload<'a> {
+    pub code: u16,
+    pub message: String,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    pub details: &'a [FieldError],
+}
+
+impl ApiError {
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorPayload { code: self.status(), message: self.to_string(), details: self.details() },
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Request parsing and response building shared by every handler, and the one
+//! wrapper ([`dispatch`]) that turns a handler's `Result` into an HTTP response
+//! and logs one structured line per request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiError, FieldError};
+use crate::App;
+
+/// Lambda's synchronous payload limit; API Gateway would never deliver more.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+pub type HandlerResult = Result<Response<Body>, ApiError>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+pub type HandlerFn = fn(App, Request) -> HandlerFuture;
+
+/// One endpoint: its API Gateway route and the library function behind it.
+#[derive(Clone)]
+pub struct Route {
+    /// Logical id of the function in template.yaml (`PostMinutesFunction` → `PostMinutes`).
+    pub name: &'static str,
+    /// The Lambda binary's name (`post-minutes`), also the events/ sample's name.
+    pub binary: &'static str,
+    pub method: Method,
+    /// API Gateway path template, e.g. `/namespaces/{id}/minutes`.
+    pub path: &'static str,
+    pub handler: HandlerFn,
+}
+
+/// Runs `route`'s handler on `req` and never fails: every error becomes the
+/// spec's JSON error. Logs route, status, latency and caller `sub`.
+pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let sub = crate::auth::caller(&req).map(|c| c.sub).unwrap_or_default();
+    let route_key = format!("{} {}", req.method(), route.path);
+    let result = (route.handler)(app, req).await;
+    let response = match result {
+        Ok(resp) => resp,
+        Err(err) => {
+            if let ApiError::Internal(cause) = &err {
+                tracing::error!(route = route.name, cause = %cause, "internal error");
+            }
+            error_response(&err)
+        }
+    };
+    tracing::info!(
+        route = %route_key,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        sub = %sub,
+        "request"
+    );
+    response
+}
+
+pub fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> HandlerResult {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(format!("serialize response: {e}")))?;
+    Ok(raw_json_response(status, bytes))
+}
+
+pub fn raw_json_response(status: u16, bytes: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Body::Binary(bytes));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    // The error body only holds strings and numbers: it always serializes.
+    let bytes = serde_json::to_vec(&err.body()).unwrap_or_else(|_| b"{\"error\":{\"code\":500}}".to_vec());
+    let mut resp = raw_json_response(err.status(), bytes);
+    if let ApiError::Unavailable { retry_after_secs } = err {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    resp
+}
+
+/// Parses the JSON body into `T`, after checking content type and size.
+/// Syntax errors name line and column; schema errors name the field's path.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.len() > 5 && mime[..mime.len() - 5].contains('/') && mime.to_ascii_lowercase().ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes")));
+    }
+    parse_json(body)
+}
+
+/// [`json_body`] without the header checks: for bodies already known to be JSON.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("Request body is empty; a JSON document is required"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            malformed(&inner)
+        } else {
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::invalid(vec![FieldError::new(field, inner.to_string())])
+        }
+    })?;
+    // Characters after the document make it malformed too.
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+fn malformed(err: &serde_json::Error) -> ApiError {
+    // serde_json's message ends with "at line L column C".
+    ApiError::bad_request(format!("Malformed JSON: {err}"))
+}
+
+/// A path parameter that API Gateway matched (always present for its route).
+pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::field(name, "is required in the path"))
+}
+
+/// A path parameter that must be a positive integer.
+pub fn path_id(req: &Request, name: &str) -> Result<u64, ApiError> {
+    let raw = path_param(req, name)?;
+    parse_positive_id(&raw).ok_or_else(|| ApiError::field(name, format!("must be a positive integer, got {raw:?}")))
+}
+
+pub fn parse_positive_id(raw: &str) -> Option<u64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse::<u64>().ok().filter(|&n| n > 0)
+}
+
+/// A query-string parameter, if given.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+}

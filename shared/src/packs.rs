@@ -1,0 +1,718 @@
+//! CI-minute packs (SPEC §3; GitLab's additional packs API).
+//!
+//! Key layout (one table, see template.yaml):
+//! - namespace: `pk = NS#<id>`, `sk = NS`
+//! - pack: `pk = PACK#X#<purchase_xid>` (or `PACK#U#<uuid>` without one), `sk = PACK`,
+//!   `gsi1pk = NSPACKS#<namespace>`, `gsi1sk = <created_at>#<position>#<key>`.
+//!
+//! The pack's own key encodes the unique fact, so "a purchase_xid is provisioned
+//! at most once, ever" is one `attribute_not_exists(pk)` condition, and moving a
+//! pack is one conditional update of its namespace: a pack can never exist twice,
+//! and a move interrupted anywhere is finished by running it again.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+};
+use lambda_http::Request;
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use crate::auth::{caller, SCOPE_ADMIN};
+use crate::db::{self, all_ok, key, Db, DbError, Item, GSI1_PK, PK, TRANSACT_LIMIT};
+use crate::error::{ApiError, FieldError};
+use crate::http::{json_body, json_response, path_id, query_param, HandlerResult};
+use crate::validate::{self, parse_date, BulkLimit};
+use crate::App;
+
+pub const MAX_MINUTES: i64 = 10_000_000;
+pub const MAX_XID_CHARS: usize = 32;
+pub const MAX_PACKS: usize = 1000;
+
+// ---------------------------------------------------------------- domain types
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NamespaceId(pub u64);
+
+/// A purchase's unique id: 1 to 32 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PurchaseXid(String);
+
+impl PurchaseXid {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let chars = raw.chars().count();
+        if chars == 0 || chars > MAX_XID_CHARS {
+            return Err(format!("must be 1 to {MAX_XID_CHARS} characters, got {chars}"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub id: NamespaceId,
+    pub name: String,
+    pub parent_id: Option<NamespaceId>,
+    pub owner_id: u64,
+}
+
+impl Namespace {
+    pub fn is_top_level(&self) -> bool {
+        self.parent_id.is_none()
+    }
+}
+
+/// A pack as asked for: validated, not yet stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackSpec {
+    pub number_of_minutes: u32,
+    pub expires_at: Date,
+    pub purchase_xid: Option<PurchaseXid>,
+}
+
+/// A stored pack. Also its wire shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pack {
+    pub namespace_id: NamespaceId,
+    #[serde(with = "validate::date_format")]
+    pub expires_at: Date,
+    pub number_of_minutes: u32,
+    pub purchase_xid: Option<PurchaseXid>,
+}
+
+impl Pack {
+    /// Still usable on `today`: a pack is good through its expiry date.
+    pub fn is_current(&self, today: Date) -> bool {
+        self.expires_at >= today
+    }
+}
+
+// ---------------------------------------------------------------- wire DTOs
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceInput {
+    pub name: String,
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    pub owner_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NamespaceOut<'a> {
+    pub id: u64,
+    pub name: &'a str,
+    pub parent_id: Option<u64>,
+    pub owner_id: u64,
+}
+
+impl<'a> From<&'a Namespace> for NamespaceOut<'a> {
+    fn from(ns: &'a Namespace) -> Self {
+        Self { id: ns.id.0, name: &ns.name, parent_id: ns.parent_id.map(|p| p.0), owner_id: ns.owner_id }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePacksInput {
+    pub packs: Vec<PackInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackInput {
+    pub number_of_minutes: i64,
+    pub expires_at: String,
+    #[serde(default)]
+    pub purchase_xid: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MinutesOut<'a> {
+    pub namespace_id: NamespaceId,
+    pub purchased_minutes: u64,
+    pub packs: &'a [Pack],
+}
+
+// ---------------------------------------------------------------- validation
+
+pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Namespace, ApiError> {
+    let mut errors = Vec::new();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        errors.push(FieldError::new("name", "must be 1 to 255 characters"));
+    }
+    let parent_id = match input.parent_id {
+        None => None,
+        Some(p) if p > 0 && p as u64 != id.0 => Some(NamespaceId(p as u64)),
+        Some(p) if p > 0 => {
+            errors.push(FieldError::new("parent_id", "cannot be the namespace itself"));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new("parent_id", "must be a positive integer or null"));
+            None
+        }
+    };
+    if input.owner_id <= 0 {
+        errors.push(FieldError::new("owner_id", "must be a positive integer"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(Namespace { id, name: name.to_owned(), parent_id, owner_id: input.owner_id as u64 })
+}
+
+/// Validates every pack, collecting every problem, before anything is written.
+pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, ApiError> {
+    BulkLimit::new("packs", MAX_PACKS).check(input.packs.len())?;
+    let mut errors = Vec::new();
+    let mut specs = Vec::with_capacity(input.packs.len());
+    for (i, pack) in input.packs.into_iter().enumerate() {
+        let field = |name: &str| format!("packs[{i}].{name}");
+        let minutes = if (1..=MAX_MINUTES).contains(&pack.number_of_minutes) {
+            Some(pack.number_of_minutes as u32)
+        } else {
+            errors.push(FieldError::new(field("number_of_minutes"), format!("must be an integer from 1 to {MAX_MINUTES}")));
+            None
+        };
+        let expires = parse_date(&pack.expires_at).map_err(|m| errors.push(FieldError::new(field("expires_at"), m))).ok();
+        let xid = match pack.purchase_xid.as_deref().map(PurchaseXid::parse).transpose() {
+            Ok(x) => x,
+            Err(m) => {
+                errors.push(FieldError::new(field("purchase_xid"), m));
+                None
+            }
+        };
+        if let (Some(number_of_minutes), Some(expires_at)) = (minutes, expires) {
+            specs.push(PackSpec { number_of_minutes, expires_at, purchase_xid: xid });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(specs)
+}
+
+// ---------------------------------------------------------------- item mapping
+
+fn namespace_pk(id: NamespaceId) -> String {
+    format!("NS#{}", id.0)
+}
+
+fn namespace_key(id: NamespaceId) -> Item {
+    key(namespace_pk(id), "NS")
+}
+
+fn packs_gsi_pk(id: NamespaceId) -> String {
+    format!("NSPACKS#{}", id.0)
+}
+
+fn xid_pack_pk(xid: &PurchaseXid) -> String {
+    format!("PACK#X#{}", xid.as_str())
+}
+
+fn pack_key_of(pk: String) -> Item {
+    key(pk, "PACK")
+}
+
+/// A namespace as stored.
+#[derive(Serialize, Deserialize)]
+struct NamespaceItem {
+    pk: String,
+    sk: String,
+    id: u64,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent_id: Option<u64>,
+    owner_id: u64,
+}
+
+impl NamespaceItem {
+    fn from_domain(ns: &Namespace) -> Self {
+        Self {
+            pk: namespace_pk(ns.id),
+            sk: "NS".into(),
+            id: ns.id.0,
+            name: ns.name.clone(),
+            parent_id: ns.parent_id.map(|p| p.0),
+            owner_id: ns.owner_id,
+        }
+    }
+
+    fn into_domain(self) -> Namespace {
+        Namespace { id: NamespaceId(self.id), name: self.name, parent_id: self.parent_id.map(NamespaceId), owner_id: self.owner_id }
+    }
+}
+
+/// A pack as stored. `request_id` marks the request that created it, so that
+/// request (and only it) can undo its own partial writes.
+#[derive(Serialize, Deserialize)]
+struct PackItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    namespace_id: u64,
+    number_of_minutes: u32,
+    expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    purchase_xid: Option<String>,
+    created_at: String,
+    request_id: String,
+}
+
+impl PackItem {
+    fn into_domain(self) -> Result<Pack, DbError> {
+        let expires_at =
+            parse_date(&self.expires_at).map_err(|m| DbError::Other(format!("stored pack {}: expires_at {m}", self.pk)))?;
+        let purchase_xid = self
+            .purchase_xid
+            .as_deref()
+            .map(PurchaseXid::parse)
+            .transpose()
+            .map_err(|m| DbError::Other(format!("stored pack {}: purchase_xid {m}", self.pk)))?;
+        Ok(Pack { namespace_id: NamespaceId(self.namespace_id), expires_at, number_of_minutes: self.number_of_minutes, purchase_xid })
+    }
+}
+
+fn to_item<T: Serialize>(v: &T) -> Result<Item, DbError> {
+    serde_dynamo::to_item(v).map_err(|e| DbError::Other(format!("to item: {e}")))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, DbError> {
+    serde_dynamo::from_item(item).map_err(|e| DbError::Other(format!("from item: {e}")))
+}
+
+// ---------------------------------------------------------------- store
+
+pub async fn put_namespace(db: &Db, ns: &Namespace) -> Result<(), DbError> {
+    db.put(to_item(&NamespaceItem::from_domain(ns))?).await
+}
+
+pub async fn get_namespace(db: &Db, id: NamespaceId) -> Result<Option<Namespace>, DbError> {
+    db.get(namespace_key(id)).await?.map(|item| from_item::<NamespaceItem>(item).map(NamespaceItem::into_domain)).transpose()
+}
+
+/// Both namespaces in one BatchGetItem.
+pub async fn get_namespace_pair(
+    db: &Db,
+    a: NamespaceId,
+    b: NamespaceId,
+) -> Result<(Option<Namespace>, Option<Namespace>), DbError> {
+    let found = db.batch_get(vec![namespace_key(a), namespace_key(b)]).await?;
+    let mut by_id: HashMap<u64, Namespace> = HashMap::new();
+    for item in found {
+        let ns = from_item::<NamespaceItem>(item)?.into_domain();
+        by_id.insert(ns.id.0, ns);
+    }
+    Ok((by_id.remove(&a.0), by_id.remove(&b.0)))
+}
+
+/// Every pack of a namespace, oldest first.
+pub async fn list_packs(db: &Db, id: NamespaceId) -> Result<Vec<Pack>, DbError> {
+    db.query_gsi1(&packs_gsi_pk(id)).await?.into_iter().map(|item| from_item::<PackItem>(item)?.into_domain()).collect()
+}
+
+/// The stored packs among `xids`, by xid.
+async fn get_xid_packs(db: &Db, xids: &[&PurchaseXid]) -> Result<HashMap<String, Pack>, DbError> {
+    let keys = xids.iter().map(|x| pack_key_of(xid_pack_pk(x))).collect();
+    let mut by_xid = HashMap::new();
+    for item in db.batch_get(keys).await? {
+        let pack = from_item::<PackItem>(item)?.into_domain()?;
+        if let Some(xid) = &pack.purchase_xid {
+            by_xid.insert(xid.as_str().to_owned(), pack);
+        }
+    }
+    Ok(by_xid)
+}
+
+/// What creating packs can end in, short of success.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("purchase_xid already provisioned to another namespace: {0:?}")]
+    XidTaken(Vec<String>),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<CreateError> for ApiError {
+    fn from(err: CreateError) -> Self {
+        match err {
+            CreateError::XidTaken(xids) => ApiError::Conflict(format!(
+                "purchase_xid {} already provisioned to another namespace",
+                xids.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")
+            )),
+            CreateError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// One pack this request is about to create.
+struct NewPack {
+    pack: Pack,
+    pk: String,
+    position: usize,
+}
+
+/// Creates `specs` in namespace `ns` exactly once, returning one pack per
+/// distinct pack in request order (stored packs unchanged for known xids).
+///
+/// 1. One BatchGetItem round finds xids already provisioned; any in another
+///    namespace → [`CreateError::XidTaken`] and nothing written.
+/// 2. New xid packs go in TransactWriteItems of 100, each put conditioned on
+///    `attribute_not_exists(pk)`; a pack without xid has a fresh key and goes
+///    through BatchWriteItem. A lost race on an xid is re-read: same namespace,
+///    the winner's pack is returned; another namespace, 409.
+/// 3. If the request fails after writing some packs (409 from a race, or
+///    retries exhausted), it deletes what it wrote before answering, so an
+///    error never leaves half a request behind and a retry converges.
+pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Result<Vec<Pack>, CreateError> {
+    // Distinct packs in request order; the same xid twice is one pack.
+    let mut seen: HashSet<&PurchaseXid> = HashSet::new();
+    let distinct: Vec<&PackSpec> =
+        specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
+    let xids: Vec<&PurchaseXid> = distinct.iter().filter_map(|s| s.purchase_xid.as_ref()).collect();
+
+    let mut stored = get_xid_packs(db, &xids).await?;
+    let taken: Vec<String> =
+        stored.iter().filter(|(_, p)| p.namespace_id != ns).map(|(x, _)| x.clone()).collect();
+    if !taken.is_empty() {
+        return Err(CreateError::XidTaken(sorted(taken)));
+    }
+
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let created_at = now_rfc3339();
+    let mut with_xid = Vec::new();
+    let mut without_xid = Vec::new();
+    for (position, spec) in distinct.iter().enumerate() {
+        let pack = Pack {
+            namespace_id: ns,
+            expires_at: spec.expires_at,
+            number_of_minutes: spec.number_of_minutes,
+            purchase_xid: spec.purchase_xid.clone(),
+        };
+        match &spec.purchase_xid {
+            Some(xid) if stored.contains_key(xid.as_str()) => {}
+            Some(xid) => with_xid.push(NewPack { pk: xid_pack_pk(xid), pack, position }),
+            None => without_xid.push(NewPack { pk: format!("PACK#U#{}", uuid::Uuid::new_v4()), pack, position }),
+        }
+    }
+
+    let item_of = |p: &NewPack| -> Result<Item, DbError> {
+        to_item(&PackItem {
+            pk: p.pk.clone(),
+            sk: "PACK".into(),
+            gsi1pk: packs_gsi_pk(ns),
+            gsi1sk: format!("{created_at}#{:04}#{}", p.position, p.pk),
+            namespace_id: ns.0,
+            number_of_minutes: p.pack.number_of_minutes,
+            expires_at: validate::format_date(p.pack.expires_at),
+            purchase_xid: p.pack.purchase_xid.as_ref().map(|x| x.as_str().to_owned()),
+            created_at: created_at.clone(),
+            request_id: request_id.clone(),
+        })
+    };
+    let xid_chunks: Vec<Vec<(String, Item)>> = with_xid
+        .iter()
+        .map(|p| Ok((p.pk.clone(), item_of(p)?)))
+        .collect::<Result<Vec<_>, DbError>>()?
+        .chunks(TRANSACT_LIMIT)
+        .map(<[_]>::to_vec)
+        .collect();
+    let plain_requests = without_xid
+        .iter()
+        .map(|p| Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item_of(p)?)).build().map_err(build_err)?).build()))
+        .collect::<Result<Vec<_>, DbError>>()?;
+
+    let (xid_outcomes, plain_outcome) = tokio::join!(
+        db.for_each_chunk(xid_chunks, move |db, chunk| async move { put_new_xid_packs(&db, ns, chunk).await }),
+        db.batch_write(plain_requests),
+    );
+
+    let mut failure: Option<CreateError> = plain_outcome.err().map(CreateError::from);
+    let mut taken = Vec::new();
+    for outcome in xid_outcomes {
+        match outcome {
+            Ok(chunk) => {
+                taken.extend(chunk.taken);
+                stored.extend(chunk.raced.into_iter().filter_map(|p| Some((p.purchase_xid.clone()?.as_str().to_owned(), p))));
+            }
+            Err(e) => {
+                failure.get_or_insert(e.into());
+            }
+        }
+    }
+    if !taken.is_empty() {
+        failure = Some(CreateError::XidTaken(sorted(taken)));
+    }
+    if let Some(err) = failure {
+        let xid_pks = with_xid.iter().map(|p| p.pk.clone()).collect();
+        let plain_pks = without_xid.iter().map(|p| p.pk.clone()).collect();
+        if let Err(undo) = undo_packs(db, &request_id, xid_pks, plain_pks).await {
+            tracing::error!(error = %undo, request_id, "could not undo a failed pack request");
+        }
+        return Err(err);
+    }
+
+    // Assemble the answer in request order.
+    let mut fresh: HashMap<usize, Pack> = with_xid.into_iter().chain(without_xid).map(|p| (p.position, p.pack)).collect();
+    let mut out = Vec::with_capacity(distinct.len());
+    for (position, spec) in distinct.iter().enumerate() {
+        let pack = match &spec.purchase_xid {
+            Some(xid) => match stored.remove(xid.as_str()) {
+                Some(p) => Some(p),
+                None => fresh.remove(&position),
+            },
+            None => fresh.remove(&position),
+        };
+        out.extend(pack);
+    }
+    Ok(out)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
+    DbError::Other(format!("build request: {e}"))
+}
+
+#[derive(Default)]
+struct XidChunkOutcome {
+    /// Packs another request created first, in this namespace: returned as stored.
+    raced: Vec<Pack>,
+    /// Xids another request provisioned to another namespace first.
+    taken: Vec<String>,
+}
+
+/// Puts one chunk (≤ 100) of new xid packs atomically. When some xids were
+/// created concurrently, reads them, sets them aside and puts the rest again.
+async fn put_new_xid_packs(db: &Db, ns: NamespaceId, mut chunk: Vec<(String, Item)>) -> Result<XidChunkOutcome, DbError> {
+    let mut outcome = XidChunkOutcome::default();
+    while !chunk.is_empty() {
+        let puts = chunk
+            .iter()
+            .map(|(_, item)| {
+                Put::builder()
+                    .table_name(&*db.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
+                    .build()
+                    .map(|put| TransactWriteItem::builder().put(put).build())
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match db.transact(puts).await {
+            Ok(()) => break,
+            Err(DbError::ConditionFailed(indices)) => {
+                let lost: HashSet<usize> = indices.into_iter().collect();
+                let (raced, rest): (Vec<_>, Vec<_>) =
+                    chunk.into_iter().enumerate().partition(|(i, _)| lost.contains(i));
+                let keys = raced.iter().map(|(_, (pk, _))| pack_key_of(pk.clone())).collect();
+                for item in db.batch_get(keys).await? {
+                    let pack = from_item::<PackItem>(item)?.into_domain()?;
+                    match (&pack.purchase_xid, pack.namespace_id == ns) {
+                        (Some(_), true) => outcome.raced.push(pack),
+                        (Some(xid), false) => outcome.taken.push(xid.as_str().to_owned()),
+                        (None, _) => {}
+                    }
+                }
+                if !outcome.taken.is_empty() {
+                    // The request will fail whole; writing the rest is wasted work.
+                    break;
+                }
+                chunk = rest.into_iter().map(|(_, c)| c).collect();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Deletes what request `request_id` wrote: xid packs only where this request
+/// created them (a condition on `request_id`), packs without xid by key (their
+/// keys are this request's own).
+async fn undo_packs(db: &Db, request_id: &str, xid_pks: Vec<String>, plain_pks: Vec<String>) -> Result<(), DbError> {
+    let deletes = plain_pks
+        .into_iter()
+        .map(|pk| {
+            DeleteRequest::builder()
+                .set_key(Some(pack_key_of(pk)))
+                .build()
+                .map(|d| WriteRequest::builder().delete_request(d).build())
+                .map_err(build_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    db.batch_write(deletes).await?;
+    let chunks: Vec<Vec<String>> = xid_pks.chunks(TRANSACT_LIMIT).map(<[String]>::to_vec).collect();
+    let rid = request_id.to_owned();
+    all_ok(
+        db.for_each_chunk(chunks, move |db, chunk| {
+            let rid = rid.clone();
+            async move { conditional_each(&db, chunk, |db, pk| delete_if_created_by(db, pk, &rid)).await }
+        })
+        .await,
+    )?;
+    Ok(())
+}
+
+fn delete_if_created_by(db: &Db, pk: &str, request_id: &str) -> Result<TransactWriteItem, DbError> {
+    aws_sdk_dynamodb::types::Delete::builder()
+        .table_name(&*db.table)
+        .set_key(Some(pack_key_of(pk.to_owned())))
+        .condition_expression("request_id = :rid")
+        .expression_attribute_values(":rid", AttributeValue::S(request_id.to_owned()))
+        .build()
+        .map(|d| TransactWriteItem::builder().delete(d).build())
+        .map_err(build_err)
+}
+
+/// Applies one conditional write per key in a single transaction; keys whose
+/// condition fails are dropped and the rest tried again. Returns how many
+/// writes applied.
+async fn conditional_each<F>(db: &Db, mut pks: Vec<String>, write: F) -> Result<usize, DbError>
+where
+    F: Fn(&Db, &str) -> Result<TransactWriteItem, DbError>,
+{
+    while !pks.is_empty() {
+        let items = pks.iter().map(|pk| write(db, pk)).collect::<Result<Vec<_>, _>>()?;
+        match db.transact(items).await {
+            Ok(()) => return Ok(pks.len()),
+            Err(DbError::ConditionFailed(indices)) => {
+                let failed: HashSet<usize> = indices.into_iter().collect();
+                pks = pks.into_iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, pk)| pk).collect();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(0)
+}
+
+/// Moves every pack of `from` to `to`: one conditional update of each pack's
+/// namespace (`namespace_id = from`), 100 a transaction. Running it again after
+/// a crash moves what is left; a pack is never copied, so never duplicated.
+/// Returns how many packs this call moved.
+pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId) -> Result<usize, DbError> {
+    let pks: Vec<String> = db
+        .query_gsi1(&packs_gsi_pk(from))
+        .await?
+        .into_iter()
+        .filter_map(|mut item| match item.remove(PK) {
+            Some(AttributeValue::S(pk)) => Some(pk),
+            _ => None,
+        })
+        .collect();
+    let chunks: Vec<Vec<String>> = pks.chunks(TRANSACT_LIMIT).map(<[String]>::to_vec).collect();
+    let moved = all_ok(
+        db.for_each_chunk(chunks, move |db, chunk| async move {
+            conditional_each(&db, chunk, |db, pk| move_one(db, pk, from, to)).await
+        })
+        .await,
+    )?;
+    Ok(moved.into_iter().sum())
+}
+
+fn move_one(db: &Db, pk: &str, from: NamespaceId, to: NamespaceId) -> Result<TransactWriteItem, DbError> {
+    Update::builder()
+        .table_name(&*db.table)
+        .set_key(Some(pack_key_of(pk.to_owned())))
+        .update_expression("SET namespace_id = :to, #gpk = :gpk")
+        .condition_expression("namespace_id = :from")
+        .expression_attribute_names("#gpk", GSI1_PK)
+        .expression_attribute_values(":to", db::n(to.0))
+        .expression_attribute_values(":from", db::n(from.0))
+        .expression_attribute_values(":gpk", db::s(packs_gsi_pk(to)))
+        .build()
+        .map(|u| TransactWriteItem::builder().update(u).build())
+        .map_err(build_err)
+}
+
+fn now_rfc3339() -> String {
+    validate::format_timestamp(OffsetDateTime::now_utc())
+}
+
+// ---------------------------------------------------------------- handlers
+
+fn require_admin(req: &Request) -> Result<(), ApiError> {
+    caller(req)?.require_any(&[SCOPE_ADMIN])
+}
+
+/// `PUT /namespaces/{id}`
+pub async fn put_namespace_handler(app: App, req: Request) -> HandlerResult {
+    require_admin(&req)?;
+    let id = NamespaceId(path_id(&req, "id")?);
+    let ns = validate_namespace(id, json_body(&req)?)?;
+    put_namespace(&app.db, &ns).await?;
+    tracing::info!(namespace_id = id.0, "namespace registered");
+    json_response(200, &NamespaceOut::from(&ns))
+}
+
+/// `POST /namespaces/{id}/minutes`
+pub async fn post_minutes_handler(app: App, req: Request) -> HandlerResult {
+    require_admin(&req)?;
+    let id = NamespaceId(path_id(&req, "id")?);
+    let specs = validate_packs(json_body(&req)?)?;
+    let ns = get_namespace(&app.db, id).await?.ok_or_else(|| ApiError::NotFound("Namespace Not Found".into()))?;
+    if !ns.is_top_level() {
+        return Err(ApiError::bad_request("Namespace must be a top-level namespace"));
+    }
+    let packs = create_packs(&app.db, id, specs).await?;
+    tracing::info!(namespace_id = id.0, packs = packs.len(), "packs provisioned");
+    json_response(201, &packs)
+}
+
+/// `GET /namespaces/{id}/minutes[?include_expired=true]`
+pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
+    require_admin(&req)?;
+    let id = NamespaceId(path_id(&req, "id")?);
+    let include_expired = match query_param(&req, "include_expired").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::field("include_expired", format!("must be true or false, got {other:?}"))),
+    };
+    if get_namespace(&app.db, id).await?.is_none() {
+        return Err(ApiError::NotFound("Namespace Not Found".into()));
+    }
+    let today = OffsetDateTime::now_utc().date();
+    let mut packs = list_packs(&app.db, id).await?;
+    let purchased_minutes = packs.iter().filter(|p| p.is_current(today)).map(|p| u64::from(p.number_of_minutes)).sum();
+    if !include_expired {
+        packs.retain(|p| p.is_current(today));
+    }
+    json_response(200, &MinutesOut { namespace_id: id, purchased_minutes, packs: &packs })
+}
+
+/// `PATCH /namespaces/{id}/minutes/move/{target_id}`
+pub async fn move_minutes_handler(app: App, req: Request) -> HandlerResult {
+    require_admin(&req)?;
+    let from = NamespaceId(path_id(&req, "id")?);
+    let to = NamespaceId(path_id(&req, "target_id")?);
+    if from == to {
+        return Err(ApiError::bad_request("Namespace and target namespace must differ"));
+    }
+    let (source, target) = get_namespace_pair(&app.db, from, to).await?;
+    let source = source.ok_or_else(|| ApiError::NotFound("Namespace Not Found".into()))?;
+    let target = target.ok_or_else(|| ApiError::NotFound("Target namespace Not Found".into()))?;
+    if !source.is_top_level() || !target.is_top_level() {
+        return Err(ApiError::bad_request("Both namespaces must be top-level namespaces"));
+    }
+    if source.owner_id != target.owner_id {
+        return Err(ApiError::bad_request("Both namespaces must have the same owner"));
+    }
+    let moved = move_packs(&app.db, from, to).await?;
+    tracing::info!(from = from.0, to = to.0, moved, "packs moved");
+    json_response(202, &serde_json::json!({"message": "202 Accepted"}))
+}
+

@@ -1,0 +1,143 @@
+//! Every endpoint: its API Gateway route, its Lambda binary and its handler.
+//! The local front routes with this table; a test checks it against
+//! template.yaml and openapi.json, so the three cannot drift apart.
+
+use lambda_http::http::Method;
+
+use crate::error::ApiError;
+use crate::http::Route;
+use crate::packs;
+
+pub static PUT_NAMESPACE: Route = Route {
+    name: "PutNamespace",
+    binary: "put-namespace",
+    method: Method::PUT,
+    path: "/namespaces/{id}",
+    handler: |app, req| Box::pin(packs::put_namespace_handler(app, req)),
+};
+
+pub static POST_MINUTES: Route = Route {
+    name: "PostMinutes",
+    binary: "post-minutes",
+    method: Method::POST,
+    path: "/namespaces/{id}/minutes",
+    handler: |app, req| Box::pin(packs::post_minutes_handler(app, req)),
+};
+
+pub static GET_MINUTES: Route = Route {
+    name: "GetMinutes",
+    binary: "get-minutes",
+    method: Method::GET,
+    path: "/namespaces/{id}/minutes",
+    handler: |app, req| Box::pin(packs::get_minutes_handler(app, req)),
+};
+
+pub static MOVE_MINUTES: Route = Route {
+    name: "MoveMinutes",
+    binary: "move-minutes",
+    method: Method::PATCH,
+    path: "/namespaces/{id}/minutes/move/{target_id}",
+    handler: |app, req| Box::pin(packs::move_minutes_handler(app, req)),
+};
+
+pub static ROUTES: &[&Route] = &[&PUT_NAMESPACE, &POST_MINUTES, &GET_MINUTES, &MOVE_MINUTES];
+
+/// API Gateway's `$default` route: whatever no route above matches. It answers
+/// 404, or 405 where the path exists under another method, in the error shape.
+pub static NOT_FOUND: Route = Route {
+    name: "NotFound",
+    binary: "not-found",
+    method: Method::GET, // unused: `$default` takes every method
+    path: "$default",
+    handler: |_app, req| Box::pin(async move { Err(unmatched(req.method(), req.uri().path())) }),
+};
+
+/// The error for a request no route matches.
+pub fn unmatched(method: &Method, path: &str) -> ApiError {
+    match match_route(ROUTES, method, path) {
+        Match::WrongMethod => ApiError::MethodNotAllowed,
+        _ => ApiError::NotFound(format!("No route for {method} {path}")),
+    }
+}
+
+/// What matching a method and path against [`ROUTES`] gives.
+pub enum Match<'a> {
+    Found(&'a Route, Vec<(String, String)>),
+    /// The path exists, but not for this method.
+    WrongMethod,
+    NotFound,
+}
+
+/// Matches like API Gateway HTTP APIs: literal segments before `{params}`
+/// (the most specific route wins); a `{param}` matches one non-empty segment.
+pub fn match_route<'a>(routes: &[&'a Route], method: &Method, path: &str) -> Match<'a> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut best: Option<(&'a Route, Vec<(String, String)>, usize)> = None;
+    let mut path_matched = false;
+    for &route in routes {
+        let Some(params) = match_path(route.path, &segments) else { continue };
+        path_matched = true;
+        if route.method != *method {
+            continue;
+        }
+        let literals = route.path.split('/').filter(|s| !s.starts_with('{')).count();
+        if best.as_ref().is_none_or(|(_, _, l)| literals > *l) {
+            best = Some((route, params, literals));
+        }
+    }
+    match best {
+        Some((route, params, _)) => Match::Found(route, params),
+        None if path_matched => Match::WrongMethod,
+        None => Match::NotFound,
+    }
+}
+
+fn match_path(template: &str, segments: &[&str]) -> Option<Vec<(String, String)>> {
+    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (part, seg) in parts.iter().zip(segments) {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if seg.is_empty() {
+                return None;
+            }
+            params.push((name.to_owned(), (*seg).to_owned()));
+        } else if part != seg {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_routes_like_api_gateway() {
+        match match_route(ROUTES, &Method::PATCH, "/namespaces/1/minutes/move/2") {
+            Match::Found(r, params) => {
+                assert_eq!(r.name, "MoveMinutes");
+                assert_eq!(params, vec![("id".into(), "1".into()), ("target_id".into(), "2".into())]);
+            }
+            _ => panic!("expected a match"),
+        }
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/namespaces/1/minutes"), Match::WrongMethod));
+        assert!(matches!(match_route(ROUTES, &Method::GET, "/nope"), Match::NotFound));
+        assert!(matches!(match_route(ROUTES, &Method::GET, "/namespaces//minutes"), Match::NotFound));
+    }
+
+    #[test]
+    fn route_names_and_binaries_are_unique() {
+        let mut names: Vec<_> = ROUTES.iter().map(|r| r.name).collect();
+        let mut bins: Vec<_> = ROUTES.iter().map(|r| r.binary).collect();
+        names.sort();
+        names.dedup();
+        bins.sort();
+        bins.dedup();
+        assert_eq!(names.len(), ROUTES.len());
+        assert_eq!(bins.len(), ROUTES.len());
+    }
+}

@@ -1,0 +1,87 @@
+//! Parsing shared by every domain: dates, timestamps, bulk limits.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime};
+
+use crate::error::ApiError;
+
+/// A real calendar date written exactly `YYYY-MM-DD` (`2022-02-30` is not one).
+pub fn parse_date(raw: &str) -> Result<Date, String> {
+    let shape_ok = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !shape_ok {
+        return Err(format!("must be a date YYYY-MM-DD, got {raw:?}"));
+    }
+    Date::parse(raw, format_description!("[year]-[month]-[day]")).map_err(|_| format!("{raw:?} is not a real date"))
+}
+
+pub fn format_date(date: Date) -> String {
+    let (y, m, d) = (date.year(), u8::from(date.month()), date.day());
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// RFC 3339, UTC, whole seconds with millis: `2026-11-24T02:40:09.123Z`.
+pub fn format_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Serde adapter writing a [`Date`] as `YYYY-MM-DD`.
+pub mod date_format {
+    use serde::Serializer;
+    use time::Date;
+
+    pub fn serialize<S: Serializer>(date: &Date, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_date(*date))
+    }
+}
+
+/// A bulk array's bounds: empty → 400, over the limit → 413.
+pub struct BulkLimit {
+    field: &'static str,
+    max: usize,
+}
+
+impl BulkLimit {
+    pub const fn new(field: &'static str, max: usize) -> Self {
+        Self { field, max }
+    }
+
+    pub fn check(&self, len: usize) -> Result<(), ApiError> {
+        if len == 0 {
+            return Err(ApiError::field(self.field, "must not be empty"));
+        }
+        if len > self.max {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "{} has {len} items; at most {} are accepted in one request",
+                self.field, self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_be_real_and_exactly_shaped() {
+        assert!(parse_date("2022-01-01").is_ok());
+        assert!(parse_date("2024-02-29").is_ok());
+        for bad in ["2022-02-30", "2023-02-29", "2022-1-01", "22-01-01", "2022/01/01", "2022-01-01T00:00:00Z", "", "+02022-01-01"] {
+            assert!(parse_date(bad).is_err(), "{bad} should be rejected");
+        }
+        assert_eq!(format_date(parse_date("0999-12-31").unwrap()), "0999-12-31");
+    }
+
+    #[test]
+    fn bulk_limit_bounds() {
+        let limit = BulkLimit::new("packs", 3);
+        assert_eq!(limit.check(0).unwrap_err().status(), 400);
+        assert!(limit.check(3).is_ok());
+        assert_eq!(limit.check(4).unwrap_err().status(), 413);
+    }
+}
