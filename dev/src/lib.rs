@@ -2,6 +2,7 @@
 //! from template.yaml, dev tokens, and a front that routes like API Gateway.
 
 pub mod dynamo_local;
+pub mod faults;
 pub mod front;
 pub mod template;
 pub mod token;

@@ -102,7 +102,27 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes")));
     }
+    require_object(body)?;
     parse_json(body)
+}
+
+/// A body that must be one JSON object: an array, string or number is 400
+/// with that said plainly (serde would read an array as a tuple-struct).
+fn require_object(body: &[u8]) -> Result<(), ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => {
+            let value: serde_json::Value = parse_json(body)?;
+            let kind = match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err(ApiError::field("body", format!("must be a JSON object, got {kind}")))
+        }
+    }
 }
 
 /// [`json_body`] without the header checks: for bodies already known to be JSON.

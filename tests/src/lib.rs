@@ -1,1 +1,170 @@
-pub fn x(){}
+//! Test harness: one DynamoDB Local per test process (AWS's own jar), and per
+//! test a fresh table (from template.yaml), a fault-injecting SDK client and a
+//! local front on a free port, called over real HTTP.
+
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Duration;
+
+use allotment::db::{Db, RetryPolicy};
+use allotment::App;
+use allotment_dev::dynamo_local::DynamoLocal;
+use allotment_dev::faults::Faults;
+use allotment_dev::front::{serve, Front};
+use allotment_dev::{template, token};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderMap;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+pub use allotment_dev::faults::Fault;
+
+pub const SECRET: &[u8] = b"test-secret";
+
+/// DynamoDB Local's endpoint: `DYNAMODB_ENDPOINT` if set, else one JVM
+/// started for this test process on a free port, kept until it exits.
+pub fn dynamo_endpoint() -> String {
+    static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(e) = std::env::var("DYNAMODB_ENDPOINT") {
+                return Ok(e);
+            }
+            let (tx, rx) = mpsc::channel();
+            // A thread that never ends owns the JVM: it dies with the process
+            // (PR_SET_PDEATHSIG follows the starting thread).
+            std::thread::spawn(move || match DynamoLocal::start(None) {
+                Ok(local) => {
+                    let _ = tx.send(Ok(local.endpoint.clone()));
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            });
+            rx.recv().unwrap_or_else(|e| Err(e.to_string()))
+        })
+        .clone()
+        .expect("DynamoDB Local")
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub bytes: Bytes,
+    pub body: Value,
+}
+
+impl std::fmt::Debug for Resp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.bytes))
+    }
+}
+
+pub struct TestApi {
+    pub base: String,
+    pub app: App,
+    pub faults: Faults,
+    pub table: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApi {
+    /// A fresh table and front, with quick retries so fault tests stay fast.
+    pub async fn start() -> Self {
+        Self::with_retry(RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(2), max_delay: Duration::from_millis(40) }).await
+    }
+
+    pub async fn with_retry(retry: RetryPolicy) -> Self {
+        let endpoint = dynamo_endpoint();
+        let table = format!("t{}", uuid::Uuid::new_v4().simple());
+        let faults = Faults::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(allotment::local_config(&endpoint).interceptor(faults.clone()).build());
+        template::ensure_table(&client, &table).await.expect("create table");
+        let mut db = Db::new(client, table.as_str());
+        db.retry = retry;
+        let app = App::new(db);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        faults.reset_counts();
+        Self { base, app, faults, table, http, server }
+    }
+
+    pub fn token(&self, sub: &str, scope: &str) -> String {
+        token::mint(SECRET, sub, scope, 3600, json!({}))
+    }
+
+    pub fn admin(&self) -> String {
+        self.token("billing", "admin")
+    }
+
+    /// A JSON request with a bearer token.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(t) = token {
+            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.raw(method, path, &headers, bytes).await
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Resp {
+        let mut req = hyper::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).expect("request");
+        let resp = self.http.request(req).await.expect("HTTP call");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp { status, headers, bytes, body }
+    }
+
+    /// Every item in the table (a Scan: tests only, never a request path).
+    pub async fn all_items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .app
+                .db
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return out,
+            }
+        }
+    }
+
+    /// Items whose `pk` starts with `prefix`.
+    pub async fn count_prefix(&self, prefix: &str) -> usize {
+        self.all_items()
+            .await
+            .iter()
+            .filter(|i| matches!(i.get("pk"), Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) if pk.starts_with(prefix)))
+            .count()
+    }
+}

@@ -1,0 +1,230 @@
+//! An SDK interceptor that counts DynamoDB requests per operation and injects
+//! the faults real DynamoDB produces: throttling, `UnprocessedItems` /
+//! `UnprocessedKeys`, and transaction conflicts. A faulted request is turned
+//! into a harmless `ListTables` before it is signed, so DynamoDB Local applies
+//! nothing of it (a partially processed BatchWriteItem writes only its first
+//! half), and the response is replaced by the one DynamoDB would have sent.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `ThrottlingException` (HTTP 400); nothing applied.
+    Throttle,
+    /// BatchWriteItem: the second half of the items comes back unprocessed;
+    /// BatchGetItem: every key comes back unprocessed.
+    Unprocessed,
+    /// TransactWriteItems cancelled with `TransactionConflict`; nothing applied.
+    TransactionConflict,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    operation: &'static str,
+    /// Calls to let through before faulting.
+    pass: usize,
+    /// Calls to fault after that (`usize::MAX`: all).
+    times: usize,
+    fault: Fault,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    calls: HashMap<String, usize>,
+    faults_injected: usize,
+}
+
+/// Shared handle: the test keeps one, the SDK client holds the interceptor.
+#[derive(Clone, Default)]
+pub struct Faults {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Faults")
+    }
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next `times` calls of `operation` (e.g. "BatchWriteItem") fail with `fault`.
+    pub fn inject(&self, operation: &'static str, fault: Fault, times: usize) -> &Self {
+        self.lock().rules.push(Rule { operation, pass: 0, times, fault });
+        self
+    }
+
+    /// After `pass` more calls of `operation` succeed, every later one fails.
+    pub fn fail_after(&self, operation: &'static str, pass: usize, fault: Fault) -> &Self {
+        self.lock().rules.push(Rule { operation, pass, times: usize::MAX, fault });
+        self
+    }
+
+    pub fn clear(&self) {
+        self.lock().rules.clear();
+    }
+
+    /// Requests sent per operation since the start (faulted ones included).
+    pub fn calls(&self, operation: &str) -> usize {
+        self.lock().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// All write requests: PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems.
+    pub fn write_calls(&self) -> usize {
+        ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"].iter().map(|op| self.calls(op)).sum()
+    }
+
+    pub fn faults_injected(&self) -> usize {
+        self.lock().faults_injected
+    }
+
+    pub fn reset_counts(&self) {
+        let mut state = self.lock();
+        state.calls.clear();
+        state.faults_injected = 0;
+    }
+
+    /// Counts the call and says which fault, if any, it gets.
+    fn on_call(&self, operation: &str) -> Option<Fault> {
+        let mut state = self.lock();
+        *state.calls.entry(operation.to_owned()).or_default() += 1;
+        let rule = state.rules.iter_mut().find(|r| r.operation == operation && (r.pass > 0 || r.times > 0))?;
+        if rule.pass > 0 {
+            rule.pass -= 1;
+            return None;
+        }
+        rule.times = rule.times.saturating_sub(1);
+        let fault = rule.fault;
+        state.faults_injected += 1;
+        Some(fault)
+    }
+}
+
+/// What `modify_before_signing` decided, for `modify_before_deserialization`.
+#[derive(Debug, Clone)]
+struct Injected {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Storable for Injected {
+    type Storer = StoreReplace<Self>;
+}
+
+const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+
+fn error_body(kind: &str, message: &str, extra: Value) -> Vec<u8> {
+    let mut v = json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
+    if let (Some(o), Value::Object(more)) = (v.as_object_mut(), extra) {
+        o.extend(more);
+    }
+    v.to_string().into_bytes()
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "allotment-faults"
+    }
+
+    fn modify_before_signing(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = ctx.request_mut();
+        let operation = request.headers().get("x-amz-target").and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("").to_owned();
+        let Some(fault) = self.on_call(&operation) else { return Ok(()) };
+        let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+
+        let mut forward: Option<Value> = None; // a reduced request to really send
+        let injected = match (fault, operation.as_str()) {
+            (Fault::Unprocessed, "BatchWriteItem") => {
+                let mut kept = body.clone();
+                let mut unprocessed = serde_json::Map::new();
+                if let Some(tables) = kept.get_mut("RequestItems").and_then(Value::as_object_mut) {
+                    for (table, items) in tables.iter_mut() {
+                        if let Some(list) = items.as_array_mut() {
+                            let rest = list.split_off(list.len() / 2);
+                            unprocessed.insert(table.clone(), Value::Array(rest));
+                        }
+                    }
+                    tables.retain(|_, items| items.as_array().is_some_and(|l| !l.is_empty()));
+                }
+                let has_kept = kept.get("RequestItems").and_then(Value::as_object).is_some_and(|t| !t.is_empty());
+                if has_kept {
+                    forward = Some(kept);
+                }
+                Injected { status: 200, body: json!({"UnprocessedItems": unprocessed}).to_string().into_bytes() }
+            }
+            (Fault::Unprocessed, "BatchGetItem") => {
+                let all = body.get("RequestItems").cloned().unwrap_or_else(|| json!({}));
+                let empty: serde_json::Map<String, Value> =
+                    all.as_object().map(|t| t.keys().map(|k| (k.clone(), json!([]))).collect()).unwrap_or_default();
+                Injected { status: 200, body: json!({"Responses": empty, "UnprocessedKeys": all}).to_string().into_bytes() }
+            }
+            (Fault::TransactionConflict, _) => {
+                let n = body.get("TransactItems").and_then(Value::as_array).map_or(1, Vec::len);
+                let reasons: Vec<Value> = (0..n)
+                    .map(|i| {
+                        if i == 0 {
+                            json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})
+                        } else {
+                            json!({"Code": "None"})
+                        }
+                    })
+                    .collect();
+                Injected {
+                    status: 400,
+                    body: error_body(
+                        "TransactionCanceledException",
+                        "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                        json!({"CancellationReasons": reasons}),
+                    ),
+                }
+            }
+            _ => Injected { status: 400, body: error_body("ThrottlingException", "Rate of requests exceeds the allowed throughput.", json!({})) },
+        };
+        let (target, new_body) = match forward {
+            Some(reduced) => (format!("{TARGET_PREFIX}{operation}"), reduced.to_string()),
+            None => (format!("{TARGET_PREFIX}ListTables"), "{\"Limit\":1}".to_owned()),
+        };
+        request.headers_mut().insert("x-amz-target", target);
+        request.headers_mut().insert("content-length", new_body.len().to_string());
+        *request.body_mut() = SdkBody::from(new_body);
+        cfg.interceptor_state().store_put(injected);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(injected) = cfg.load::<Injected>().cloned() else { return Ok(()) };
+        cfg.interceptor_state().unset::<Injected>();
+        let response = ctx.response_mut();
+        *response.status_mut() = StatusCode::try_from(injected.status)?;
+        response.headers_mut().insert("content-length", injected.body.len().to_string());
+        *response.body_mut() = SdkBody::from(injected.body);
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! Auth on every endpoint: no token, bad signature, expired → 401; no `admin`
+//! scope → 403. And nothing is written by a refused request.
+
+use allotment_dev::token;
+use allotment_tests::TestApi;
+use serde_json::json;
+
+use crate::packs::namespace;
+
+#[tokio::test]
+async fn every_endpoint_refuses_callers_without_a_valid_admin_token() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    namespace(&api, 2, None, 7).await;
+    let endpoints = [
+        ("PUT", "/namespaces/3", Some(json!({"name": "c", "owner_id": 7}))),
+        ("POST", "/namespaces/1/minutes", Some(json!({"packs": [{"number_of_minutes": 1, "expires_at": "2031-01-01"}]}))),
+        ("GET", "/namespaces/1/minutes", None),
+        ("PATCH", "/namespaces/1/minutes/move/2", None),
+    ];
+    let bad_signature = token::mint(b"another-secret", "billing", "admin", 3600, json!({}));
+    let expired = token::mint(allotment_tests::SECRET, "billing", "admin", -3600, json!({}));
+    let no_sub = token::mint(allotment_tests::SECRET, "", "admin", 3600, json!({}));
+    let not_admin = api.token("someone", "payments read");
+    for (method, path, body) in endpoints {
+        let r = api.call(method, path, None, body.clone()).await;
+        assert_eq!(r.status, 401, "{method} {path} without token: {r:?}");
+        let r = api.call(method, path, Some("not.a.jwt"), body.clone()).await;
+        assert_eq!(r.status, 401, "{method} {path} garbage token");
+        let r = api.call(method, path, Some(&bad_signature), body.clone()).await;
+        assert_eq!(r.status, 401, "{method} {path} bad signature");
+        let r = api.call(method, path, Some(&expired), body.clone()).await;
+        assert_eq!(r.status, 401, "{method} {path} expired");
+        let r = api.call(method, path, Some(&no_sub), body.clone()).await;
+        assert_eq!(r.status, 401, "{method} {path} without sub");
+        let r = api.call(method, path, Some(&not_admin), body.clone()).await;
+        assert_eq!(r.status, 403, "{method} {path} without admin scope: {r:?}");
+        assert_eq!(r.body["error"]["code"], 403);
+    }
+    assert_eq!(api.count_prefix("PACK#").await, 0);
+    assert_eq!(api.count_prefix("NS#").await, 2);
+}

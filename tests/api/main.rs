@@ -1,0 +1,8 @@
+//! Allotment's integration tests: the whole API through the local front,
+//! against AWS's DynamoDB Local. One test binary, so the SDK links once.
+
+mod auth;
+mod concurrency;
+mod faults;
+mod packs;
+mod validation;
