@@ -4,5 +4,7 @@
 mod auth;
 mod concurrency;
 mod faults;
+mod lambda;
 mod packs;
+mod template;
 mod validation;

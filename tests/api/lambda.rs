@@ -1,0 +1,154 @@
+//! The functions as Lambdas: every `events/` sample drives its handler
+//! in-process, and the built binaries answer their samples under the Lambda
+//! Runtime API emulator of `cargo lambda watch`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use allotment::http::{dispatch, Route};
+use allotment::routes::{NOT_FOUND, ROUTES};
+use allotment_tests::TestApi;
+use serde_json::{json, Value};
+
+use crate::packs::namespace;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+fn all_routes() -> Vec<&'static Route> {
+    ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)).collect()
+}
+
+/// What each sample event gets once namespaces 123 and 124 exist.
+fn expected_status(binary: &str) -> u16 {
+    match binary {
+        "put-namespace" => 200,
+        "post-minutes" => 201,
+        "get-minutes" => 200,
+        "move-minutes" => 202,
+        "not-found" => 405,
+        other => panic!("no expectation for {other}"),
+    }
+}
+
+fn event(binary: &str) -> String {
+    std::fs::read_to_string(repo_root().join("events").join(format!("{binary}.json"))).expect("events file")
+}
+
+async fn given_two_namespaces(api: &TestApi) {
+    namespace(api, 123, None, 7).await;
+    namespace(api, 124, None, 7).await;
+}
+
+#[test]
+fn every_function_has_exactly_one_sample_event() {
+    let mut events: Vec<String> = std::fs::read_dir(repo_root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    events.sort();
+    let mut binaries: Vec<String> = all_routes().iter().map(|r| r.binary.to_owned()).collect();
+    binaries.sort();
+    assert_eq!(events, binaries);
+}
+
+#[tokio::test]
+async fn every_sample_event_drives_its_handler_in_process() {
+    let api = TestApi::start().await;
+    given_two_namespaces(&api).await;
+    // In deployment order: register, provision, list, move.
+    for binary in ["put-namespace", "post-minutes", "get-minutes", "move-minutes", "not-found"] {
+        let route = all_routes().into_iter().find(|r| r.binary == binary).unwrap();
+        let request = lambda_http::request::from_str(&event(binary)).expect("a valid HTTP API v2 event");
+        let response = dispatch(route, api.app.clone(), request).await;
+        assert_eq!(response.status().as_u16(), expected_status(binary), "{binary}: {:?}", response.body());
+    }
+    let moved = api.call("GET", "/namespaces/124/minutes?include_expired=true", Some(&api.admin()), None).await;
+    assert_eq!(moved.body["packs"][0]["purchase_xid"], "46952fe69bebc1a4de10b2b4ff439d0c");
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary_path(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(path.is_file(), "{} is not built: run `cargo build -p allotment-functions` (make test does)", path.display());
+    path
+}
+
+async fn invoke(port: u16, payload: &str) -> Value {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let req = hyper::Request::post(&uri)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(payload.to_owned())))
+            .unwrap();
+        match client.request(req).await {
+            Ok(resp) => {
+                use http_body_util::BodyExt;
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                return serde_json::from_slice(&body).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&body)}));
+            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("emulator unreachable: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_function_binaries_answer_their_events_under_the_lambda_emulator() {
+    let api = TestApi::start().await;
+    given_two_namespaces(&api).await;
+    let port = allotment_dev::dynamo_local::free_port().unwrap();
+    let emulator = Command::new("cargo")
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+        .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cargo lambda (pip install cargo-lambda; make test does)");
+    let _emulator = Killed(emulator);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for binary in ["put-namespace", "post-minutes", "get-minutes", "move-minutes", "not-found"] {
+        let function = Command::new(binary_path(binary))
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("TABLE_NAME", &api.table)
+            .env("DYNAMODB_ENDPOINT", allotment_tests::dynamo_endpoint())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start function");
+        let _function = Killed(function);
+        let answer = tokio::time::timeout(Duration::from_secs(60), invoke(port, &event(binary)))
+            .await
+            .unwrap_or_else(|_| panic!("{binary} did not answer its invocation within 60 s"));
+        assert_eq!(answer["statusCode"], expected_status(binary), "{binary}: {answer}");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        match binary {
+            "post-minutes" => assert_eq!(body[0]["purchase_xid"], "46952fe69bebc1a4de10b2b4ff439d0c"),
+            "not-found" => assert_eq!(body["error"]["code"], 405),
+            "put-namespace" => assert_eq!(body["name"], "acme"),
+            _ => {}
+        }
+    }
+    assert_eq!(api.count_prefix("PACK#").await, 1, "the binaries wrote to DynamoDB Local");
+}
