@@ -124,7 +124,10 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let logs_dir = std::env::temp_dir().join(format!("allotment-fn-logs-{port}"));
+    std::fs::create_dir_all(&logs_dir).unwrap();
     for binary in ["put-namespace", "post-minutes", "get-minutes", "move-minutes", "not-found"] {
+        let log_file = std::fs::File::create(logs_dir.join(format!("{binary}.log"))).unwrap();
         let function = Command::new(binary_path(binary))
             .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
@@ -133,7 +136,7 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .env("TABLE_NAME", &api.table)
             .env("DYNAMODB_ENDPOINT", allotment_tests::dynamo_endpoint())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(log_file))
             .stderr(Stdio::null())
             .spawn()
             .expect("start function");
@@ -151,4 +154,19 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         }
     }
     assert_eq!(api.count_prefix("PACK#").await, 1, "the binaries wrote to DynamoDB Local");
+
+    // Each request left one structured JSON log line: route, status, latency, caller.
+    let log = std::fs::read_to_string(logs_dir.join("post-minutes.log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| if v["fields"].is_object() { v["fields"].clone() } else { v })
+        .filter(|f| f["message"] == "request")
+        .collect();
+    assert_eq!(lines.len(), 1, "one request line: {log}");
+    assert_eq!(lines[0]["route"], "POST /namespaces/{id}/minutes");
+    assert_eq!(lines[0]["status"], 201);
+    assert_eq!(lines[0]["sub"], "billing-system");
+    assert!(lines[0]["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{}", lines[0]);
+    let _ = std::fs::remove_dir_all(&logs_dir);
 }

@@ -1,0 +1,37 @@
+# The two commands a newcomer needs:
+#   make run   the whole API locally (DynamoDB Local included) on $PORT (3000)
+#   make test  every test; installs what it needs (npm, pip) itself
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test lint build-functions sam-build
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+run: node_modules/.installed
+	cargo run --quiet -p allotment-dev --bin allotment-local
+
+lint: $(VENV)/.installed
+	cfn-lint template.yaml
+	sam validate --lint
+
+build-functions:
+	cargo build -p allotment-functions
+
+test: node_modules/.installed $(VENV)/.installed lint build-functions
+	cargo test --workspace
+
+# Not part of `make test`: cross-compiles every function for arm64 (needs the
+# aarch64-unknown-linux-gnu Rust target).
+sam-build: $(VENV)/.installed
+	sam build --beta-features
