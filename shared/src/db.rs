@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
 
@@ -108,6 +111,9 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Failure::Retry(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)))
         }
+        SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException") => {
+            Failure::Fatal(DbError::ConditionFailed(vec![0]))
+        }
         SdkError::ServiceError(service) if is_retryable_code(service.err().code()) => {
             Failure::Retry(service.err().code().unwrap_or("retryable").to_owned())
         }
@@ -169,6 +175,87 @@ impl Db {
         self.with_retries(|| self.client.put_item().table_name(&*self.table).set_item(Some(item.clone())).send())
             .await
             .map(|_| ())
+    }
+
+    /// A conditional PutItem. `Ok(None)`: written. `Ok(Some(old))`: the
+    /// condition failed and `old` is the item that stood in the way.
+    pub async fn put_if(
+        &self,
+        item: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Option<Item>, DbError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&*self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression(condition)
+                .set_expression_attribute_names(expr_names(names))
+                .set_expression_attribute_values(expr_values(values))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(None),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                    let old = match e.into_err() {
+                        PutItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    };
+                    return Ok(Some(old.unwrap_or_default()));
+                }
+                Err(err) => match classify(err) {
+                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
+                    Failure::Fatal(e) => return Err(e),
+                },
+            }
+            attempt += 1;
+        }
+    }
+
+    /// A conditional UpdateItem; a failed condition is [`DbError::ConditionFailed`].
+    pub async fn update_if(
+        &self,
+        key: Item,
+        update: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, AttributeValue)],
+    ) -> Result<(), DbError> {
+        let result = self
+            .with_retries(|| {
+                self.client
+                    .update_item()
+                    .table_name(&*self.table)
+                    .set_key(Some(key.clone()))
+                    .update_expression(update)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(expr_names(names))
+                    .set_expression_attribute_values(expr_values(values))
+                    .send()
+            })
+            .await;
+        result.map(|_| ())
+    }
+
+    /// A conditional DeleteItem; a failed condition is [`DbError::ConditionFailed`].
+    pub async fn delete_if(&self, key: Item, condition: &str, values: &[(&str, AttributeValue)]) -> Result<(), DbError> {
+        let result = self
+            .with_retries(|| {
+                self.client
+                    .delete_item()
+                    .table_name(&*self.table)
+                    .set_key(Some(key.clone()))
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(expr_values(values))
+                    .send()
+            })
+            .await;
+        result.map(|_| ())
     }
 
     /// Strongly consistent reads of `keys`, 100 a request, chunks concurrent.
@@ -362,6 +449,14 @@ impl Db {
 /// The first error of a set of chunk outcomes, or all their values.
 pub fn all_ok<T>(outcomes: Vec<Result<T, DbError>>) -> Result<Vec<T>, DbError> {
     outcomes.into_iter().collect()
+}
+
+fn expr_names(names: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+    (!names.is_empty()).then(|| names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+}
+
+fn expr_values(values: &[(&str, AttributeValue)]) -> Option<HashMap<String, AttributeValue>> {
+    (!values.is_empty()).then(|| values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
 }
 
 /// `{pk, sk}` as a key map.

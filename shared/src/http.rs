@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ApiError, FieldError};
+use crate::idempotency;
 use crate::App;
 
 /// Lambda's synchronous payload limit; API Gateway would never deliver more.
@@ -35,21 +36,13 @@ pub struct Route {
 }
 
 /// Runs `route`'s handler on `req` and never fails: every error becomes the
-/// spec's JSON error. Logs route, status, latency and caller `sub`.
+/// spec's JSON error. POST and PATCH go through the Idempotency-Key layer.
+/// Logs one line per request: route, status, latency and caller `sub`.
 pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
     let started = Instant::now();
     let sub = crate::auth::caller(&req).map(|c| c.sub).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
-    let result = (route.handler)(app, req).await;
-    let response = match result {
-        Ok(resp) => resp,
-        Err(err) => {
-            if let ApiError::Internal(cause) = &err {
-                tracing::error!(route = route.name, cause = %cause, "internal error");
-            }
-            error_response(&err)
-        }
-    };
+    let response = run_idempotent(route, app, req).await.unwrap_or_else(|err| to_response(route, &err));
     tracing::info!(
         route = %route_key,
         status = response.status().as_u16(),
@@ -58,6 +51,35 @@ pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
         "request"
     );
     response
+}
+
+fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
+    if let ApiError::Internal(cause) = err {
+        tracing::error!(route = route.name, cause = %cause, "internal error");
+    }
+    error_response(err)
+}
+
+async fn run_idempotent(route: &Route, app: App, req: Request) -> HandlerResult {
+    let writes = matches!(*req.method(), Method::POST | Method::PATCH);
+    // An unauthenticated request goes straight to its handler (and its 401).
+    let caller = match crate::auth::caller(&req) {
+        Ok(caller) if writes => caller,
+        _ => return (route.handler)(app, req).await,
+    };
+    let Some(key) = idempotency::key_of(&req)? else { return (route.handler)(app, req).await };
+    let fingerprint = idempotency::fingerprint(&req);
+    let ticket = match idempotency::begin(&app.db, app.idempotency, &caller.sub, route.name, &key, &fingerprint).await? {
+        idempotency::Claim::Replay(response) => return Ok(response),
+        idempotency::Claim::Proceed(ticket) => ticket,
+    };
+    let db = app.db.clone();
+    let response = (route.handler)(app, req).await.unwrap_or_else(|err| to_response(route, &err));
+    if let Err(e) = idempotency::finish(&db, ticket, &response).await {
+        // The answer stands; the key is released when its lock expires.
+        tracing::error!(error = %e, "could not settle the idempotency record");
+    }
+    Ok(response)
 }
 
 pub fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> HandlerResult {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod packs;
 pub mod routes;
 pub mod validate;
@@ -15,15 +16,16 @@ use aws_sdk_dynamodb::Client;
 
 use crate::db::Db;
 
-/// What every handler gets: the store. Cheap to clone.
+/// What every handler gets: the store and the idempotency settings. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
     pub db: Db,
+    pub idempotency: idempotency::IdempotencyConfig,
 }
 
 impl App {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, idempotency: idempotency::IdempotencyConfig::default() }
     }
 
     /// From the Lambda environment: `TABLE_NAME` (required) and, for local

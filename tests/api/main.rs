@@ -4,6 +4,7 @@
 mod auth;
 mod concurrency;
 mod faults;
+mod idempotency;
 mod lambda;
 mod packs;
 mod template;

@@ -52,6 +52,11 @@ pub fn dynamo_endpoint() -> String {
         .expect("DynamoDB Local")
 }
 
+/// Retries fast enough for tests: 6 attempts, 2 ms base, 40 ms cap.
+pub fn quick_retry() -> RetryPolicy {
+    RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(2), max_delay: Duration::from_millis(40) }
+}
+
 pub struct Resp {
     pub status: u16,
     pub headers: HeaderMap,
@@ -83,10 +88,14 @@ impl Drop for TestApi {
 impl TestApi {
     /// A fresh table and front, with quick retries so fault tests stay fast.
     pub async fn start() -> Self {
-        Self::with_retry(RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(2), max_delay: Duration::from_millis(40) }).await
+        Self::with_retry(quick_retry()).await
     }
 
     pub async fn with_retry(retry: RetryPolicy) -> Self {
+        Self::with_config(retry, allotment::idempotency::IdempotencyConfig::default()).await
+    }
+
+    pub async fn with_config(retry: RetryPolicy, idempotency: allotment::idempotency::IdempotencyConfig) -> Self {
         let endpoint = dynamo_endpoint();
         let table = format!("t{}", uuid::Uuid::new_v4().simple());
         let faults = Faults::default();
@@ -94,7 +103,8 @@ impl TestApi {
         template::ensure_table(&client, &table).await.expect("create table");
         let mut db = Db::new(client, table.as_str());
         db.retry = retry;
-        let app = App::new(db);
+        let mut app = App::new(db);
+        app.idempotency = idempotency;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let server = tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
@@ -119,6 +129,16 @@ impl TestApi {
         }
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         self.raw(method, path, &headers, bytes).await
+    }
+
+    /// A JSON request with a bearer token and an Idempotency-Key.
+    pub async fn call_with_key(&self, method: &str, path: &str, token: &str, key: &str, body: &[u8]) -> Resp {
+        let headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("authorization".to_owned(), format!("Bearer {token}")),
+            ("idempotency-key".to_owned(), key.to_owned()),
+        ];
+        self.raw(method, path, &headers, body.to_vec()).await
     }
 
     pub async fn raw(&self, method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Resp {

@@ -1,0 +1,219 @@
+//! `Idempotency-Key` for every POST and PATCH (SPEC §2), written once and
+//! applied in [`crate::http::dispatch`], so no handler knows about it.
+//!
+//! One conditional put claims the key —
+//! `attribute_not_exists(pk) OR ttl < now OR (in progress AND lock expired)` —
+//! and on failure returns the record that won (`ALL_OLD`), so a repeat costs one
+//! call. The fingerprint (method, path, query, canonical JSON body) is checked
+//! before anything else, even on a stored result: a reused key with another
+//! body is 422. The first request's status and body are stored (compressed)
+//! for 24 h; a 5xx is not stored, so a retry runs again. A record whose owner
+//! crashed stays "in progress" only until its lock expires.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use sha2::{Digest, Sha256};
+
+use crate::db::{key, n, s, Db, DbError, Item};
+use crate::error::ApiError;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyConfig {
+    /// How long a result is replayed (the table's TTL attribute deletes it later).
+    pub retention: Duration,
+    /// How long a request may hold its key "in progress" before a retry may
+    /// take over (longer than the Lambda timeout).
+    pub lock: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self { retention: Duration::from_secs(24 * 3600), lock: Duration::from_secs(60) }
+    }
+}
+
+/// The validated key of a request, if it sent one.
+pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(raw) = req.headers().get(HEADER) else { return Ok(None) };
+    let key = raw.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 characters"));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// What the request is, whitespace and key order aside: method, path, query
+/// and the body as canonical JSON (the raw bytes if it is not JSON, so the
+/// handler's own 400 is what gets stored).
+pub fn fingerprint(req: &Request) -> String {
+    fingerprint_of(req.method().as_str(), req.uri().path(), req.uri().query().unwrap_or_default(), req.body().as_ref())
+}
+
+pub fn fingerprint_of(method: &str, path: &str, query: &str, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(method);
+    hash.update(b"\n");
+    hash.update(path);
+    hash.update(b"\n");
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    params.sort_unstable();
+    hash.update(params.join("&"));
+    hash.update(b"\n");
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        // serde_json's map is ordered by key: to_string is canonical.
+        Ok(value) => hash.update(value.to_string()),
+        Err(_) => hash.update(body),
+    }
+    hex::encode(hash.finalize())
+}
+
+/// The record's key: a hash, so no caller's id or key can collide with another's.
+fn record_pk(sub: &str, route: &str, idem_key: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [sub, route, idem_key] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    format!("IDEM#{}", hex::encode(hash.finalize()))
+}
+
+fn now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// A claimed key, to be settled with [`finish`] once the handler answered.
+pub struct Ticket {
+    pk: String,
+    lock_id: String,
+    retention: Duration,
+}
+
+pub enum Claim {
+    /// The key is ours: run the handler.
+    Proceed(Ticket),
+    /// The key was used before with this request: here is its answer.
+    Replay(Response<Body>),
+}
+
+pub async fn begin(
+    db: &Db,
+    config: IdempotencyConfig,
+    sub: &str,
+    route: &str,
+    idem_key: &str,
+    fingerprint: &str,
+) -> Result<Claim, ApiError> {
+    let pk = record_pk(sub, route, idem_key);
+    let lock_id = uuid::Uuid::new_v4().to_string();
+    let now = now();
+    let mut item = key(pk.clone(), "IDEM");
+    item.insert("state".into(), s(IN_PROGRESS));
+    item.insert("fingerprint".into(), s(fingerprint));
+    item.insert("lock_id".into(), s(&lock_id));
+    item.insert("locked_until_ms".into(), n((now + config.lock).as_millis()));
+    item.insert("ttl".into(), n((now + config.retention).as_secs()));
+    let condition = "attribute_not_exists(pk) OR #ttl < :now_s OR (#state = :in_progress AND locked_until_ms < :now_ms)";
+    let values = [
+        (":now_s", n(now.as_secs())),
+        (":now_ms", n(now.as_millis())),
+        (":in_progress", s(IN_PROGRESS)),
+    ];
+    let names = [("#ttl", "ttl"), ("#state", "state")];
+    let Some(old) = db.put_if(item, condition, &names, &values).await? else {
+        return Ok(Claim::Proceed(Ticket { pk, lock_id, retention: config.retention }));
+    };
+    // The payload check comes first, whatever state the record is in.
+    if str_attr(&old, "fingerprint") != Some(fingerprint) {
+        return Err(ApiError::Unprocessable(
+            "This Idempotency-Key was already used with a different request body".into(),
+        ));
+    }
+    if str_attr(&old, "state") != Some(COMPLETED) {
+        return Err(ApiError::Conflict("A request with this Idempotency-Key is still being processed".into()));
+    }
+    replay(&old).map(Claim::Replay)
+}
+
+fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+fn replay(record: &Item) -> Result<Response<Body>, ApiError> {
+    let corrupt = |what: &str| ApiError::Internal(format!("idempotency record without {what}"));
+    let status = match record.get("status") {
+        Some(AttributeValue::N(v)) => v.parse::<u16>().map_err(|_| corrupt("status"))?,
+        _ => return Err(corrupt("status")),
+    };
+    let compressed = match record.get("body") {
+        Some(AttributeValue::B(b)) => b.as_ref().to_vec(),
+        _ => return Err(corrupt("body")),
+    };
+    let body = inflate(&compressed).map_err(|_| corrupt("a readable body"))?;
+    let mut resp = Response::new(Body::Binary(body));
+    *resp.status_mut() = StatusCode::from_u16(status).map_err(|_| corrupt("a valid status"))?;
+    if let Some(ct) = str_attr(record, "content_type").and_then(|v| HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(ra) = str_attr(record, "retry_after").and_then(|v| HeaderValue::from_str(v).ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, ra);
+    }
+    resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    Ok(resp)
+}
+
+/// Stores the answer for replay, or — for a 5xx — releases the key so a
+/// retry runs again. Only the holder of the lock can do either.
+pub async fn finish(db: &Db, ticket: Ticket, response: &Response<Body>) -> Result<(), DbError> {
+    let status = response.status().as_u16();
+    let values = [(":lock", s(&ticket.lock_id))];
+    if status >= 500 {
+        return db.delete_if(key(ticket.pk, "IDEM"), "lock_id = :lock", &values).await;
+    }
+    let body: &[u8] = response.body().as_ref();
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let retry_after = response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let values = [
+        (":lock", s(&ticket.lock_id)),
+        (":completed", s(COMPLETED)),
+        (":status", n(status)),
+        (":body", AttributeValue::B(Blob::new(deflate(body)))),
+        (":ct", s(content_type)),
+        (":ra", s(retry_after)),
+        (":ttl", n((now() + ticket.retention).as_secs())),
+    ];
+    db.update_if(
+        key(ticket.pk, "IDEM"),
+        "SET #state = :completed, #status = :status, body = :body, content_type = :ct, retry_after = :ra, #ttl = :ttl",
+        "lock_id = :lock",
+        &[("#state", "state"), ("#status", "status"), ("#ttl", "ttl")],
+        &values,
+    )
+    .await
+}
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
