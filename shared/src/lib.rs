@@ -7,7 +7,9 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod money;
 pub mod packs;
+pub mod payments;
 pub mod routes;
 pub mod validate;
 

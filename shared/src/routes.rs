@@ -6,7 +6,7 @@ use lambda_http::http::Method;
 
 use crate::error::ApiError;
 use crate::http::Route;
-use crate::packs;
+use crate::{packs, payments};
 
 pub static PUT_NAMESPACE: Route = Route {
     name: "PutNamespace",
@@ -40,7 +40,84 @@ pub static MOVE_MINUTES: Route = Route {
     handler: |app, req| Box::pin(packs::move_minutes_handler(app, req)),
 };
 
-pub static ROUTES: &[&Route] = &[&PUT_NAMESPACE, &POST_MINUTES, &GET_MINUTES, &MOVE_MINUTES];
+pub static PUT_WORK_PERIOD: Route = Route {
+    name: "PutWorkPeriod",
+    binary: "put-work-period",
+    method: Method::PUT,
+    path: "/work-periods/{id}",
+    handler: |app, req| Box::pin(payments::put_work_period_handler(app, req)),
+};
+
+pub static GET_WORK_PERIOD: Route = Route {
+    name: "GetWorkPeriod",
+    binary: "get-work-period",
+    method: Method::GET,
+    path: "/work-periods/{id}",
+    handler: |app, req| Box::pin(payments::get_work_period_handler(app, req)),
+};
+
+pub static POST_PAYMENT: Route = Route {
+    name: "PostPayment",
+    binary: "post-payment",
+    method: Method::POST,
+    path: "/work-period-payments",
+    handler: |app, req| Box::pin(payments::post_payment_handler(app, req)),
+};
+
+pub static POST_PAYMENTS_BULK: Route = Route {
+    name: "PostPaymentsBulk",
+    binary: "post-payments-bulk",
+    method: Method::POST,
+    path: "/work-period-payments/bulk",
+    handler: |app, req| Box::pin(payments::post_payments_bulk_handler(app, req)),
+};
+
+pub static PATCH_PAYMENT: Route = Route {
+    name: "PatchPayment",
+    binary: "patch-payment",
+    method: Method::PATCH,
+    path: "/work-period-payments/{id}",
+    handler: |app, req| Box::pin(payments::patch_payment_handler(app, req)),
+};
+
+pub static PATCH_PAYMENTS_BULK: Route = Route {
+    name: "PatchPaymentsBulk",
+    binary: "patch-payments-bulk",
+    method: Method::PATCH,
+    path: "/work-period-payments/bulk",
+    handler: |app, req| Box::pin(payments::patch_payments_bulk_handler(app, req)),
+};
+
+pub static GET_PAYMENT: Route = Route {
+    name: "GetPayment",
+    binary: "get-payment",
+    method: Method::GET,
+    path: "/work-period-payments/{id}",
+    handler: |app, req| Box::pin(payments::get_payment_handler(app, req)),
+};
+
+pub static LIST_PAYMENTS: Route = Route {
+    name: "ListPayments",
+    binary: "list-payments",
+    method: Method::GET,
+    path: "/work-period-payments",
+    handler: |app, req| Box::pin(payments::list_payments_handler(app, req)),
+};
+
+pub static ROUTES: &[&Route] = &[
+    &PUT_NAMESPACE,
+    &POST_MINUTES,
+    &GET_MINUTES,
+    &MOVE_MINUTES,
+    &PUT_WORK_PERIOD,
+    &GET_WORK_PERIOD,
+    &POST_PAYMENT,
+    &POST_PAYMENTS_BULK,
+    &PATCH_PAYMENT,
+    &PATCH_PAYMENTS_BULK,
+    &GET_PAYMENT,
+    &LIST_PAYMENTS,
+];
 
 /// API Gateway's `$default` route: whatever no route above matches. It answers
 /// 404, or 405 where the path exists under another method, in the error shape.
@@ -125,6 +202,9 @@ mod tests {
             _ => panic!("expected a match"),
         }
         assert!(matches!(match_route(ROUTES, &Method::DELETE, "/namespaces/1/minutes"), Match::WrongMethod));
+        // A literal segment beats a parameter, as in API Gateway.
+        assert!(matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/bulk"), Match::Found(r, _) if r.name == "PatchPaymentsBulk"));
+        assert!(matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/abc"), Match::Found(r, _) if r.name == "PatchPayment"));
         assert!(matches!(match_route(ROUTES, &Method::GET, "/nope"), Match::NotFound));
         assert!(matches!(match_route(ROUTES, &Method::GET, "/namespaces//minutes"), Match::NotFound));
     }

@@ -21,16 +21,28 @@ fn all_routes() -> Vec<&'static Route> {
     ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)).collect()
 }
 
-/// What each sample event gets once namespaces 123 and 124 exist.
+/// Every sample, in an order a deployment would see them, with the status it
+/// gets once namespaces 123 and 124 exist. The payment samples name a payment
+/// id no test creates (ids are server-made UUIDs): 404, and a per-item 404 in
+/// the bulk update.
+const SAMPLES: [(&str, u16); 13] = [
+    ("put-namespace", 200),
+    ("post-minutes", 201),
+    ("get-minutes", 200),
+    ("move-minutes", 202),
+    ("put-work-period", 200),
+    ("get-work-period", 200),
+    ("post-payment", 201),
+    ("post-payments-bulk", 200),
+    ("patch-payment", 404),
+    ("patch-payments-bulk", 200),
+    ("get-payment", 404),
+    ("list-payments", 200),
+    ("not-found", 405),
+];
+
 fn expected_status(binary: &str) -> u16 {
-    match binary {
-        "put-namespace" => 200,
-        "post-minutes" => 201,
-        "get-minutes" => 200,
-        "move-minutes" => 202,
-        "not-found" => 405,
-        other => panic!("no expectation for {other}"),
-    }
+    SAMPLES.iter().find(|(b, _)| *b == binary).map(|(_, s)| *s).unwrap_or_else(|| panic!("no expectation for {binary}"))
 }
 
 fn event(binary: &str) -> String {
@@ -58,8 +70,7 @@ fn every_function_has_exactly_one_sample_event() {
 async fn every_sample_event_drives_its_handler_in_process() {
     let api = TestApi::start().await;
     given_two_namespaces(&api).await;
-    // In deployment order: register, provision, list, move.
-    for binary in ["put-namespace", "post-minutes", "get-minutes", "move-minutes", "not-found"] {
+    for (binary, _) in SAMPLES {
         let route = all_routes().into_iter().find(|r| r.binary == binary).unwrap();
         let request = lambda_http::request::from_str(&event(binary)).expect("a valid HTTP API v2 event");
         let response = dispatch(route, api.app.clone(), request).await;
@@ -126,7 +137,7 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     }
     let logs_dir = std::env::temp_dir().join(format!("allotment-fn-logs-{port}"));
     std::fs::create_dir_all(&logs_dir).unwrap();
-    for binary in ["put-namespace", "post-minutes", "get-minutes", "move-minutes", "not-found"] {
+    for (binary, _) in SAMPLES {
         let log_file = std::fs::File::create(logs_dir.join(format!("{binary}.log"))).unwrap();
         let function = Command::new(binary_path(binary))
             .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
@@ -150,6 +161,9 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
             "post-minutes" => assert_eq!(body[0]["purchase_xid"], "46952fe69bebc1a4de10b2b4ff439d0c"),
             "not-found" => assert_eq!(body["error"]["code"], 405),
             "put-namespace" => assert_eq!(body["name"], "acme"),
+            // 250.00 × 2 / 5, two places on the wire.
+            "post-payment" => assert!(answer["body"].as_str().unwrap_or_default().contains("\"amount\":100.00"), "{answer}"),
+            "get-work-period" => assert_eq!(body["paymentStatus"], "pending"),
             _ => {}
         }
     }

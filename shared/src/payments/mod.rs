@@ -1,0 +1,679 @@
+//! Work periods and their payments (SPEC §4; Topcoder's work-period payments).
+
+pub mod model;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use lambda_http::Request;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use self::model::*;
+use self::store::*;
+use crate::auth::{caller, Caller, SCOPE_ADMIN};
+use crate::db::{Db, Item};
+use crate::error::{ApiError, FieldError};
+use crate::http::{json_body, json_response, parse_json, path_param, query_param, HandlerResult, MAX_BODY_BYTES};
+use crate::money::Money;
+use crate::validate::{parse_date, BulkLimit};
+use crate::App;
+
+pub const SCOPE_PAYMENTS: &str = "payments";
+pub const SCOPE_PROCESS: &str = "payments:process";
+pub const MAX_BULK: usize = 1000;
+
+// ---------------------------------------------------------------- validation
+
+fn id_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    let id = path_param(req, name)?;
+    if valid_id(&id) {
+        Ok(id)
+    } else {
+        Err(ApiError::field(name, "must be 1 to 64 letters, digits, '-' or '_'"))
+    }
+}
+
+fn text(errors: &mut Vec<FieldError>, field: &str, value: &str) -> String {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > 64 {
+        errors.push(FieldError::new(field, "must be 1 to 64 characters"));
+    }
+    v.to_owned()
+}
+
+pub fn validate_work_period(id: String, input: WorkPeriodInput) -> Result<WorkPeriod, ApiError> {
+    let mut errors = Vec::new();
+    let resource_booking_id = text(&mut errors, "resourceBookingId", &input.resource_booking_id);
+    let user_handle = text(&mut errors, "userHandle", &input.user_handle);
+    let start = parse_date(&input.start_date).map_err(|m| errors.push(FieldError::new("startDate", m))).ok();
+    let end = parse_date(&input.end_date).map_err(|m| errors.push(FieldError::new("endDate", m))).ok();
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            errors.push(FieldError::new("endDate", "must not be before startDate"));
+        }
+    }
+    if !(0..=MAX_DAYS).contains(&input.days_worked) {
+        errors.push(FieldError::new("daysWorked", format!("must be an integer from 0 to {MAX_DAYS}")));
+    }
+    let billing_account_id = match input.billing_account_id {
+        Some(b) if b <= 0 => {
+            errors.push(FieldError::new("billingAccountId", "must be a positive integer or null"));
+            None
+        }
+        other => other.map(|b| b as u64),
+    };
+    match (errors.is_empty(), start, end) {
+        (true, Some(start_date), Some(end_date)) => Ok(WorkPeriod {
+            id,
+            resource_booking_id,
+            user_handle,
+            start_date,
+            end_date,
+            days_worked: input.days_worked as u8,
+            member_rate: input.member_rate,
+            customer_rate: input.customer_rate,
+            billing_account_id,
+            days_paid: 0,
+            days_unpaid: input.days_worked as u8,
+            payment_total: Money::ZERO,
+            counts: HashMap::new(),
+        }),
+        _ => Err(ApiError::invalid(errors)),
+    }
+}
+
+/// A payment to create, checked on its own (the work period is checked when planned).
+pub struct NewPayment {
+    pub work_period_id: String,
+    pub days: Option<u8>,
+    pub amount: Option<Money>,
+}
+
+pub fn validate_new_payment(input: PaymentInput) -> Result<NewPayment, ApiError> {
+    let mut errors = Vec::new();
+    if !valid_id(&input.work_period_id) {
+        errors.push(FieldError::new("workPeriodId", "must be 1 to 64 letters, digits, '-' or '_'"));
+    }
+    let days = match input.days {
+        Some(d) if !(0..=MAX_DAYS).contains(&d) => {
+            errors.push(FieldError::new("days", format!("must be an integer from 0 to {MAX_DAYS}")));
+            None
+        }
+        other => other.map(|d| d as u8),
+    };
+    match (days, input.amount) {
+        (Some(0), None) => errors.push(FieldError::new("amount", "is required, above 0, when days is 0 (an additional payment)")),
+        (Some(0), Some(a)) if !a.is_positive() => errors.push(FieldError::new("amount", "must be above 0")),
+        (Some(0), Some(_)) => {}
+        (_, Some(_)) => errors.push(FieldError::new("amount", "is computed from memberRate and days; give it only with days: 0")),
+        _ => {}
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(NewPayment { work_period_id: input.work_period_id, days, amount: input.amount })
+}
+
+/// An update, checked on its own and against the caller's scopes.
+pub struct PaymentChange {
+    pub status: Option<PaymentStatus>,
+    pub amount: Option<Money>,
+    pub days: Option<u8>,
+    pub member_rate: Option<Money>,
+    pub customer_rate: Option<Option<Money>>,
+    pub billing_account_id: Option<u64>,
+}
+
+pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChange, ApiError> {
+    if patch.is_empty() {
+        return Err(ApiError::bad_request(
+            "Give at least one of status, amount, days, memberRate, customerRate, billingAccountId",
+        ));
+    }
+    let mut errors = Vec::new();
+    let status = match patch.status.as_deref() {
+        None => None,
+        Some(raw) => match PaymentStatus::parse(raw) {
+            Some(s) => Some(s),
+            None => {
+                errors.push(FieldError::new("status", "must be scheduled, cancelled, in-progress, completed or failed"));
+                None
+            }
+        },
+    };
+    let days = match patch.days {
+        Some(d) if !(0..=MAX_DAYS).contains(&d) => {
+            errors.push(FieldError::new("days", format!("must be an integer from 0 to {MAX_DAYS}")));
+            None
+        }
+        other => other.map(|d| d as u8),
+    };
+    let billing_account_id = match patch.billing_account_id {
+        Some(b) if b <= 0 => {
+            errors.push(FieldError::new("billingAccountId", "must be a positive integer"));
+            None
+        }
+        other => other.map(|b| b as u64),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let editor = who.has_scope(SCOPE_ADMIN) || who.has_scope(SCOPE_PAYMENTS);
+    if patch.changes_money() && !editor {
+        return Err(ApiError::Forbidden("Changing a payment's amounts needs scope admin or payments".into()));
+    }
+    match status {
+        Some(PaymentStatus::Scheduled | PaymentStatus::Cancelled) if !editor => {
+            return Err(ApiError::Forbidden("Scheduling or cancelling needs scope admin or payments".into()))
+        }
+        Some(PaymentStatus::InProgress | PaymentStatus::Completed | PaymentStatus::Failed) if !who.has_scope(SCOPE_PROCESS) => {
+            return Err(ApiError::Forbidden("Setting in-progress, completed or failed needs scope payments:process".into()))
+        }
+        _ => {}
+    }
+    Ok(PaymentChange {
+        status,
+        amount: patch.amount,
+        days,
+        member_rate: patch.member_rate,
+        customer_rate: patch.customer_rate,
+        billing_account_id,
+    })
+}
+
+// ---------------------------------------------------------------- planning
+
+fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::Date) -> Result<Plan, ApiError> {
+    let wp = ctx
+        .work_periods
+        .get(&input.work_period_id)
+        .ok_or_else(|| ApiError::NotFound(format!("Work period {} not found", input.work_period_id)))?;
+    let billing_account_id =
+        wp.billing_account_id.ok_or_else(|| ApiError::Conflict("The work period has no billing account".into()))?;
+    let member_rate = wp.member_rate.ok_or_else(|| ApiError::Conflict("The work period has no member rate".into()))?;
+    if wp.start_date > today {
+        return Err(ApiError::bad_request(format!("The work period has not started (it starts {})", crate::validate::format_date(wp.start_date))));
+    }
+    let days = match input.days {
+        Some(0) => 0,
+        _ if wp.days_unpaid == 0 => return Err(ApiError::Conflict("The work period has no unpaid days left".into())),
+        None => wp.days_unpaid,
+        Some(d) if d > wp.days_unpaid => {
+            return Err(ApiError::field("days", format!("{d} days exceed the {} unpaid days of the work period", wp.days_unpaid)))
+        }
+        Some(d) => d,
+    };
+    let amount = match input.amount {
+        Some(a) if days == 0 => a,
+        _ => Money::for_days(member_rate, days),
+    };
+    let at = now();
+    let payment = Payment {
+        id: uuid::Uuid::new_v4().to_string(),
+        work_period_id: wp.id.clone(),
+        member_rate,
+        customer_rate: wp.customer_rate,
+        billing_account_id,
+        days,
+        amount,
+        status: PaymentStatus::Scheduled,
+        created_at: at.clone(),
+        updated_at: at,
+        created_by: sub.to_owned(),
+        updated_by: sub.to_owned(),
+        version: 1,
+    };
+    let delta = Delta { days: i64::from(days), amount, from: None, to: Some(PaymentStatus::Scheduled) };
+    let actions = vec![payment_put_new(db, &payment)?, update_work_period(db, &wp.id, &delta)?];
+    Ok(Plan { payment, actions })
+}
+
+fn transition_allowed(from: PaymentStatus, to: PaymentStatus) -> Result<(), ApiError> {
+    use PaymentStatus::*;
+    match (from, to) {
+        (a, b) if a == b => Ok(()),
+        (Scheduled, Cancelled | InProgress | Failed) | (Failed, Cancelled | Scheduled) | (InProgress, Completed | Failed) => Ok(()),
+        (InProgress, Cancelled) => Err(ApiError::Conflict("An in-progress payment cannot be cancelled".into())),
+        (_, Scheduled) => Err(ApiError::Conflict(format!("Only a failed payment can be scheduled again; this one is {}", from.as_str()))),
+        _ => Err(ApiError::Conflict(format!("A payment cannot go from {} to {}", from.as_str(), to.as_str()))),
+    }
+}
+
+fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) -> Result<Plan, ApiError> {
+    let current = ctx.payments.get(id).ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
+    let wp = ctx
+        .work_periods
+        .get(&current.work_period_id)
+        .ok_or_else(|| ApiError::Conflict("The payment's work period no longer exists".into()))?;
+    if current.status == PaymentStatus::Cancelled {
+        return Err(ApiError::Conflict("A cancelled payment cannot be changed".into()));
+    }
+    let changes_money = change.amount.is_some()
+        || change.days.is_some()
+        || change.member_rate.is_some()
+        || change.customer_rate.is_some()
+        || change.billing_account_id.is_some();
+    if changes_money && matches!(current.status, PaymentStatus::InProgress | PaymentStatus::Completed) {
+        return Err(ApiError::Conflict(format!("Amounts cannot change while the payment is {}", current.status.as_str())));
+    }
+    let mut next = current.clone();
+    if let Some(to) = change.status {
+        transition_allowed(current.status, to)?;
+        next.status = to;
+    }
+    if let Some(rate) = change.member_rate {
+        next.member_rate = rate;
+    }
+    if let Some(rate) = change.customer_rate {
+        next.customer_rate = rate;
+    }
+    if let Some(b) = change.billing_account_id {
+        next.billing_account_id = b;
+    }
+    if let Some(d) = change.days {
+        next.days = d;
+    }
+    next.amount = match change.amount {
+        Some(a) => a,
+        None if next.days > 0 && (change.days.is_some() || change.member_rate.is_some()) => Money::for_days(next.member_rate, next.days),
+        None => current.amount,
+    };
+    if next.days == 0 && !next.amount.is_positive() {
+        return Err(ApiError::field("amount", "must be above 0 for a payment of 0 days"));
+    }
+    // Days this payment may hold: the unpaid ones, plus its own if it holds them now.
+    let held = if current.status.is_active() { current.days } else { 0 };
+    let available = wp.days_unpaid + held;
+    if next.status.is_active() && next.days > available {
+        return Err(if change.days.is_some() {
+            ApiError::field("days", format!("{} days exceed the {available} days this payment may take", next.days))
+        } else {
+            ApiError::Conflict("No unpaid days remain on the work period for this payment".into())
+        });
+    }
+    let take = |p: &Payment| if p.status.is_active() { (i64::from(p.days), p.amount) } else { (0, Money::ZERO) };
+    let (old_days, old_amount) = take(current);
+    let (new_days, new_amount) = take(&next);
+    next.updated_at = now();
+    next.updated_by = sub.to_owned();
+    next.version = current.version + 1;
+    let delta = Delta { days: new_days - old_days, amount: new_amount - old_amount, from: Some(current.status), to: Some(next.status) };
+    let mut actions = vec![payment_put_versioned(db, &next, current.version)?];
+    if !delta.is_empty() {
+        actions.push(update_work_period(db, &wp.id, &delta)?);
+    }
+    Ok(Plan { payment: next, actions })
+}
+
+// ---------------------------------------------------------------- operations
+
+/// Creates payments; one result per input, in order.
+pub async fn create_payments(db: &Db, sub: &str, inputs: Vec<Result<NewPayment, ApiError>>) -> Vec<Result<Payment, ApiError>> {
+    let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
+    let mut jobs = Vec::new();
+    for (idx, input) in inputs.into_iter().enumerate() {
+        match input {
+            Ok(p) => {
+                jobs.push(Job::new(idx, p.work_period_id.clone(), None, p));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let wp_ids: HashSet<String> = jobs.iter().map(|j| j.work_period_id.clone()).collect();
+    let mut ctx = Ctx::default();
+    if let Err(e) = ctx.load(db, &wp_ids, &HashSet::new()).await {
+        let e = ApiError::from(e);
+        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(same(&e)))).collect();
+    }
+    let today = OffsetDateTime::now_utc().date();
+    let mut done = run_jobs(db, ctx, jobs, |ctx, input| plan_create(db, ctx, input, sub, today)).await;
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.or_else(|| done.remove(&i)).unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into()))))
+        .collect()
+}
+
+/// Updates payments; one result per input, in order.
+pub async fn update_payments(db: &Db, sub: &str, inputs: Vec<Result<(String, PaymentChange), ApiError>>) -> Vec<Result<Payment, ApiError>> {
+    let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
+    let mut valid = Vec::new();
+    for (idx, input) in inputs.into_iter().enumerate() {
+        match input {
+            Ok(v) => {
+                valid.push((idx, v));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let payment_ids: HashSet<String> = valid.iter().map(|(_, (id, _))| id.clone()).collect();
+    let mut ctx = Ctx::default();
+    let loaded = ctx.load(db, &HashSet::new(), &payment_ids).await;
+    let wp_ids: HashSet<String> = ctx.payments.values().map(|p| p.work_period_id.clone()).collect();
+    let loaded = match loaded {
+        Ok(()) => ctx.load(db, &wp_ids, &HashSet::new()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = loaded {
+        let e = ApiError::from(e);
+        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(same(&e)))).collect();
+    }
+    let mut jobs = Vec::new();
+    for (idx, (id, change)) in valid {
+        match ctx.payments.get(&id) {
+            Some(p) => jobs.push(Job::new(idx, p.work_period_id.clone(), Some(id.clone()), (id, change))),
+            None => results[idx] = Some(Err(ApiError::NotFound(format!("Payment {id} not found")))),
+        }
+    }
+    let mut done = run_jobs(db, ctx, jobs, |ctx, (id, change)| plan_update(db, ctx, id, change, sub)).await;
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.or_else(|| done.remove(&i)).unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into()))))
+        .collect()
+}
+
+fn same(e: &ApiError) -> ApiError {
+    match e {
+        ApiError::Unavailable { retry_after_secs } => ApiError::Unavailable { retry_after_secs: *retry_after_secs },
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------- listing
+
+pub struct ListQuery {
+    pub work_period_id: Option<String>,
+    pub status: Option<PaymentStatus>,
+    pub per_page: usize,
+    pub next: Option<Cursor>,
+}
+
+/// Where a page ends: which partition (for the all-statuses listing), and the
+/// last item's index key.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "p")]
+    partition: String,
+    #[serde(rename = "k")]
+    sort: String,
+    #[serde(rename = "i")]
+    id: String,
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+}
+
+fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
+    let bad = || ApiError::field("next", "is not a token this API issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if !valid_id(&cursor.id) || !cursor.sort.ends_with(&format!("#{}", cursor.id)) {
+        return Err(bad());
+    }
+    Ok(cursor)
+}
+
+pub fn parse_list_query(req: &Request) -> Result<ListQuery, ApiError> {
+    let work_period_id = query_param(req, "workPeriodId");
+    if let Some(id) = &work_period_id {
+        if !valid_id(id) {
+            return Err(ApiError::field("workPeriodId", "must be 1 to 64 letters, digits, '-' or '_'"));
+        }
+    }
+    let status = match query_param(req, "status") {
+        None => None,
+        Some(raw) => Some(PaymentStatus::parse(&raw).ok_or_else(|| ApiError::field("status", "is not a payment status"))?),
+    };
+    let per_page = match query_param(req, "perPage") {
+        None => 20,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::field("perPage", "must be an integer from 1 to 100"))?,
+    };
+    let next = query_param(req, "next").map(|raw| decode_cursor(&raw)).transpose()?;
+    Ok(ListQuery { work_period_id, status, per_page, next })
+}
+
+/// One page of payments: by work period (optionally one status), by one
+/// status, or every status in turn. Always Queries, never a Scan.
+pub async fn list_payments(db: &Db, q: ListQuery) -> Result<(Vec<Payment>, Option<String>), ApiError> {
+    let (index, partitions): (&str, Vec<String>) = match (&q.work_period_id, q.status) {
+        (Some(wp), _) => ("gsi1", vec![by_work_period_pk(wp)]),
+        (None, Some(st)) => ("gsi2", vec![by_status_pk(st)]),
+        (None, None) => ("gsi2", PaymentStatus::ALL.iter().map(|s| by_status_pk(*s)).collect()),
+    };
+    let (pk_attr, sk_attr) = if index == "gsi1" { ("gsi1pk", "gsi1sk") } else { ("gsi2pk", "gsi2sk") };
+    let mut start = 0;
+    let mut exclusive: Option<Item> = None;
+    if let Some(c) = &q.next {
+        start = partitions.iter().position(|p| *p == c.partition).ok_or_else(|| ApiError::field("next", "does not belong to this listing"))?;
+        let mut k = payment_key(&c.id);
+        k.insert(pk_attr.into(), AttributeValue::S(c.partition.clone()));
+        k.insert(sk_attr.into(), AttributeValue::S(c.sort.clone()));
+        exclusive = Some(k);
+    }
+    let status_filter = if q.work_period_id.is_some() { q.status } else { None };
+    let mut items: Vec<(String, String, Payment)> = Vec::new();
+    for partition in &partitions[start..] {
+        let mut page_start = exclusive.take();
+        loop {
+            let want = q.per_page - items.len();
+            let mut query = db
+                .client
+                .query()
+                .table_name(&*db.table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_attr)
+                .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
+                .limit(want as i32)
+                .set_exclusive_start_key(page_start.clone());
+            if let Some(st) = status_filter {
+                query = query
+                    .filter_expression("#st = :st")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", AttributeValue::S(st.as_str().into()));
+            }
+            let out = query.send().await.map_err(|e| {
+                ApiError::Internal(format!("list payments: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            })?;
+            for item in out.items.unwrap_or_default() {
+                let sort = match item.get(sk_attr) {
+                    Some(AttributeValue::S(v)) => v.clone(),
+                    _ => String::new(),
+                };
+                items.push((partition.clone(), sort, payment_from_item(&item)?));
+            }
+            if items.len() >= q.per_page {
+                break;
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => page_start = Some(k),
+                _ => break,
+            }
+        }
+        if items.len() >= q.per_page {
+            break;
+        }
+    }
+    items.truncate(q.per_page);
+    // A full page may have more after it; its last item is where the next starts.
+    let next = if items.len() == q.per_page {
+        items.last().map(|(p, sort, pay)| encode_cursor(&Cursor { partition: p.clone(), sort: sort.clone(), id: pay.id.clone() }))
+    } else {
+        None
+    };
+    Ok((items.into_iter().map(|(_, _, p)| p).collect(), next))
+}
+
+// ---------------------------------------------------------------- handlers
+
+fn read_scopes() -> [&'static str; 3] {
+    [SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]
+}
+
+/// `PUT /work-periods/{id}`
+pub async fn put_work_period_handler(app: App, req: Request) -> HandlerResult {
+    caller(&req)?.require_any(&[SCOPE_ADMIN])?;
+    let id = id_param(&req, "id")?;
+    let wp = validate_work_period(id, json_body(&req)?)?;
+    let stored = put_work_period(&app.db, &wp).await?;
+    json_response(200, &WorkPeriodOut::from(&stored))
+}
+
+/// `GET /work-periods/{id}`
+pub async fn get_work_period_handler(app: App, req: Request) -> HandlerResult {
+    caller(&req)?.require_any(&read_scopes())?;
+    let id = id_param(&req, "id")?;
+    let wp = get_work_period(&app.db, &id).await?.ok_or_else(|| ApiError::NotFound(format!("Work period {id} not found")))?;
+    json_response(200, &WorkPeriodOut::from(&wp))
+}
+
+fn starts_with_array(req: &Request) -> bool {
+    let body: &[u8] = req.body().as_ref();
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// `POST /work-period-payments`
+pub async fn post_payment_handler(app: App, req: Request) -> HandlerResult {
+    let who = caller(&req)?;
+    who.require_any(&[SCOPE_ADMIN, SCOPE_PAYMENTS])?;
+    if starts_with_array(&req) {
+        return Err(ApiError::field("body", "must be one payment object; send arrays to POST /work-period-payments/bulk"));
+    }
+    let input = validate_new_payment(json_body(&req)?)?;
+    let mut results = create_payments(&app.db, &who.sub, vec![Ok(input)]).await;
+    let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
+    tracing::info!(payment_id = %payment.id, work_period_id = %payment.work_period_id, days = payment.days, "payment created");
+    json_response(201, &PaymentOut::from(&payment))
+}
+
+/// The body of a bulk request: a JSON array of 1 to 1000 objects.
+fn bulk_items(req: &Request) -> Result<Vec<Value>, ApiError> {
+    // json_body insists on an object; a bulk body is an array.
+    let is_json = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes")));
+    }
+    let value: Value = parse_json(body)?;
+    let Value::Array(items) = value else {
+        return Err(ApiError::field("body", "must be a JSON array of objects"));
+    };
+    BulkLimit::new("body", MAX_BULK).check(items.len())?;
+    Ok(items)
+}
+
+/// The input object echoed back with `error: {message, code}`.
+fn error_entry(input: &Value, err: &ApiError) -> Value {
+    let error = json!({"message": err.to_string(), "code": err.status()});
+    let mut entry = match input {
+        Value::Object(map) => map.clone(),
+        other => Map::from_iter([("input".to_owned(), other.clone())]),
+    };
+    if let ApiError::BadRequest { details, .. } = err {
+        if !details.is_empty() {
+            entry.insert("error".into(), json!({"message": err.to_string(), "code": err.status(), "details": details}));
+            return Value::Object(entry);
+        }
+    }
+    entry.insert("error".into(), error);
+    Value::Object(entry)
+}
+
+fn item_of<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::field("body", "each entry must be a JSON object"));
+    }
+    parse_json(&bytes)
+}
+
+fn bulk_response(inputs: &[Value], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
+    let entries: Vec<Value> = inputs
+        .iter()
+        .zip(results)
+        .map(|(input, r)| match r {
+            Ok(p) => serde_json::to_value(PaymentOut::from(&p)).unwrap_or(Value::Null),
+            Err(e) => error_entry(input, &e),
+        })
+        .collect();
+    json_response(200, &entries)
+}
+
+/// `POST /work-period-payments/bulk`
+pub async fn post_payments_bulk_handler(app: App, req: Request) -> HandlerResult {
+    let who = caller(&req)?;
+    who.require_any(&[SCOPE_ADMIN, SCOPE_PAYMENTS])?;
+    let inputs = bulk_items(&req)?;
+    let parsed = inputs.iter().map(|v| item_of::<PaymentInput>(v).and_then(validate_new_payment)).collect();
+    let results = create_payments(&app.db, &who.sub, parsed).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    tracing::info!(items = inputs.len(), created, "bulk payments");
+    bulk_response(&inputs, results)
+}
+
+/// `PATCH /work-period-payments/{id}`
+pub async fn patch_payment_handler(app: App, req: Request) -> HandlerResult {
+    let who = caller(&req)?;
+    who.require_any(&read_scopes())?;
+    let id = id_param(&req, "id")?;
+    let change = validate_change(&who, json_body(&req)?)?;
+    let mut results = update_payments(&app.db, &who.sub, vec![Ok((id, change))]).await;
+    let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
+    json_response(200, &PaymentOut::from(&payment))
+}
+
+/// `PATCH /work-period-payments/bulk`
+pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResult {
+    let who = caller(&req)?;
+    who.require_any(&read_scopes())?;
+    let inputs = bulk_items(&req)?;
+    let parsed = inputs
+        .iter()
+        .map(|v| {
+            let mut fields = v.as_object().cloned().ok_or_else(|| ApiError::field("body", "each entry must be a JSON object"))?;
+            let id = match fields.remove("id") {
+                Some(Value::String(id)) if valid_id(&id) => id,
+                _ => return Err(ApiError::field("id", "is required: 1 to 64 letters, digits, '-' or '_'")),
+            };
+            let patch: PaymentPatch = item_of(&Value::Object(fields))?;
+            Ok((id, validate_change(&who, patch)?))
+        })
+        .collect();
+    let results = update_payments(&app.db, &who.sub, parsed).await;
+    bulk_response(&inputs, results)
+}
+
+/// `GET /work-period-payments/{id}`
+pub async fn get_payment_handler(app: App, req: Request) -> HandlerResult {
+    caller(&req)?.require_any(&read_scopes())?;
+    let id = id_param(&req, "id")?;
+    let p = get_payment(&app.db, &id).await?.ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
+    json_response(200, &PaymentOut::from(&p))
+}
+
+/// `GET /work-period-payments?workPeriodId=&status=&perPage=&next=`
+pub async fn list_payments_handler(app: App, req: Request) -> HandlerResult {
+    caller(&req)?.require_any(&read_scopes())?;
+    let q = parse_list_query(&req)?;
+    let (items, next) = list_payments(&app.db, q).await?;
+    let items: Vec<PaymentOut> = items.iter().map(PaymentOut::from).collect();
+    json_response(200, &json!({"items": items, "next": next}))
+}
