@@ -7,5 +7,6 @@ mod faults;
 mod idempotency;
 mod lambda;
 mod packs;
+mod payments;
 mod template;
 mod validation;

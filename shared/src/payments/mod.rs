@@ -605,15 +605,21 @@ fn item_of<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError>
     parse_json(&bytes)
 }
 
+/// One entry per input. Entries are kept as raw JSON so that money keeps its
+/// two places (a `serde_json::Value` would turn `120.00` into `120.0`).
 fn bulk_response(inputs: &[Value], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
-    let entries: Vec<Value> = inputs
+    let entries = inputs
         .iter()
         .zip(results)
-        .map(|(input, r)| match r {
-            Ok(p) => serde_json::to_value(PaymentOut::from(&p)).unwrap_or(Value::Null),
-            Err(e) => error_entry(input, &e),
+        .map(|(input, r)| {
+            let text = match r {
+                Ok(p) => serde_json::to_string(&PaymentOut::from(&p)),
+                Err(e) => serde_json::to_string(&error_entry(input, &e)),
+            };
+            text.and_then(serde_json::value::RawValue::from_string)
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Internal(format!("serialize bulk response: {e}")))?;
     json_response(200, &entries)
 }
 
