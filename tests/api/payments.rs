@@ -498,3 +498,84 @@ async fn payment_writes_honour_idempotency_keys() {
     assert_eq!(api.count_prefix("PAY#").await, 3);
     assert_eq!(get_wp(&api, "wp-1").await["daysPaid"], 3);
 }
+
+/// The aggregates a work period should show, recomputed from its payments.
+async fn recomputed(api: &TestApi, wp: &str) -> (u64, f64, Vec<String>) {
+    let r = api.call("GET", &format!("/work-period-payments?workPeriodId={wp}&perPage=100"), Some(&clerk(api)), None).await;
+    let items = r.body["items"].as_array().unwrap().clone();
+    let active: Vec<&Value> = items.iter().filter(|p| ["scheduled", "in-progress", "completed"].contains(&p["status"].as_str().unwrap())).collect();
+    let days = active.iter().map(|p| p["days"].as_u64().unwrap()).sum();
+    // Cents as integers: exact.
+    let cents: i64 = active.iter().map(|p| (p["amount"].as_f64().unwrap() * 100.0).round() as i64).sum();
+    let statuses = items.iter().map(|p| p["status"].as_str().unwrap().to_owned()).collect();
+    (days, cents as f64 / 100.0, statuses)
+}
+
+#[tokio::test]
+async fn aggregates_match_the_payments_after_a_random_sequence_of_changes() {
+    let api = TestApi::start().await;
+    given_wp(&api, "wp-r", 7).await;
+    let mut rng = fastrand::Rng::with_seed(20261124);
+    let mut ids: Vec<String> = Vec::new();
+    let mut applied = 0;
+    for step in 0..60 {
+        let target = (!ids.is_empty()).then(|| ids[rng.usize(..ids.len())].clone());
+        let r = match (rng.u8(..7), &target) {
+            (0 | 1, _) | (_, None) => pay(&api, json!({"workPeriodId": "wp-r", "days": rng.u8(1..3)})).await,
+            (2, _) => pay(&api, json!({"workPeriodId": "wp-r", "days": 0, "amount": rng.u32(1..5000) as f64 / 100.0})).await,
+            (3, Some(id)) => patch(&api, &admin(&api), id, json!({"status": "cancelled"})).await,
+            (4, Some(id)) => {
+                let status = ["failed", "in-progress", "completed"][rng.usize(..3)];
+                patch(&api, &processor(&api), id, json!({"status": status})).await
+            }
+            (5, Some(id)) => patch(&api, &admin(&api), id, json!({"status": "scheduled"})).await,
+            (_, Some(id)) => patch(&api, &admin(&api), id, json!({"days": rng.u8(0..4), "amount": 12.34})).await,
+        };
+        assert!([200, 201, 400, 409].contains(&r.status), "step {step}: {r:?}");
+        if r.status == 201 {
+            ids.push(id_of(&r));
+        }
+        applied += usize::from(r.status < 300);
+        let wp = get_wp(&api, "wp-r").await;
+        let (days, total, statuses) = recomputed(&api, "wp-r").await;
+        assert_eq!(wp["daysPaid"].as_u64(), Some(days), "step {step}: daysPaid");
+        assert!(days <= 7, "step {step}: the invariant");
+        assert_eq!(wp["paymentTotal"].as_f64(), Some(total), "step {step}: paymentTotal");
+        let has = |s: &str| statuses.iter().any(|x| x == s);
+        let expected = if has("in-progress") {
+            "in-progress"
+        } else if has("scheduled") {
+            "scheduled"
+        } else if days >= 7 {
+            "completed"
+        } else if has("completed") {
+            "partially-completed"
+        } else if has("failed") {
+            "failed"
+        } else {
+            "pending"
+        };
+        assert_eq!(wp["paymentStatus"], expected, "step {step}: {statuses:?}");
+    }
+    assert!(applied >= 25, "the sequence mostly changed things ({applied} of 60 applied)");
+}
+
+#[tokio::test]
+async fn bulk_payments_ride_out_dynamodb_faults() {
+    let api = TestApi::start().await;
+    for i in 0..120 {
+        given_wp(&api, &format!("f-{i}"), 2).await;
+    }
+    api.faults
+        .inject("BatchGetItem", allotment_tests::Fault::Unprocessed, 1)
+        .inject("TransactWriteItems", allotment_tests::Fault::TransactionConflict, 2)
+        .inject("TransactWriteItems", allotment_tests::Fault::Throttle, 1);
+    let body = Value::Array((0..120).map(|i| json!({"workPeriodId": format!("f-{i}")})).collect());
+    let r = api.call("POST", "/work-period-payments/bulk", Some(&clerk(&api)), Some(body)).await;
+    assert_eq!(r.status, 200);
+    let entries = r.body.as_array().unwrap();
+    assert!(entries.iter().all(|e| e["days"] == 2), "{:?}", entries.iter().find(|e| e.get("error").is_some()));
+    assert_eq!(api.faults.faults_injected(), 4);
+    assert_eq!(api.count_prefix("PAY#").await, 120, "each payment written once");
+    assert_eq!(get_wp(&api, "f-119").await["daysPaid"], 2);
+}
