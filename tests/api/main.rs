@@ -3,6 +3,7 @@
 
 mod auth;
 mod concurrency;
+mod dynamo_local;
 mod faults;
 mod idempotency;
 mod lambda;

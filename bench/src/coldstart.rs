@@ -1,0 +1,210 @@
+//! Scenario 7: cold starts. A stub Lambda Runtime API hands each freshly
+//! exec'd binary one event (its `events/` sample) and notes when the answer
+//! comes back: exec → first response, the whole of what a cold invocation
+//! costs. The functions load their config the way they do in AWS (environment
+//! credentials, `aws_config` defaults), pointed at DynamoDB Local through
+//! `AWS_ENDPOINT_URL_DYNAMODB`.
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use allotment::routes::{NOT_FOUND, ROUTES};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::Env;
+
+pub struct ColdStart {
+    pub binary: String,
+    pub median_ms: f64,
+    /// The status the sample got (the API answer inside the Lambda response).
+    pub status: u16,
+    pub stripped_bytes: u64,
+}
+
+pub struct ColdStarts {
+    pub functions: Vec<ColdStart>,
+    pub hello_ms: f64,
+    pub hello_bytes: u64,
+    pub peak_rss_kib: u64,
+}
+
+#[derive(Default)]
+struct Stub {
+    event: Mutex<Option<Vec<u8>>>,
+    done: Mutex<Option<oneshot::Sender<Vec<u8>>>>,
+}
+
+fn response(status: u16, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r
+}
+
+async fn handle(stub: Arc<Stub>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if req.method() == hyper::Method::GET && path.ends_with("/runtime/invocation/next") {
+        let event = stub.event.lock().ok().and_then(|mut e| e.take());
+        let Some(event) = event else {
+            // One invocation per process: later polls wait until it is killed.
+            std::future::pending::<()>().await;
+            return Ok(response(500, Vec::new()));
+        };
+        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(30);
+        let mut r = response(200, event);
+        let h = r.headers_mut();
+        h.insert("lambda-runtime-aws-request-id", hyper::header::HeaderValue::from_static("bench-request-1"));
+        h.insert("lambda-runtime-deadline-ms", hyper::header::HeaderValue::from(deadline.as_millis() as u64));
+        h.insert(
+            "lambda-runtime-invoked-function-arn",
+            hyper::header::HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:bench"),
+        );
+        h.insert("lambda-runtime-trace-id", hyper::header::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+        return Ok(r);
+    }
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let body = if path.ends_with("/response") { body } else { format!("{{\"error\": {}}}", String::from_utf8_lossy(&body)).into_bytes() };
+    if let Some(tx) = stub.done.lock().ok().and_then(|mut d| d.take()) {
+        let _ = tx.send(body);
+    }
+    Ok(response(202, b"{}".to_vec()))
+}
+
+struct Started {
+    ms: f64,
+    answer: Value,
+    peak_rss_kib: u64,
+}
+
+/// Execs `binary`, gives it `event`, and times exec → its response.
+async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let (tx, rx) = oneshot::channel();
+    let stub = Arc::new(Stub { event: Mutex::new(Some(event)), done: Mutex::new(Some(tx)) });
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let stub = stub.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(stub.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    let home = std::env::temp_dir().join("allotment-bench-home");
+    let _ = std::fs::create_dir_all(&home);
+    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .env_clear()
+        .env("HOME", &home)
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_SESSION_TOKEN", "local")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &env.endpoint)
+        .env("TABLE_NAME", &env.table)
+        .stdin(Stdio::null())
+        .stdout(if std::env::var_os("BENCH_FUNCTION_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let answer = tokio::time::timeout(Duration::from_secs(30), rx).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let peak_rss_kib = child.id().map(peak_rss).unwrap_or(0);
+    let _ = child.kill().await;
+    server.abort();
+    let answer = answer.map_err(|_| format!("{name} did not answer within 30 s"))?.map_err(|_| format!("{name} exited before answering"))?;
+    let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    Ok(Started { ms, answer, peak_rss_kib })
+}
+
+/// VmHWM: the process's peak resident set, in KiB.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Size of the binary once stripped of symbols, as it would be shipped.
+fn stripped_size(binary: &Path) -> Result<u64, String> {
+    let copy = std::env::temp_dir().join(format!("allotment-bench-strip-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::copy(binary, &copy).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let status = std::process::Command::new("strip").arg(&copy).status().map_err(|e| format!("strip: {e}"))?;
+    let size = std::fs::metadata(&copy).map(|m| m.len()).map_err(|e| e.to_string());
+    let _ = std::fs::remove_file(&copy);
+    if !status.success() {
+        return Err("strip failed".into());
+    }
+    size
+}
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdStarts, String> {
+    // The samples' data: namespaces 123 and 124 (one owner) and their work period.
+    for ns in [123, 124] {
+        env.expect("PUT", &format!("/namespaces/{ns}"), json!({"name": "acme", "owner_id": 7}).to_string().into_bytes(), 200).await?;
+    }
+    let wp = json!({"resourceBookingId": "rb-7", "userHandle": "alice", "startDate": "2026-11-16", "endDate": "2026-11-22",
+        "daysWorked": 10, "memberRate": 250.00, "customerRate": 310.50, "billingAccountId": 80000071});
+    env.expect("PUT", "/work-periods/wp-2026-47", wp.to_string().into_bytes(), 200).await?;
+
+    let mut functions = Vec::new();
+    for route in ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)) {
+        let binary = bin_dir.join(route.binary);
+        let event = std::fs::read(events_dir().join(format!("{}.json", route.binary))).map_err(|e| format!("{}: {e}", route.binary))?;
+        let mut times = Vec::new();
+        let mut status = 0;
+        for _ in 0..starts {
+            let s = start_once(env, &binary, event.clone()).await?;
+            status = s.answer["statusCode"].as_u64().unwrap_or(0) as u16;
+            if status == 0 || status >= 500 {
+                return Err(format!("{} answered {}", route.binary, s.answer));
+            }
+            times.push(s.ms);
+        }
+        functions.push(ColdStart { binary: route.binary.to_owned(), median_ms: median(times), status, stripped_bytes: stripped_size(&binary)? });
+    }
+    let hello = bin_dir.join("hello-lambda");
+    let event = std::fs::read(events_dir().join("get-minutes.json")).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for _ in 0..starts {
+        times.push(start_once(env, &hello, event.clone()).await?.ms);
+    }
+
+    // Peak memory of a function serving a 1000-pack request.
+    let mut big: Value = serde_json::from_slice(&std::fs::read(events_dir().join("post-minutes.json")).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let packs: Vec<Value> =
+        (0..1000).map(|i| json!({"number_of_minutes": 10000, "expires_at": "2031-01-01", "purchase_xid": format!("{}-{i}", &run[..8])})).collect();
+    big["body"] = Value::String(json!({"packs": packs}).to_string());
+    let s = start_once(env, &bin_dir.join("post-minutes"), serde_json::to_vec(&big).map_err(|e| e.to_string())?).await?;
+    if s.answer["statusCode"] != 201 {
+        return Err(format!("1000-pack request answered {}", s.answer["statusCode"]));
+    }
+    Ok(ColdStarts { functions, hello_ms: median(times), hello_bytes: stripped_size(&hello)?, peak_rss_kib: s.peak_rss_kib })
+}
