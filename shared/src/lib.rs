@@ -37,7 +37,11 @@ impl App {
         let client = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
             Some(endpoint) => local_client(&endpoint),
             None => {
-                let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_none() {
+                    loader = loader.http_client(aws_https_client()?);
+                }
+                let config = loader.load().await;
                 Client::from_conf(
                     aws_sdk_dynamodb::config::Builder::from(&config)
                         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
@@ -47,6 +51,25 @@ impl App {
         };
         Ok(Self::new(Db::new(client, table)))
     }
+}
+
+/// The roots AWS service endpoints chain to (Amazon Trust Services, and the
+/// Starfield root that cross-signs them).
+const AWS_ROOTS_PEM: &str = include_str!("../certs/aws-roots.pem");
+
+/// The SDK's HTTPS client, trusting only AWS's roots. The default client reads
+/// and parses every certificate of the system store at start-up (146 files
+/// here), a cost paid on every cold start for a function that only ever
+/// talks to DynamoDB. `ALLOTMENT_TLS_NATIVE_ROOTS=1` restores the system store
+/// (for partitions whose endpoints chain elsewhere, such as aws-cn).
+pub fn aws_https_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, String> {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
+    let context = tls::TlsContext::builder().with_trust_store(trust).build().map_err(|e| format!("TLS context: {e}"))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
 }
 
 /// The SDK config for a DynamoDB at `endpoint` (DynamoDB Local): dummy
