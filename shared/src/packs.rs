@@ -321,22 +321,37 @@ pub async fn list_packs(db: &Db, id: NamespaceId) -> Result<Vec<Pack>, DbError> 
     db.query_gsi1(&packs_gsi_pk(id)).await?.into_iter().map(|item| from_item::<PackItem>(item)?.into_domain()).collect()
 }
 
-/// The stored packs among `xids`, by xid.
-async fn get_xid_packs(db: &Db, xids: &[&PurchaseXid]) -> Result<HashMap<String, Pack>, DbError> {
-    let keys = xids.iter().map(|x| pack_key_of(xid_pack_pk(x))).collect();
+/// Namespace `ns` and the stored packs among `xids` (by xid), in one
+/// BatchGetItem round.
+async fn get_xid_packs(
+    db: &Db,
+    ns: NamespaceId,
+    xids: &[&PurchaseXid],
+) -> Result<(Option<Namespace>, HashMap<String, Pack>), DbError> {
+    let mut keys: Vec<Item> = vec![namespace_key(ns)];
+    keys.extend(xids.iter().map(|x| pack_key_of(xid_pack_pk(x))));
+    let mut namespace = None;
     let mut by_xid = HashMap::new();
     for item in db.batch_get(keys).await? {
+        if matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk == "NS") {
+            namespace = Some(from_item::<NamespaceItem>(item)?.into_domain());
+            continue;
+        }
         let pack = from_item::<PackItem>(item)?.into_domain()?;
         if let Some(xid) = &pack.purchase_xid {
             by_xid.insert(xid.as_str().to_owned(), pack);
         }
     }
-    Ok(by_xid)
+    Ok((namespace, by_xid))
 }
 
 /// What creating packs can end in, short of success.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
+    #[error("Namespace Not Found")]
+    NamespaceNotFound,
+    #[error("Namespace must be a top-level namespace")]
+    NotTopLevel,
     #[error("purchase_xid already provisioned to another namespace: {0:?}")]
     XidTaken(Vec<String>),
     #[error(transparent)]
@@ -346,6 +361,8 @@ pub enum CreateError {
 impl From<CreateError> for ApiError {
     fn from(err: CreateError) -> Self {
         match err {
+            CreateError::NamespaceNotFound => ApiError::NotFound("Namespace Not Found".into()),
+            CreateError::NotTopLevel => ApiError::bad_request("Namespace must be a top-level namespace"),
             CreateError::XidTaken(xids) => ApiError::Conflict(format!(
                 "purchase_xid {} already provisioned to another namespace",
                 xids.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")
@@ -365,8 +382,9 @@ struct NewPack {
 /// Creates `specs` in namespace `ns` exactly once, returning one pack per
 /// distinct pack in request order (stored packs unchanged for known xids).
 ///
-/// 1. One BatchGetItem round finds xids already provisioned; any in another
-///    namespace → [`CreateError::XidTaken`] and nothing written.
+/// 1. One BatchGetItem round reads the namespace (it must exist and be
+///    top-level) and finds xids already provisioned; any in another namespace
+///    → [`CreateError::XidTaken`] and nothing written.
 /// 2. New xid packs go in TransactWriteItems of 100, each put conditioned on
 ///    `attribute_not_exists(pk)`; a pack without xid has a fresh key and goes
 ///    through BatchWriteItem. A lost race on an xid is re-read: same namespace,
@@ -381,7 +399,12 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
         specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
     let xids: Vec<&PurchaseXid> = distinct.iter().filter_map(|s| s.purchase_xid.as_ref()).collect();
 
-    let mut stored = get_xid_packs(db, &xids).await?;
+    let (namespace, mut stored) = get_xid_packs(db, ns, &xids).await?;
+    match namespace {
+        None => return Err(CreateError::NamespaceNotFound),
+        Some(n) if !n.is_top_level() => return Err(CreateError::NotTopLevel),
+        Some(_) => {}
+    }
     let taken: Vec<String> =
         stored.iter().filter(|(_, p)| p.namespace_id != ns).map(|(x, _)| x.clone()).collect();
     if !taken.is_empty() {
@@ -664,10 +687,6 @@ pub async fn post_minutes_handler(app: App, req: Request) -> HandlerResult {
     require_admin(&req)?;
     let id = NamespaceId(path_id(&req, "id")?);
     let specs = validate_packs(json_body(&req)?)?;
-    let ns = get_namespace(&app.db, id).await?.ok_or_else(|| ApiError::NotFound("Namespace Not Found".into()))?;
-    if !ns.is_top_level() {
-        return Err(ApiError::bad_request("Namespace must be a top-level namespace"));
-    }
     let packs = create_packs(&app.db, id, specs).await?;
     tracing::info!(namespace_id = id.0, packs = packs.len(), "packs provisioned");
     json_response(201, &packs)

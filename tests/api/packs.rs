@@ -111,8 +111,10 @@ async fn a_thousand_packs_in_one_request() {
     assert_eq!(r.body.as_array().unwrap().len(), 1000);
     assert_eq!(r.body[999]["number_of_minutes"], 1000, "request order kept");
     assert_eq!(api.count_prefix("PACK#").await, 1000);
-    // Through the batch APIs: ≤ 100 keys a BatchGetItem, ≤ 25 items a BatchWriteItem, ≤ 100 a transaction.
-    assert_eq!(api.faults.calls("BatchGetItem"), 5);
+    // Through the batch APIs: ≤ 100 keys a BatchGetItem (the namespace and
+    // 500 xids: 6), ≤ 25 items a BatchWriteItem, ≤ 100 a transaction.
+    assert_eq!(api.faults.calls("BatchGetItem"), 6);
+    assert_eq!(api.faults.calls("GetItem"), 0, "the namespace is read with the xids");
     assert_eq!(api.faults.calls("TransactWriteItems"), 5);
     assert_eq!(api.faults.calls("BatchWriteItem"), 20);
     assert_eq!(api.faults.calls("PutItem"), 1, "only the namespace registration");
