@@ -17,13 +17,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 use crate::Env;
 
 pub struct ColdStart {
     pub binary: String,
     pub median_ms: f64,
+    /// Median of the same event answered again by the same process.
+    pub warm_ms: f64,
     /// The status the sample got (the API answer inside the Lambda response).
     pub status: u16,
     pub stripped_bytes: u64,
@@ -32,14 +33,16 @@ pub struct ColdStart {
 pub struct ColdStarts {
     pub functions: Vec<ColdStart>,
     pub hello_ms: f64,
+    pub hello_warm_ms: f64,
     pub hello_bytes: u64,
     pub peak_rss_kib: u64,
 }
 
-#[derive(Default)]
+/// Serves the same event twice — a cold invocation, then a warm one — and
+/// reports each answer with the moment it arrived.
 struct Stub {
-    event: Mutex<Option<Vec<u8>>>,
-    done: Mutex<Option<oneshot::Sender<Vec<u8>>>>,
+    events: Mutex<Vec<Vec<u8>>>,
+    answers: tokio::sync::mpsc::UnboundedSender<(Instant, Vec<u8>)>,
 }
 
 fn response(status: u16, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
@@ -51,9 +54,9 @@ fn response(status: u16, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
 async fn handle(stub: Arc<Stub>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.method() == hyper::Method::GET && path.ends_with("/runtime/invocation/next") {
-        let event = stub.event.lock().ok().and_then(|mut e| e.take());
+        let event = stub.events.lock().ok().and_then(|mut e| e.pop());
         let Some(event) = event else {
-            // One invocation per process: later polls wait until it is killed.
+            // Two invocations per process: later polls wait until it is killed.
             std::future::pending::<()>().await;
             return Ok(response(500, Vec::new()));
         };
@@ -71,14 +74,15 @@ async fn handle(stub: Arc<Stub>, req: hyper::Request<Incoming>) -> Result<hyper:
     }
     let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let body = if path.ends_with("/response") { body } else { format!("{{\"error\": {}}}", String::from_utf8_lossy(&body)).into_bytes() };
-    if let Some(tx) = stub.done.lock().ok().and_then(|mut d| d.take()) {
-        let _ = tx.send(body);
-    }
+    let _ = stub.answers.send((Instant::now(), body));
     Ok(response(202, b"{}".to_vec()))
 }
 
 struct Started {
+    /// exec → first answer.
     ms: f64,
+    /// first answer → second answer: the same event, warm.
+    warm_ms: f64,
     answer: Value,
     peak_rss_kib: u64,
 }
@@ -87,8 +91,8 @@ struct Started {
 async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let (tx, rx) = oneshot::channel();
-    let stub = Arc::new(Stub { event: Mutex::new(Some(event)), done: Mutex::new(Some(tx)) });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stub = Arc::new(Stub { events: Mutex::new(vec![event.clone(), event]), answers: tx });
     let server = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
@@ -123,14 +127,15 @@ async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started,
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let answer = tokio::time::timeout(Duration::from_secs(30), rx).await;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let first = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
     let peak_rss_kib = child.id().map(peak_rss).unwrap_or(0);
+    let second = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
     let _ = child.kill().await;
     server.abort();
-    let answer = answer.map_err(|_| format!("{name} did not answer within 30 s"))?.map_err(|_| format!("{name} exited before answering"))?;
+    let (t1, answer) = first.map_err(|_| format!("{name} did not answer within 30 s"))?.ok_or(format!("{name} exited before answering"))?;
+    let (t2, _) = second.map_err(|_| format!("{name} did not answer twice"))?.ok_or(format!("{name} exited"))?;
     let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-    Ok(Started { ms, answer, peak_rss_kib })
+    Ok(Started { ms: (t1 - started).as_secs_f64() * 1000.0, warm_ms: (t2 - t1).as_secs_f64() * 1000.0, answer, peak_rss_kib })
 }
 
 /// VmHWM: the process's peak resident set, in KiB.
@@ -176,7 +181,7 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     for route in ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)) {
         let binary = bin_dir.join(route.binary);
         let event = std::fs::read(events_dir().join(format!("{}.json", route.binary))).map_err(|e| format!("{}: {e}", route.binary))?;
-        let mut times = Vec::new();
+        let (mut times, mut warm) = (Vec::new(), Vec::new());
         let mut status = 0;
         for _ in 0..starts {
             let s = start_once(env, &binary, event.clone()).await?;
@@ -185,14 +190,23 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
                 return Err(format!("{} answered {}", route.binary, s.answer));
             }
             times.push(s.ms);
+            warm.push(s.warm_ms);
         }
-        functions.push(ColdStart { binary: route.binary.to_owned(), median_ms: median(times), status, stripped_bytes: stripped_size(&binary)? });
+        functions.push(ColdStart {
+            binary: route.binary.to_owned(),
+            median_ms: median(times),
+            warm_ms: median(warm),
+            status,
+            stripped_bytes: stripped_size(&binary)?,
+        });
     }
     let hello = bin_dir.join("hello-lambda");
     let event = std::fs::read(events_dir().join("get-minutes.json")).map_err(|e| e.to_string())?;
-    let mut times = Vec::new();
+    let (mut times, mut warm) = (Vec::new(), Vec::new());
     for _ in 0..starts {
-        times.push(start_once(env, &hello, event.clone()).await?.ms);
+        let s = start_once(env, &hello, event.clone()).await?;
+        times.push(s.ms);
+        warm.push(s.warm_ms);
     }
 
     // Peak memory of a function serving a 1000-pack request.
@@ -206,5 +220,5 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     if s.answer["statusCode"] != 201 {
         return Err(format!("1000-pack request answered {}", s.answer["statusCode"]));
     }
-    Ok(ColdStarts { functions, hello_ms: median(times), hello_bytes: stripped_size(&hello)?, peak_rss_kib: s.peak_rss_kib })
+    Ok(ColdStarts { functions, hello_ms: median(times), hello_warm_ms: median(warm), hello_bytes: stripped_size(&hello)?, peak_rss_kib: s.peak_rss_kib })
 }

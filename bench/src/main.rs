@@ -198,6 +198,44 @@ async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, Str
     Ok(items as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Scenario 1b: the ceiling for conditional writes, which uniqueness needs —
+/// raw TransactWriteItems of 100 `attribute_not_exists` puts.
+async fn ceiling_transact(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+    let run = 3_000_000 + env.next();
+    let chunks: Vec<Vec<TransactWriteItem>> = (0..items)
+        .map(|i| {
+            let put = Put::builder()
+                .table_name(&env.table)
+                .set_item(Some(pack_item(run, i)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("put");
+            TransactWriteItem::builder().put(put).build()
+        })
+        .collect::<Vec<_>>()
+        .chunks(100)
+        .map(<[_]>::to_vec)
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (queue, client) = (queue.clone(), env.app.db.client.clone());
+        set.spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|e| e.to_string())?.pop();
+                let Some(chunk) = next else { return Ok::<_, String>(()) };
+                client.transact_write_items().set_transact_items(Some(chunk)).send().await.map_err(|e| format!("{e:?}"))?;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(items as f64 / started.elapsed().as_secs_f64())
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Run {
     pub items: usize,
@@ -273,6 +311,9 @@ pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub raw_put_p50_ms: f64,
+    /// The handler's own DynamoDB floor: BatchGetItem (namespace + xid) then a
+    /// conditional put, raw.
+    pub raw_floor_p50_ms: f64,
 }
 
 /// Scenario 6: sequential single-pack POSTs against raw conditional PutItems.
@@ -302,15 +343,47 @@ async fn latency(env: &Env, n: usize) -> Result<Latency, String> {
             .map_err(|e| format!("{e:?}"))?;
         raw.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    // The same two round trips the handler makes, raw: read namespace + xid, then the conditional put.
+    let run2 = 2_500_000 + env.next();
+    let mut floor = Vec::with_capacity(n);
+    for i in 0..n {
+        let item = pack_item(run2, i);
+        let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .keys(allotment::db::key(format!("NS#{ns}"), "NS"))
+            .keys(allotment::db::key(format!("PACK#X#c{run2}-{i}"), "PACK"))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        env.app.db.client.batch_get_item().request_items(&env.table, keys).send().await.map_err(|e| format!("{e:?}"))?;
+        env.app
+            .db
+            .client
+            .put_item()
+            .table_name(&env.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        floor.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
     api.sort_by(f64::total_cmp);
     raw.sort_by(f64::total_cmp);
-    Ok(Latency { p50_ms: percentile(&api, 50.0), p99_ms: percentile(&api, 99.0), raw_put_p50_ms: percentile(&raw, 50.0) })
+    floor.sort_by(f64::total_cmp);
+    Ok(Latency {
+        p50_ms: percentile(&api, 50.0),
+        p99_ms: percentile(&api, 99.0),
+        raw_put_p50_ms: percentile(&raw, 50.0),
+        raw_floor_p50_ms: percentile(&floor, 50.0),
+    })
 }
 
 pub struct Results {
     pub quick: bool,
     pub profile: String,
     pub ceiling: Vec<(usize, f64)>,
+    pub ceiling_transact: Vec<(usize, f64)>,
     pub new_packs: Run,
     pub resync: Run,
     pub payments: Run,
@@ -323,6 +396,10 @@ pub struct Results {
 impl Results {
     pub fn ceiling_best(&self) -> f64 {
         self.ceiling.iter().map(|(_, v)| *v).fold(0.0, f64::max)
+    }
+
+    pub fn ceiling_transact_best(&self) -> f64 {
+        self.ceiling_transact.iter().map(|(_, v)| *v).fold(0.0, f64::max)
     }
 }
 
@@ -343,8 +420,10 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
 
     eprintln!("1/7 ceiling");
     let mut ceilings = Vec::new();
+    let mut ceilings_tx = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
+        ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c).await?));
     }
     eprintln!("2/7 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
@@ -375,6 +454,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         quick,
         profile,
         ceiling: ceilings,
+        ceiling_transact: ceilings_tx,
         new_packs,
         resync,
         payments,

@@ -341,6 +341,11 @@ impl Db {
         if items.is_empty() {
             return Ok(());
         }
+        if items.len() == 1 {
+            if let Some(result) = self.single_write(&items[0]).await {
+                return result;
+            }
+        }
         let mut attempt = 0;
         loop {
             let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
@@ -375,6 +380,56 @@ impl Db {
             }
             attempt += 1;
         }
+    }
+
+    /// A transaction of one action is that action's own conditional write:
+    /// as atomic, one request, no transaction coordinator. `None` for a lone
+    /// ConditionCheck, which has no single-request form.
+    async fn single_write(&self, action: &TransactWriteItem) -> Option<Result<(), DbError>> {
+        let result = if let Some(p) = action.put() {
+            self.with_retries(|| {
+                self.client
+                    .put_item()
+                    .table_name(p.table_name())
+                    .set_item(Some(p.item().clone()))
+                    .set_condition_expression(p.condition_expression().map(str::to_owned))
+                    .set_expression_attribute_names(p.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(p.expression_attribute_values().cloned())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+        } else if let Some(u) = action.update() {
+            self.with_retries(|| {
+                self.client
+                    .update_item()
+                    .table_name(u.table_name())
+                    .set_key(Some(u.key().clone()))
+                    .update_expression(u.update_expression())
+                    .set_condition_expression(u.condition_expression().map(str::to_owned))
+                    .set_expression_attribute_names(u.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(u.expression_attribute_values().cloned())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+        } else if let Some(d) = action.delete() {
+            self.with_retries(|| {
+                self.client
+                    .delete_item()
+                    .table_name(d.table_name())
+                    .set_key(Some(d.key().clone()))
+                    .set_condition_expression(d.condition_expression().map(str::to_owned))
+                    .set_expression_attribute_names(d.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(d.expression_attribute_values().cloned())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+        } else {
+            return None;
+        };
+        Some(result)
     }
 
     /// Every item of a GSI1 partition, following pagination, in sort-key order.
