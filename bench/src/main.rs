@@ -438,8 +438,9 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let mut scaling_packs = Vec::new();
     let mut scaling_payments = Vec::new();
     for &b in &sizes.scaling {
-        // At least ~200 items per size (3 requests for the big batches).
-        let n = (200 / b).max(3).min(if quick { 3 } else { 200 });
+        // About 1000 items per size (at least 3 requests) so that noise
+        // does not decide the 100-vs-1000 comparison.
+        let n = if quick { 3 } else { (1000 / b).max(3) };
         let r = pack_requests(&env, b, n).await?;
         scaling_packs.push((b, timed(&env, "POST", &r, 201, b * n).await?));
         let r = payment_requests(&env, b, n).await?;
