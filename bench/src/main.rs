@@ -167,6 +167,33 @@ fn pack_item(run: u64, i: usize) -> Item {
     ])
 }
 
+/// Sends every chunk with `send`, `concurrency` workers at once; items/s.
+async fn drain<C, F, Fut>(chunks: Vec<C>, items: usize, concurrency: usize, send: F) -> Result<f64, String>
+where
+    C: Send + 'static,
+    F: Fn(C) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let send = Arc::new(send);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (queue, send) = (queue.clone(), send.clone());
+        set.spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|e| e.to_string())?.pop();
+                let Some(chunk) = next else { return Ok::<_, String>(()) };
+                send(chunk).await?;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(items as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Scenario 1: raw BatchWriteItem, 25 items a request, `concurrency` at once.
 async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
     let run = 1_000_000 + env.next();
@@ -176,26 +203,18 @@ async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, Str
         .chunks(25)
         .map(<[_]>::to_vec)
         .collect();
-    let queue = Arc::new(std::sync::Mutex::new(chunks));
-    let started = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (queue, client, table) = (queue.clone(), env.app.db.client.clone(), env.table.clone());
-        set.spawn(async move {
-            loop {
-                let next = queue.lock().map_err(|e| e.to_string())?.pop();
-                let Some(mut pending) = next else { return Ok::<_, String>(()) };
-                while !pending.is_empty() {
-                    let out = client.batch_write_item().request_items(&table, pending).send().await.map_err(|e| format!("{e:?}"))?;
-                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
-                }
+    let (client, table) = (env.app.db.client.clone(), env.table.clone());
+    drain(chunks, items, concurrency, move |mut pending: Vec<WriteRequest>| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            while !pending.is_empty() {
+                let out = client.batch_write_item().request_items(&table, pending).send().await.map_err(|e| format!("{e:?}"))?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
             }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        r.map_err(|e| e.to_string())??;
-    }
-    Ok(items as f64 / started.elapsed().as_secs_f64())
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Scenario 1b: the ceiling for conditional writes, which uniqueness needs —
@@ -217,23 +236,15 @@ async fn ceiling_transact(env: &Env, items: usize, concurrency: usize) -> Result
         .chunks(100)
         .map(<[_]>::to_vec)
         .collect();
-    let queue = Arc::new(std::sync::Mutex::new(chunks));
-    let started = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (queue, client) = (queue.clone(), env.app.db.client.clone());
-        set.spawn(async move {
-            loop {
-                let next = queue.lock().map_err(|e| e.to_string())?.pop();
-                let Some(chunk) = next else { return Ok::<_, String>(()) };
-                client.transact_write_items().set_transact_items(Some(chunk)).send().await.map_err(|e| format!("{e:?}"))?;
-            }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        r.map_err(|e| e.to_string())??;
-    }
-    Ok(items as f64 / started.elapsed().as_secs_f64())
+    let client = env.app.db.client.clone();
+    drain(chunks, items, concurrency, move |chunk: Vec<TransactWriteItem>| {
+        let client = client.clone();
+        async move {
+            client.transact_write_items().set_transact_items(Some(chunk)).send().await.map_err(|e| format!("{e:?}"))?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 #[derive(Clone, Copy, Debug, Default)]
