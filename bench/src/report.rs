@@ -15,6 +15,13 @@ pub struct Target {
     pub met: bool,
 }
 
+impl Target {
+    /// A line that explains a miss rather than states a target.
+    pub fn is_context(&self) -> bool {
+        self.goal == "context"
+    }
+}
+
 pub fn targets(r: &Results) -> Vec<Target> {
     let ceiling = r.ceiling_best();
     let scale = |runs: &[(usize, crate::Run)], b: usize| runs.iter().find(|(s, _)| *s == b).map(|(_, run)| run.ms_per_item());
@@ -179,7 +186,15 @@ pub fn table(r: &Results) -> String {
     let _ = writeln!(t, "| target | measured | goal | |");
     let _ = writeln!(t, "|---|---:|---:|---|");
     for target in targets(r) {
-        let verdict = if r.quick { "(not judged in --quick)" } else if target.met { "met" } else { "MISSED" };
+        let verdict = if target.is_context() {
+            "(explains the line above)"
+        } else if r.quick {
+            "(not judged in --quick)"
+        } else if target.met {
+            "met"
+        } else {
+            "MISSED"
+        };
         let _ = writeln!(t, "| {} | {} | {} | {verdict} |", target.name, target.measured, target.goal);
     }
     t
