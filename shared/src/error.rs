@@ -17,7 +17,7 @@ impl FieldError {
 
 /// Everything a request can fail with. Mapped to a status and the spec's JSON
 /// error shape in [`ApiError::status`] and [`crate::http::error_response`] only.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { message: String, details: Vec<FieldError> },

@@ -327,7 +327,7 @@ pub async fn create_payments(db: &Db, sub: &str, inputs: Vec<Result<NewPayment, 
     let mut ctx = Ctx::default();
     if let Err(e) = ctx.load(db, &wp_ids, &HashSet::new()).await {
         let e = ApiError::from(e);
-        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(same(&e)))).collect();
+        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(e.clone()))).collect();
     }
     let today = OffsetDateTime::now_utc().date();
     let mut done = run_jobs(db, ctx, jobs, |ctx, input| plan_create(db, ctx, input, sub, today)).await;
@@ -361,7 +361,7 @@ pub async fn update_payments(db: &Db, sub: &str, inputs: Vec<Result<(String, Pay
     };
     if let Err(e) = loaded {
         let e = ApiError::from(e);
-        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(same(&e)))).collect();
+        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(e.clone()))).collect();
     }
     let mut jobs = Vec::new();
     for (idx, (id, change)) in valid {
@@ -376,13 +376,6 @@ pub async fn update_payments(db: &Db, sub: &str, inputs: Vec<Result<(String, Pay
         .enumerate()
         .map(|(i, r)| r.or_else(|| done.remove(&i)).unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into()))))
         .collect()
-}
-
-fn same(e: &ApiError) -> ApiError {
-    match e {
-        ApiError::Unavailable { retry_after_secs } => ApiError::Unavailable { retry_after_secs: *retry_after_secs },
-        other => ApiError::Internal(other.to_string()),
-    }
 }
 
 // ---------------------------------------------------------------- listing

@@ -173,20 +173,13 @@ where
             if let Err(e) = ctx.load(db, &stale_wps, &stale_payments).await {
                 let err = ApiError::from(e);
                 for job in queues.into_values().flatten() {
-                    out.insert(job.idx, Err(clone_err(&err)));
+                    out.insert(job.idx, Err(err.clone()));
                 }
                 break;
             }
         }
     }
     out
-}
-
-fn clone_err(e: &ApiError) -> ApiError {
-    match e {
-        ApiError::Unavailable { retry_after_secs } => ApiError::Unavailable { retry_after_secs: *retry_after_secs },
-        other => ApiError::Internal(other.to_string()),
-    }
 }
 
 type Written<I> = Vec<(Job<I>, Plan, Outcome)>;
