@@ -143,7 +143,7 @@ impl Db {
     }
 
     /// Runs `call` until it succeeds, fails for good, or retries run out.
-    async fn with_retries<T, E, R, F, Fut>(&self, mut call: F) -> Result<T, DbError>
+    pub async fn with_retries<T, E, R, F, Fut>(&self, mut call: F) -> Result<T, DbError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,

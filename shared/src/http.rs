@@ -40,9 +40,10 @@ pub struct Route {
 /// Logs one line per request: route, status, latency and caller `sub`.
 pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
     let started = Instant::now();
-    let sub = crate::auth::caller(&req).map(|c| c.sub).unwrap_or_default();
+    let caller = crate::auth::caller(&req).ok();
+    let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
-    let response = run_idempotent(route, app, req).await.unwrap_or_else(|err| to_response(route, &err));
+    let response = run_idempotent(route, app, req, caller).await.unwrap_or_else(|err| to_response(route, &err));
     tracing::info!(
         route = %route_key,
         status = response.status().as_u16(),
@@ -60,11 +61,11 @@ fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
     error_response(err)
 }
 
-async fn run_idempotent(route: &Route, app: App, req: Request) -> HandlerResult {
+async fn run_idempotent(route: &Route, app: App, req: Request, caller: Option<crate::auth::Caller>) -> HandlerResult {
     let writes = matches!(*req.method(), Method::POST | Method::PATCH);
     // An unauthenticated request goes straight to its handler (and its 401).
-    let caller = match crate::auth::caller(&req) {
-        Ok(caller) if writes => caller,
+    let caller = match caller {
+        Some(caller) if writes => caller,
         _ => return (route.handler)(app, req).await,
     };
     let Some(key) = idempotency::key_of(&req)? else { return (route.handler)(app, req).await };
@@ -107,6 +108,14 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 /// Parses the JSON body into `T`, after checking content type and size.
 /// Syntax errors name line and column; schema errors name the field's path.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let body = json_bytes(req)?;
+    require_object(body)?;
+    parse_json(body)
+}
+
+/// The raw body of a JSON request: 415 unless the content type is JSON, 413
+/// over the Lambda payload limit.
+pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -124,8 +133,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes")));
     }
-    require_object(body)?;
-    parse_json(body)
+    Ok(body)
 }
 
 /// A body that must be one JSON object: an array, string or number is 400

@@ -412,7 +412,7 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
     }
 
     let request_id = uuid::Uuid::new_v4().to_string();
-    let created_at = now_rfc3339();
+    let created_at = validate::now_timestamp();
     let mut with_xid = Vec::new();
     let mut without_xid = Vec::new();
     for (position, spec) in distinct.iter().enumerate() {
@@ -660,10 +660,6 @@ fn move_one(db: &Db, pk: &str, from: NamespaceId, to: NamespaceId) -> Result<Tra
         .build()
         .map(|u| TransactWriteItem::builder().update(u).build())
         .map_err(build_err)
-}
-
-fn now_rfc3339() -> String {
-    validate::format_timestamp(OffsetDateTime::now_utc())
 }
 
 // ---------------------------------------------------------------- handlers

@@ -28,6 +28,11 @@ pub fn format_timestamp(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// Now, as stored and sent: RFC 3339 UTC with milliseconds.
+pub fn now_timestamp() -> String {
+    format_timestamp(OffsetDateTime::now_utc())
+}
+
 /// Serde adapter writing a [`Date`] as `YYYY-MM-DD`.
 pub mod date_format {
     use serde::Serializer;

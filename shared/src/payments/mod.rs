@@ -16,9 +16,9 @@ use self::store::*;
 use crate::auth::{caller, Caller, SCOPE_ADMIN};
 use crate::db::{Db, Item};
 use crate::error::{ApiError, FieldError};
-use crate::http::{json_body, json_response, parse_json, path_param, query_param, HandlerResult, MAX_BODY_BYTES};
+use crate::http::{json_body, json_bytes, json_response, parse_json, path_param, query_param, HandlerResult};
 use crate::money::Money;
-use crate::validate::{parse_date, BulkLimit};
+use crate::validate::{now_timestamp, parse_date, BulkLimit};
 use crate::App;
 
 pub const SCOPE_PAYMENTS: &str = "payments";
@@ -127,6 +127,17 @@ pub struct PaymentChange {
     pub billing_account_id: Option<u64>,
 }
 
+impl PaymentChange {
+    /// Whether it touches anything financial (anything but the status).
+    pub fn changes_money(&self) -> bool {
+        self.amount.is_some()
+            || self.days.is_some()
+            || self.member_rate.is_some()
+            || self.customer_rate.is_some()
+            || self.billing_account_id.is_some()
+    }
+}
+
 pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChange, ApiError> {
     if patch.is_empty() {
         return Err(ApiError::bad_request(
@@ -161,8 +172,16 @@ pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChang
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    let change = PaymentChange {
+        status,
+        amount: patch.amount,
+        days,
+        member_rate: patch.member_rate,
+        customer_rate: patch.customer_rate,
+        billing_account_id,
+    };
     let editor = who.has_scope(SCOPE_ADMIN) || who.has_scope(SCOPE_PAYMENTS);
-    if patch.changes_money() && !editor {
+    if change.changes_money() && !editor {
         return Err(ApiError::Forbidden("Changing a payment's amounts needs scope admin or payments".into()));
     }
     match status {
@@ -174,14 +193,7 @@ pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChang
         }
         _ => {}
     }
-    Ok(PaymentChange {
-        status,
-        amount: patch.amount,
-        days,
-        member_rate: patch.member_rate,
-        customer_rate: patch.customer_rate,
-        billing_account_id,
-    })
+    Ok(change)
 }
 
 // ---------------------------------------------------------------- planning
@@ -210,7 +222,7 @@ fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::D
         Some(a) if days == 0 => a,
         _ => Money::for_days(member_rate, days),
     };
-    let at = now();
+    let at = now_timestamp();
     let payment = Payment {
         id: uuid::Uuid::new_v4().to_string(),
         work_period_id: wp.id.clone(),
@@ -251,12 +263,7 @@ fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) 
     if current.status == PaymentStatus::Cancelled {
         return Err(ApiError::Conflict("A cancelled payment cannot be changed".into()));
     }
-    let changes_money = change.amount.is_some()
-        || change.days.is_some()
-        || change.member_rate.is_some()
-        || change.customer_rate.is_some()
-        || change.billing_account_id.is_some();
-    if changes_money && matches!(current.status, PaymentStatus::InProgress | PaymentStatus::Completed) {
+    if change.changes_money() && matches!(current.status, PaymentStatus::InProgress | PaymentStatus::Completed) {
         return Err(ApiError::Conflict(format!("Amounts cannot change while the payment is {}", current.status.as_str())));
     }
     let mut next = current.clone();
@@ -297,7 +304,7 @@ fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) 
     let take = |p: &Payment| if p.status.is_active() { (i64::from(p.days), p.amount) } else { (0, Money::ZERO) };
     let (old_days, old_amount) = take(current);
     let (new_days, new_amount) = take(&next);
-    next.updated_at = now();
+    next.updated_at = now_timestamp();
     next.updated_by = sub.to_owned();
     next.version = current.version + 1;
     let delta = Delta { days: new_days - old_days, amount: new_amount - old_amount, from: Some(current.status), to: Some(next.status) };
@@ -476,9 +483,7 @@ pub async fn list_payments(db: &Db, q: ListQuery) -> Result<(Vec<Payment>, Optio
                     .expression_attribute_names("#st", "status")
                     .expression_attribute_values(":st", AttributeValue::S(st.as_str().into()));
             }
-            let out = query.send().await.map_err(|e| {
-                ApiError::Internal(format!("list payments: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
-            })?;
+            let out = db.with_retries(|| query.clone().send()).await?;
             for item in out.items.unwrap_or_default() {
                 let sort = match item.get(sk_attr) {
                     Some(AttributeValue::S(v)) => v.clone(),
@@ -552,20 +557,7 @@ pub async fn post_payment_handler(app: App, req: Request) -> HandlerResult {
 
 /// The body of a bulk request: a JSON array of 1 to 1000 objects.
 fn bulk_items(req: &Request) -> Result<Vec<Value>, ApiError> {
-    // json_body insists on an object; a bulk body is an array.
-    let is_json = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let body: &[u8] = req.body().as_ref();
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes")));
-    }
-    let value: Value = parse_json(body)?;
+    let value: Value = parse_json(json_bytes(req)?)?;
     let Value::Array(items) = value else {
         return Err(ApiError::field("body", "must be a JSON array of objects"));
     };

@@ -231,14 +231,6 @@ impl PaymentPatch {
             && self.customer_rate.is_none()
             && self.billing_account_id.is_none()
     }
-
-    pub fn changes_money(&self) -> bool {
-        self.amount.is_some()
-            || self.days.is_some()
-            || self.member_rate.is_some()
-            || self.customer_rate.is_some()
-            || self.billing_account_id.is_some()
-    }
 }
 
 #[derive(Debug, Serialize)]

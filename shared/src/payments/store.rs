@@ -8,13 +8,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use time::OffsetDateTime;
 
 use super::model::*;
 use crate::db::{n, Db, DbError, Item, TRANSACT_LIMIT};
 use crate::error::ApiError;
 use crate::money::Money;
-use crate::validate::format_timestamp;
 
 /// Times one payment may lose a race for its work period before it is 409.
 const MAX_CONFLICTS: u32 = 5;
@@ -215,10 +213,6 @@ async fn write_chunk<I>(db: &Db, chunk: Vec<(Job<I>, Plan)>) -> Written<I> {
             (job, plan, outcome)
         })
         .collect()
-}
-
-pub fn now() -> String {
-    format_timestamp(OffsetDateTime::now_utc())
 }
 
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> ApiError {
