@@ -23,6 +23,8 @@ use crate::Env;
 pub struct ColdStart {
     pub binary: String,
     pub median_ms: f64,
+    /// Median of exec → the runtime's first poll for an event: start-up alone.
+    pub init_ms: f64,
     /// Median of the same event answered again by the same process.
     pub warm_ms: f64,
     /// The status the sample got (the API answer inside the Lambda response).
@@ -33,15 +35,22 @@ pub struct ColdStart {
 pub struct ColdStarts {
     pub functions: Vec<ColdStart>,
     pub hello_ms: f64,
+    pub hello_init_ms: f64,
     pub hello_warm_ms: f64,
     pub hello_bytes: u64,
     pub peak_rss_kib: u64,
+    /// DynamoDB Local's own share of a first request: a raw GetItem on a
+    /// fresh connection and on a pooled one (medians, ms).
+    pub ddb_fresh_connection_ms: f64,
+    pub ddb_pooled_connection_ms: f64,
 }
 
 /// Serves the same event twice — a cold invocation, then a warm one — and
 /// reports each answer with the moment it arrived.
 struct Stub {
     events: Mutex<Vec<Vec<u8>>>,
+    /// When the runtime first asked for an event: its start-up is over.
+    first_poll: std::sync::OnceLock<Instant>,
     answers: tokio::sync::mpsc::UnboundedSender<(Instant, Vec<u8>)>,
 }
 
@@ -54,6 +63,7 @@ fn response(status: u16, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
 async fn handle(stub: Arc<Stub>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.method() == hyper::Method::GET && path.ends_with("/runtime/invocation/next") {
+        let _ = stub.first_poll.set(Instant::now());
         let event = stub.events.lock().ok().and_then(|mut e| e.pop());
         let Some(event) = event else {
             // Two invocations per process: later polls wait until it is killed.
@@ -81,6 +91,8 @@ async fn handle(stub: Arc<Stub>, req: hyper::Request<Incoming>) -> Result<hyper:
 struct Started {
     /// exec → first answer.
     ms: f64,
+    /// exec → first poll for an event.
+    init_ms: f64,
     /// first answer → second answer: the same event, warm.
     warm_ms: f64,
     answer: Value,
@@ -92,7 +104,8 @@ async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started,
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stub = Arc::new(Stub { events: Mutex::new(vec![event.clone(), event]), answers: tx });
+    let stub = Arc::new(Stub { events: Mutex::new(vec![event.clone(), event]), first_poll: Default::default(), answers: tx });
+    let polled = stub.clone();
     let server = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
@@ -135,7 +148,8 @@ async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started,
     let (t1, answer) = first.map_err(|_| format!("{name} did not answer within 30 s"))?.ok_or(format!("{name} exited before answering"))?;
     let (t2, _) = second.map_err(|_| format!("{name} did not answer twice"))?.ok_or(format!("{name} exited"))?;
     let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-    Ok(Started { ms: (t1 - started).as_secs_f64() * 1000.0, warm_ms: (t2 - t1).as_secs_f64() * 1000.0, answer, peak_rss_kib })
+    let init_ms = polled.first_poll.get().map(|t| (*t - started).as_secs_f64() * 1000.0).unwrap_or(f64::NAN);
+    Ok(Started { ms: (t1 - started).as_secs_f64() * 1000.0, init_ms, warm_ms: (t2 - t1).as_secs_f64() * 1000.0, answer, peak_rss_kib })
 }
 
 /// VmHWM: the process's peak resident set, in KiB.
@@ -181,7 +195,7 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     for route in ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)) {
         let binary = bin_dir.join(route.binary);
         let event = std::fs::read(events_dir().join(format!("{}.json", route.binary))).map_err(|e| format!("{}: {e}", route.binary))?;
-        let (mut times, mut warm) = (Vec::new(), Vec::new());
+        let (mut times, mut inits, mut warm) = (Vec::new(), Vec::new(), Vec::new());
         let mut status = 0;
         for _ in 0..starts {
             let s = start_once(env, &binary, event.clone()).await?;
@@ -190,11 +204,13 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
                 return Err(format!("{} answered {}", route.binary, s.answer));
             }
             times.push(s.ms);
+            inits.push(s.init_ms);
             warm.push(s.warm_ms);
         }
         functions.push(ColdStart {
             binary: route.binary.to_owned(),
             median_ms: median(times),
+            init_ms: median(inits),
             warm_ms: median(warm),
             status,
             stripped_bytes: stripped_size(&binary)?,
@@ -202,10 +218,11 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     }
     let hello = bin_dir.join("hello-lambda");
     let event = std::fs::read(events_dir().join("get-minutes.json")).map_err(|e| e.to_string())?;
-    let (mut times, mut warm) = (Vec::new(), Vec::new());
+    let (mut times, mut inits, mut warm) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..starts {
         let s = start_once(env, &hello, event.clone()).await?;
         times.push(s.ms);
+        inits.push(s.init_ms);
         warm.push(s.warm_ms);
     }
 
@@ -220,5 +237,49 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     if s.answer["statusCode"] != 201 {
         return Err(format!("1000-pack request answered {}", s.answer["statusCode"]));
     }
-    Ok(ColdStarts { functions, hello_ms: median(times), hello_warm_ms: median(warm), hello_bytes: stripped_size(&hello)?, peak_rss_kib: s.peak_rss_kib })
+    let (fresh, pooled) = connection_cost(env, 200).await?;
+    Ok(ColdStarts {
+        functions,
+        hello_ms: median(times),
+        hello_init_ms: median(inits),
+        hello_warm_ms: median(warm),
+        hello_bytes: stripped_size(&hello)?,
+        peak_rss_kib: s.peak_rss_kib,
+        ddb_fresh_connection_ms: fresh,
+        ddb_pooled_connection_ms: pooled,
+    })
+}
+
+/// The same raw GetItem (plain HTTP, no SDK) sent `n` times on a fresh
+/// connection each and `n` times on one pooled connection: medians, ms.
+async fn connection_cost(env: &Env, n: usize) -> Result<(f64, f64), String> {
+    type Raw = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+    let client = || -> Raw { hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http() };
+    let body = json!({"TableName": env.table, "Key": {"pk": {"S": "bench#absent"}, "sk": {"S": "x"}}}).to_string();
+    let send = |c: &Raw| {
+        let req = hyper::Request::post(&env.endpoint)
+            .header("x-amz-target", "DynamoDB_20120810.GetItem")
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=local/20261124/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+            .body(Full::new(Bytes::from(body.clone())));
+        let c = c.clone();
+        async move {
+            let t = Instant::now();
+            let resp = c.request(req.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            resp.into_body().collect().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("raw GetItem: {status}"));
+            }
+            Ok::<f64, String>(t.elapsed().as_secs_f64() * 1000.0)
+        }
+    };
+    let pooled_client = client();
+    send(&pooled_client).await?;
+    let (mut fresh, mut pooled) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        fresh.push(send(&client()).await?);
+        pooled.push(send(&pooled_client).await?);
+    }
+    Ok((median(fresh), median(pooled)))
 }

@@ -8,7 +8,8 @@
 //! a raw conditional PutItem, 7. cold start of every function binary under a
 //! stub Lambda Runtime API against a hello-world `lambda_runtime` binary.
 //!
-//! `allotment-bench --quick` runs every scenario at tiny sizes (make test does).
+//! `allotment-bench --quick` runs every scenario at tiny sizes (make test does);
+//! `--cold-only` runs scenario 7 alone and prints its table.
 
 mod coldstart;
 mod report;
@@ -24,7 +25,7 @@ use allotment_dev::dynamo_local::DynamoLocal;
 use allotment_dev::faults::Faults;
 use allotment_dev::front::{serve, Front};
 use allotment_dev::{template, token};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, PutRequest, TransactWriteItem, WriteRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -325,68 +326,95 @@ pub struct Latency {
     /// The handler's own DynamoDB floor: BatchGetItem (namespace + xid) then a
     /// conditional put, raw.
     pub raw_floor_p50_ms: f64,
+    /// The one-round-trip alternative, raw: a TransactWriteItems of a
+    /// ConditionCheck on the namespace and the conditional put.
+    pub raw_transact_p50_ms: f64,
+}
+
+/// Awaits `call(i)` for each `i` in `0..n`, one at a time; each one's time in
+/// ms, sorted. Whatever `call` does before returning its future is not timed.
+async fn time_each<F, Fut>(n: usize, mut call: F) -> Result<Vec<f64>, String>
+where
+    F: FnMut(usize) -> Result<Fut, String>,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let pending = call(i)?;
+        let t = Instant::now();
+        pending.await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
 }
 
 /// Scenario 6: sequential single-pack POSTs against raw conditional PutItems.
 async fn latency(env: &Env, n: usize) -> Result<Latency, String> {
     let ns = 50_000 + env.next();
     env.namespace(ns).await?;
-    let mut api = Vec::with_capacity(n);
-    for i in 0..n {
+    let path = &format!("/namespaces/{ns}/minutes");
+    let api = time_each(n, |i| {
         let body = json!({"packs": [{"number_of_minutes": 1, "expires_at": "2031-01-01", "purchase_xid": format!("l{ns}-{i}")}]});
-        let t = Instant::now();
-        env.expect("POST", &format!("/namespaces/{ns}/minutes"), body.to_string().into_bytes(), 201).await?;
-        api.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+        Ok(async move { env.expect("POST", path, body.to_string().into_bytes(), 201).await.map(|_| ()) })
+    })
+    .await?;
+    let db = &env.app.db.client;
+    let conditional_put = |item: Item| {
+        db.put_item().table_name(&env.table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send()
+    };
     let run = 2_000_000 + env.next();
-    let mut raw = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        env.app
-            .db
-            .client
-            .put_item()
-            .table_name(&env.table)
-            .set_item(Some(pack_item(run, i)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        raw.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+    let raw = time_each(n, |i| {
+        let put = conditional_put(pack_item(run, i));
+        Ok(async move { put.await.map(|_| ()).map_err(|e| format!("{e:?}")) })
+    })
+    .await?;
     // The same two round trips the handler makes, raw: read namespace + xid, then the conditional put.
-    let run2 = 2_500_000 + env.next();
-    let mut floor = Vec::with_capacity(n);
-    for i in 0..n {
-        let item = pack_item(run2, i);
+    let run = 2_500_000 + env.next();
+    let floor = time_each(n, |i| {
         let keys = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .keys(allotment::db::key(format!("NS#{ns}"), "NS"))
-            .keys(allotment::db::key(format!("PACK#X#c{run2}-{i}"), "PACK"))
+            .keys(allotment::db::key(format!("PACK#X#c{run}-{i}"), "PACK"))
             .consistent_read(true)
             .build()
             .map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        env.app.db.client.batch_get_item().request_items(&env.table, keys).send().await.map_err(|e| format!("{e:?}"))?;
-        env.app
-            .db
-            .client
-            .put_item()
+        let read = db.batch_get_item().request_items(&env.table, keys).send();
+        let put = conditional_put(pack_item(run, i));
+        Ok(async move {
+            read.await.map_err(|e| format!("{e:?}"))?;
+            put.await.map(|_| ()).map_err(|e| format!("{e:?}"))
+        })
+    })
+    .await?;
+    // The one-round-trip alternative: the namespace check and the put in one transaction.
+    let run = 3_000_000 + env.next();
+    let transact = time_each(n, |i| {
+        let check = ConditionCheck::builder()
             .table_name(&env.table)
-            .set_item(Some(item))
+            .set_key(Some(allotment::db::key(format!("NS#{ns}"), "NS")))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(parent_id)")
+            .build()
+            .map_err(|e| e.to_string())?;
+        let put = Put::builder()
+            .table_name(&env.table)
+            .set_item(Some(pack_item(run, i)))
             .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        floor.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    api.sort_by(f64::total_cmp);
-    raw.sort_by(f64::total_cmp);
-    floor.sort_by(f64::total_cmp);
+            .build()
+            .map_err(|e| e.to_string())?;
+        let write = db
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send();
+        Ok(async move { write.await.map(|_| ()).map_err(|e| format!("{e:?}")) })
+    })
+    .await?;
     Ok(Latency {
         p50_ms: percentile(&api, 50.0),
         p99_ms: percentile(&api, 99.0),
         raw_put_p50_ms: percentile(&raw, 50.0),
         raw_floor_p50_ms: percentile(&floor, 50.0),
+        raw_transact_p50_ms: percentile(&transact, 50.0),
     })
 }
 
@@ -414,7 +442,8 @@ impl Results {
     }
 }
 
-async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> Result<Results, String> {
+/// DynamoDB Local (unless `DYNAMODB_ENDPOINT` names one) and a fresh table behind the local front.
+async fn environment() -> Result<(Option<DynamoLocal>, Arc<Env>), String> {
     let (dynamo, endpoint) = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
         Some(e) => (None, e),
         None => {
@@ -423,11 +452,19 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
             (Some(local), e)
         }
     };
-    let env = Arc::new(Env::start(endpoint).await?);
-    // Warm the JVM and the connection pool so the first scenario is not penalised.
-    ceiling(&env, sizes.ceiling_items.min(2000), 4).await?;
-    let warm = pack_requests(&env, sizes.batch.min(100), 1).await?;
-    timed(&env, "POST", &warm, 201, 1).await?;
+    Ok((dynamo, Arc::new(Env::start(endpoint).await?)))
+}
+
+/// Warms DynamoDB Local's JVM and the connection pool so the first scenario is not penalised.
+async fn warm_up(env: &Env, sizes: &Sizes) -> Result<(), String> {
+    ceiling(env, sizes.ceiling_items.min(2000), 4).await?;
+    let warm = pack_requests(env, sizes.batch.min(100), 1).await?;
+    timed(env, "POST", &warm, 201, 1).await.map(|_| ())
+}
+
+async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> Result<Results, String> {
+    let (dynamo, env) = environment().await?;
+    warm_up(&env, sizes).await?;
 
     eprintln!("1/7 ceiling");
     let mut ceilings = Vec::new();
@@ -491,6 +528,18 @@ fn main() -> Result<(), String> {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" }.to_owned();
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    if args.iter().any(|a| a == "--cold-only") {
+        // Scenario 7 alone, for tuning start-up: its table, no report, no targets judged.
+        let cold = runtime.block_on(async {
+            let (dynamo, env) = environment().await?;
+            warm_up(&env, &sizes).await?;
+            let cold = coldstart::measure(&env, &bin_dir, sizes.cold_starts).await;
+            drop(dynamo);
+            cold
+        })?;
+        println!("{}", report::cold_table(&cold));
+        return Ok(());
+    }
     let started = Instant::now();
     let results = runtime.block_on(run(&sizes, bin_dir, profile, quick))?;
     let table = report::table(&results);
