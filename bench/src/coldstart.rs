@@ -166,16 +166,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Size of the binary once stripped of symbols, as it would be shipped.
+///
+/// `strip -o` reads the binary in place and writes only the stripped image,
+/// next to the binary (the build's own disk), so a 200 MB debug binary is
+/// never copied; the output is removed once measured.
 fn stripped_size(binary: &Path) -> Result<u64, String> {
-    let copy = std::env::temp_dir().join(format!("allotment-bench-strip-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::copy(binary, &copy).map_err(|e| format!("{}: {e}", binary.display()))?;
-    let status = std::process::Command::new("strip").arg(&copy).status().map_err(|e| format!("strip: {e}"))?;
-    let size = std::fs::metadata(&copy).map(|m| m.len()).map_err(|e| e.to_string());
-    let _ = std::fs::remove_file(&copy);
-    if !status.success() {
-        return Err("strip failed".into());
+    let mut out = binary.as_os_str().to_owned();
+    out.push(format!(".stripped-{}", uuid::Uuid::new_v4().simple()));
+    let out = PathBuf::from(out);
+    let result = std::process::Command::new("strip").arg("-o").arg(&out).arg(binary).output();
+    let size = std::fs::metadata(&out).map(|m| m.len());
+    let _ = std::fs::remove_file(&out);
+    let result = result.map_err(|e| format!("strip: {e}"))?;
+    if !result.status.success() {
+        return Err(format!("strip {} failed: {}", binary.display(), String::from_utf8_lossy(&result.stderr).trim()));
     }
-    size
+    size.map_err(|e| format!("{}: {e}", out.display()))
 }
 
 fn events_dir() -> PathBuf {
