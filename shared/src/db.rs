@@ -33,6 +33,9 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -434,27 +437,80 @@ impl Db {
 
     /// Every item of a GSI1 partition, following pagination, in sort-key order.
     pub async fn query_gsi1(&self, gsi1pk: &str) -> Result<Vec<Item>, DbError> {
+        self.query_all(&Partition::index(GSI1, GSI1_PK, gsi1pk)).await
+    }
+
+    /// Every item of `partition`, following pagination, in sort-key order.
+    pub async fn query_all(&self, partition: &Partition<'_>) -> Result<Vec<Item>, DbError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
-                .with_retries(|| {
-                    self.client
-                        .query()
-                        .table_name(&*self.table)
-                        .index_name(GSI1)
-                        .key_condition_expression("#pk = :pk")
-                        .expression_attribute_names("#pk", GSI1_PK)
-                        .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.to_owned()))
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                })
-                .await?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+            let (page, next) = self.query_page(partition, None, start.take()).await?;
+            items.extend(page);
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
             }
+        }
+    }
+
+    /// One Query page of `partition` (at most `limit` items) after
+    /// `start`, and the key to continue from if DynamoDB stopped early.
+    pub async fn query_page(
+        &self,
+        partition: &Partition<'_>,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), DbError> {
+        let mut condition = "#pk = :pk".to_owned();
+        if partition.sk_prefix.is_some() {
+            condition.push_str(" AND begins_with(#sk, :prefix)");
+        }
+        let out = self
+            .with_retries(|| {
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&*self.table)
+                    .set_index_name(partition.index.map(str::to_owned))
+                    .key_condition_expression(&condition)
+                    .expression_attribute_names("#pk", partition.pk_attr)
+                    .expression_attribute_values(":pk", AttributeValue::S(partition.pk.to_owned()))
+                    .set_limit(limit)
+                    .set_exclusive_start_key(start.clone());
+                if let Some((sk_attr, prefix)) = partition.sk_prefix {
+                    q = q
+                        .expression_attribute_names("#sk", sk_attr)
+                        .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()));
+                }
+                if partition.index.is_none() {
+                    q = q.consistent_read(partition.consistent);
+                }
+                q.send()
+            })
+            .await?;
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    /// The next value (1, 2, 3, …) of the named counter: one atomic ADD.
+    pub async fn next_sequence(&self, name: &str) -> Result<u64, DbError> {
+        let out = self
+            .with_retries(|| {
+                self.client
+                    .update_item()
+                    .table_name(&*self.table)
+                    .set_key(Some(key(format!("SEQ#{name}"), "SEQ")))
+                    .update_expression("ADD #v :one")
+                    .expression_attribute_names("#v", "value")
+                    .expression_attribute_values(":one", n(1))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                    .send()
+            })
+            .await?;
+        match out.attributes.as_ref().and_then(|a| a.get("value")) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| DbError::Other(format!("sequence {name} is not a number"))),
+            _ => Err(DbError::Other(format!("sequence {name} returned no value"))),
         }
     }
 
@@ -498,6 +554,29 @@ impl Db {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(DbError::Other("chunk task failed".into()))))
             .collect()
+    }
+}
+
+/// Which items a Query reads: a partition of the table (strongly consistent
+/// if asked) or of an index (always eventually consistent), optionally only
+/// the sort keys that start with a prefix.
+pub struct Partition<'a> {
+    pub index: Option<&'a str>,
+    pub pk_attr: &'a str,
+    pub pk: &'a str,
+    pub sk_prefix: Option<(&'a str, &'a str)>,
+    pub consistent: bool,
+}
+
+impl<'a> Partition<'a> {
+    /// `pk = <pk> AND begins_with(sk, <prefix>)` on the table.
+    pub fn table(pk: &'a str, sk_prefix: &'a str, consistent: bool) -> Self {
+        Self { index: None, pk_attr: PK, pk, sk_prefix: Some((SK, sk_prefix)), consistent }
+    }
+
+    /// A whole partition of a global secondary index.
+    pub fn index(index: &'a str, pk_attr: &'a str, pk: &'a str) -> Self {
+        Self { index: Some(index), pk_attr, pk, sk_prefix: None, consistent: false }
     }
 }
 

@@ -23,6 +23,9 @@ pub enum ApiError {
     BadRequest { message: String, details: Vec<FieldError> },
     #[error("Unauthorized")]
     Unauthorized,
+    /// Not enough of something the request would spend (a gift owner's wallet).
+    #[error("{0}")]
+    PaymentRequired(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -62,6 +65,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => 400,
             Self::Unauthorized => 401,
+            Self::PaymentRequired(_) => 402,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed => 405,

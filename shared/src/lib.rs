@@ -3,8 +3,10 @@
 //! and the local front call the same handlers from here.
 
 pub mod auth;
+pub mod clock;
 pub mod db;
 pub mod error;
+pub mod gifts;
 pub mod http;
 pub mod idempotency;
 pub mod money;
@@ -23,11 +25,26 @@ use crate::db::Db;
 pub struct App {
     pub db: Db,
     pub idempotency: idempotency::IdempotencyConfig,
+    /// What "now" is for rules that depend on elapsed time (tests set it).
+    pub clock: clock::Clock,
+    /// Signs page tokens (`next`) so a tampered one is refused.
+    pub page_key: std::sync::Arc<[u8]>,
 }
 
 impl App {
     pub fn new(db: Db) -> Self {
-        Self { db, idempotency: idempotency::IdempotencyConfig::default() }
+        // `PAGE_TOKEN_KEY` signs page tokens; without it the table name does,
+        // which still binds a token to its listing (see README: page tokens).
+        let page_key = std::env::var("PAGE_TOKEN_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| format!("allotment-page-token:{}", db.table));
+        Self {
+            db,
+            idempotency: idempotency::IdempotencyConfig::default(),
+            clock: clock::Clock::default(),
+            page_key: page_key.into_bytes().into(),
+        }
     }
 
     /// From the Lambda environment: `TABLE_NAME` (required) and, for local

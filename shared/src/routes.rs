@@ -6,7 +6,7 @@ use lambda_http::http::Method;
 
 use crate::error::ApiError;
 use crate::http::Route;
-use crate::{packs, payments};
+use crate::{gifts, packs, payments};
 
 pub static PUT_NAMESPACE: Route = Route {
     name: "PutNamespace",
@@ -104,6 +104,78 @@ pub static LIST_PAYMENTS: Route = Route {
     handler: |app, req| Box::pin(payments::list_payments_handler(app, req)),
 };
 
+pub static PUT_PROJECT: Route = Route {
+    name: "PutProject",
+    binary: "put-project",
+    method: Method::PUT,
+    path: "/projects/{id}",
+    handler: |app, req| Box::pin(gifts::put_project_handler(app, req)),
+};
+
+pub static DEPOSIT_WALLET: Route = Route {
+    name: "DepositWallet",
+    binary: "deposit-wallet",
+    method: Method::POST,
+    path: "/projects/{id}/wallets/deposit",
+    handler: |app, req| Box::pin(gifts::deposit_handler(app, req)),
+};
+
+pub static GET_PROJECT_WALLETS: Route = Route {
+    name: "GetProjectWallets",
+    binary: "get-project-wallets",
+    method: Method::GET,
+    path: "/projects/{id}/wallets",
+    handler: |app, req| Box::pin(gifts::project_wallets_handler(app, req)),
+};
+
+pub static GET_MY_WALLETS: Route = Route {
+    name: "GetMyWallets",
+    binary: "get-my-wallets",
+    method: Method::GET,
+    path: "/me/wallets",
+    handler: |app, req| Box::pin(gifts::my_wallets_handler(app, req)),
+};
+
+pub static POST_GIFT: Route = Route {
+    name: "PostGift",
+    binary: "post-gift",
+    method: Method::POST,
+    path: "/gifts",
+    handler: |app, req| Box::pin(gifts::post_gift_handler(app, req)),
+};
+
+pub static DELETE_GIFT: Route = Route {
+    name: "DeleteGift",
+    binary: "delete-gift",
+    method: Method::DELETE,
+    path: "/gifts/{id}",
+    handler: |app, req| Box::pin(gifts::delete_gift_handler(app, req)),
+};
+
+pub static BROWSE_GIFTS: Route = Route {
+    name: "BrowseGifts",
+    binary: "browse-gifts",
+    method: Method::GET,
+    path: "/gifts",
+    handler: |app, req| Box::pin(gifts::browse_gifts_handler(app, req)),
+};
+
+pub static AVAILABLE_GIFTS: Route = Route {
+    name: "AvailableGifts",
+    binary: "available-gifts",
+    method: Method::GET,
+    path: "/gifts/available",
+    handler: |app, req| Box::pin(gifts::available_gifts_handler(app, req)),
+};
+
+pub static CLAIM_GIFT: Route = Route {
+    name: "ClaimGift",
+    binary: "claim-gift",
+    method: Method::POST,
+    path: "/gifts/claim",
+    handler: |app, req| Box::pin(gifts::claim_gift_handler(app, req)),
+};
+
 pub static ROUTES: &[&Route] = &[
     &PUT_NAMESPACE,
     &POST_MINUTES,
@@ -117,6 +189,15 @@ pub static ROUTES: &[&Route] = &[
     &PATCH_PAYMENTS_BULK,
     &GET_PAYMENT,
     &LIST_PAYMENTS,
+    &PUT_PROJECT,
+    &DEPOSIT_WALLET,
+    &GET_PROJECT_WALLETS,
+    &GET_MY_WALLETS,
+    &POST_GIFT,
+    &DELETE_GIFT,
+    &BROWSE_GIFTS,
+    &AVAILABLE_GIFTS,
+    &CLAIM_GIFT,
 ];
 
 /// API Gateway's `$default` route: whatever no route above matches. It answers

@@ -25,7 +25,7 @@ fn all_routes() -> Vec<&'static Route> {
 /// gets once namespaces 123 and 124 exist. The payment samples name a payment
 /// id no test creates (ids are server-made UUIDs): 404, and a per-item 404 in
 /// the bulk update.
-const SAMPLES: [(&str, u16); 13] = [
+const SAMPLES: [(&str, u16); 22] = [
     ("put-namespace", 200),
     ("post-minutes", 201),
     ("get-minutes", 200),
@@ -38,6 +38,16 @@ const SAMPLES: [(&str, u16); 13] = [
     ("patch-payments-bulk", 200),
     ("get-payment", 404),
     ("list-payments", 200),
+    // Gifts: a project and its wallet, a gift created, browsed, found, claimed, then deleted.
+    ("put-project", 200),
+    ("deposit-wallet", 200),
+    ("get-project-wallets", 200),
+    ("post-gift", 200),
+    ("browse-gifts", 200),
+    ("available-gifts", 200),
+    ("claim-gift", 200),
+    ("get-my-wallets", 200),
+    ("delete-gift", 200),
     ("not-found", 405),
 ];
 
@@ -164,6 +174,8 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
             // 250.00 × 2 / 5, two places on the wire.
             "post-payment" => assert!(answer["body"].as_str().unwrap_or_default().contains("\"amount\":100.00"), "{answer}"),
             "get-work-period" => assert_eq!(body["paymentStatus"], "pending"),
+            "available-gifts" => assert_eq!(body["gifts"], json!([{"id": 1}])),
+            "get-my-wallets" => assert_eq!(body["wallets"][0]["balance"], 100),
             _ => {}
         }
     }

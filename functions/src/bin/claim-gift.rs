@@ -1,0 +1,6 @@
+//! Lambda for `POST /gifts/claim`. Wiring only: the handler lives in the shared crate.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    allotment::run_lambda(&allotment::routes::CLAIM_GIFT).await
+}

@@ -1,0 +1,6 @@
+//! Lambda for `POST /projects/{id}/wallets/deposit`. Wiring only: the handler lives in the shared crate.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    allotment::run_lambda(&allotment::routes::DEPOSIT_WALLET).await
+}

@@ -1,0 +1,311 @@
+//! Projects, wallets and gifts in DynamoDB. A claim is one transaction: the
+//! gift still stands, each resource leaves the owner's wallet under
+//! `balance >= :amount`, reaches the claimant's personal wallet, and the claim
+//! is recorded under "not claimed in this renewal period".
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
+
+use super::model::*;
+use crate::db::{n, s, Db, DbError, Item, Partition, GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
+use crate::error::ApiError;
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
+    DbError::Other(format!("build request: {e}"))
+}
+
+pub async fn put_project(db: &Db, p: &Project) -> Result<(), DbError> {
+    db.put(project_to_item(p)?).await
+}
+
+pub async fn get_project(db: &Db, id: &str) -> Result<Option<Project>, DbError> {
+    db.get(project_key(id)).await?.map(from_item).transpose()
+}
+
+/// Adds `amount` to the project's wallet for (category, provider), creating
+/// it at 0 first; refused (`ConditionFailed`) if the balance would pass
+/// [`MAX_UNITS`]. Returns the wallet after the deposit.
+pub async fn deposit(db: &Db, project: &str, category: &str, provider: &str, amount: u64) -> Result<Wallet, DbError> {
+    let out = db
+        .with_retries(|| {
+            db.client
+                .update_item()
+                .table_name(&*db.table)
+                .set_key(Some(wallet_key(project, category, provider)))
+                .update_expression("SET category = :c, provider = :p ADD balance :amount")
+                .condition_expression("attribute_not_exists(balance) OR balance <= :room")
+                .expression_attribute_values(":c", s(category))
+                .expression_attribute_values(":p", s(provider))
+                .expression_attribute_values(":amount", n(amount))
+                .expression_attribute_values(":room", n(MAX_UNITS - amount))
+                .return_values(ReturnValue::AllNew)
+                .send()
+        })
+        .await?;
+    from_item(out.attributes.unwrap_or_default())
+}
+
+/// Every wallet of a project, in (category, provider) order.
+pub async fn list_wallets(db: &Db, project: &str) -> Result<Vec<Wallet>, DbError> {
+    let pk = project_pk(project);
+    db.query_all(&Partition::table(&pk, WALLET_PREFIX, true)).await?.into_iter().map(from_item).collect()
+}
+
+/// Which of these (category, provider) pairs have no wallet in `project`.
+pub async fn missing_wallets(db: &Db, project: &str, pairs: &BTreeSet<(String, String)>) -> Result<Vec<(String, String)>, DbError> {
+    let keys = pairs.iter().map(|(c, p)| wallet_key(project, c, p)).collect();
+    let found: BTreeSet<(String, String)> = db
+        .batch_get(keys)
+        .await?
+        .into_iter()
+        .map(|item| from_item::<Wallet>(item).map(|w| (w.category, w.provider)))
+        .collect::<Result<_, _>>()?;
+    Ok(pairs.iter().filter(|p| !found.contains(p)).cloned().collect())
+}
+
+fn put(db: &Db, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, DbError> {
+    let mut put = Put::builder().table_name(&*db.table).set_item(Some(item));
+    if let Some(c) = condition {
+        put = put.condition_expression(c);
+    }
+    Ok(TransactWriteItem::builder().put(put.build().map_err(build_err)?).build())
+}
+
+/// Writes a new gift — its item, the owner's listing copy and one item per
+/// criterion — in one transaction: all of it or nothing.
+pub async fn create_gift(db: &Db, gift: &Gift) -> Result<(), DbError> {
+    let mut actions = vec![
+        put(db, gift_to_item(gift)?, Some("attribute_not_exists(pk)"))?,
+        put(db, listing_to_item(gift)?, Some("attribute_not_exists(pk)"))?,
+    ];
+    for c in &gift.criteria {
+        actions.push(put(db, criterion_to_item(gift.id, c)?, None)?);
+    }
+    db.transact(actions).await
+}
+
+pub async fn get_gift(db: &Db, id: u64) -> Result<Option<Gift>, DbError> {
+    db.get(gift_key(id)).await?.map(from_item).transpose()
+}
+
+/// What a claim transaction's failed conditions mean, most telling first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClaimRefused {
+    /// The gift is gone or being deleted.
+    GiftGone,
+    /// Claimed already in this renewal period.
+    AlreadyClaimed,
+    /// The owner's wallet is short of these (category, provider).
+    OwnerShort(Vec<(String, String)>),
+    /// The claimant's wallet would pass [`MAX_UNITS`].
+    RecipientFull,
+}
+
+impl From<ClaimRefused> for ApiError {
+    fn from(r: ClaimRefused) -> Self {
+        match r {
+            ClaimRefused::GiftGone => ApiError::NotFound("Gift not found".into()),
+            ClaimRefused::AlreadyClaimed => ApiError::Conflict("You have already claimed this gift in its current renewal period".into()),
+            ClaimRefused::OwnerShort(short) => {
+                let names: Vec<String> = short.iter().map(|(c, p)| format!("{c}/{p}")).collect();
+                ApiError::PaymentRequired(format!(
+                    "The project giving this gift does not have enough {} left; the gift was not claimed",
+                    names.join(", ")
+                ))
+            }
+            ClaimRefused::RecipientFull => {
+                ApiError::Conflict(format!("Claiming this gift would take your wallet above {MAX_UNITS} units"))
+            }
+        }
+    }
+}
+
+/// The claim transaction. `cutoff`: the latest earlier claim that still
+/// allows this one (`None`: any earlier claim forbids it — renewEvery 0).
+pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Option<&str>) -> Result<Result<(), ClaimRefused>, DbError> {
+    let recipient = personal_project(sub);
+    let mut actions = Vec::with_capacity(2 + 2 * gift.resources.len());
+    let check = ConditionCheck::builder()
+        .table_name(&*db.table)
+        .set_key(Some(gift_key(gift.id)))
+        .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleting)")
+        .build()
+        .map_err(build_err)?;
+    actions.push(TransactWriteItem::builder().condition_check(check).build());
+    for r in &gift.resources {
+        let debit = Update::builder()
+            .table_name(&*db.table)
+            .set_key(Some(wallet_key(&gift.owner, &r.category, &r.provider)))
+            .update_expression("ADD balance :minus")
+            .condition_expression("balance >= :amount")
+            .expression_attribute_values(":minus", AttributeValue::N(format!("-{}", r.balance_requested)))
+            .expression_attribute_values(":amount", n(r.balance_requested))
+            .build()
+            .map_err(build_err)?;
+        actions.push(TransactWriteItem::builder().update(debit).build());
+    }
+    for r in &gift.resources {
+        let credit = Update::builder()
+            .table_name(&*db.table)
+            .set_key(Some(wallet_key(&recipient, &r.category, &r.provider)))
+            .update_expression("SET category = :c, provider = :p ADD balance :amount")
+            .condition_expression("attribute_not_exists(balance) OR balance <= :room")
+            .expression_attribute_values(":c", s(&r.category))
+            .expression_attribute_values(":p", s(&r.provider))
+            .expression_attribute_values(":amount", n(r.balance_requested))
+            .expression_attribute_values(":room", n(MAX_UNITS - r.balance_requested))
+            .build()
+            .map_err(build_err)?;
+        actions.push(TransactWriteItem::builder().update(credit).build());
+    }
+    let mut claim = Put::builder().table_name(&*db.table).set_item(Some(claim_to_item(gift.id, sub, now)?));
+    claim = match cutoff {
+        None => claim.condition_expression("attribute_not_exists(pk)"),
+        Some(cutoff) => claim
+            .condition_expression("attribute_not_exists(pk) OR claimed_at <= :cutoff")
+            .expression_attribute_values(":cutoff", s(cutoff)),
+    };
+    let claim_index = actions.len();
+    actions.push(TransactWriteItem::builder().put(claim.build().map_err(build_err)?).build());
+
+    match db.transact(actions).await {
+        Ok(()) => Ok(Ok(())),
+        Err(DbError::ConditionFailed(failed)) => {
+            let k = gift.resources.len();
+            let refused = if failed.contains(&0) {
+                ClaimRefused::GiftGone
+            } else if failed.contains(&claim_index) {
+                ClaimRefused::AlreadyClaimed
+            } else if failed.iter().any(|&i| (1..=k).contains(&i)) {
+                let short = failed
+                    .iter()
+                    .filter(|&&i| (1..=k).contains(&i))
+                    .map(|&i| (gift.resources[i - 1].category.clone(), gift.resources[i - 1].provider.clone()))
+                    .collect();
+                ClaimRefused::OwnerShort(short)
+            } else {
+                ClaimRefused::RecipientFull
+            };
+            Ok(Err(refused))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes a gift and everything of it, safe to re-run after a crash at any
+/// point: first the gift is marked `deleting` (from then on no claim
+/// succeeds) and leaves its owner's listing, in one transaction; then its
+/// criteria and claims go; the gift item itself goes last, so a re-run finds
+/// it and finishes.
+pub async fn delete_gift(db: &Db, gift: &Gift) -> Result<usize, DbError> {
+    if !gift.deleting {
+        let mark = Update::builder()
+            .table_name(&*db.table)
+            .set_key(Some(gift_key(gift.id)))
+            .update_expression("SET deleting = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .build()
+            .map_err(build_err)?;
+        let unlist = Delete::builder().table_name(&*db.table).set_key(Some(listing_key(&gift.owner, gift.id))).build().map_err(build_err)?;
+        db.transact(vec![TransactWriteItem::builder().update(mark).build(), TransactWriteItem::builder().delete(unlist).build()])
+            .await?;
+    }
+    let pk = gift_pk(gift.id);
+    let mut removed = 0;
+    // Criteria and claims, a page at a time (a popular gift has many claims).
+    let mut start = None;
+    loop {
+        let partition = Partition { index: None, pk_attr: PK, pk: &pk, sk_prefix: None, consistent: true };
+        let (page, next) = db.query_page(&partition, Some(1000), start.take()).await?;
+        let deletes: Vec<WriteRequest> = page
+            .into_iter()
+            .filter(|item| !matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk == "GIFT"))
+            .map(|item| {
+                let key: Item = item.into_iter().filter(|(k, _)| k == PK || k == SK).collect();
+                DeleteRequest::builder().set_key(Some(key)).build().map(|d| WriteRequest::builder().delete_request(d).build())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(build_err)?;
+        removed += deletes.len();
+        db.batch_write(deletes).await?;
+        match next {
+            Some(k) => start = Some(k),
+            None => break,
+        }
+    }
+    db.delete_if(gift_key(gift.id), "attribute_exists(pk)", &[]).await.or_else(|e| match e {
+        DbError::ConditionFailed(_) => Ok(()),
+        e => Err(e),
+    })?;
+    Ok(removed)
+}
+
+/// One page of a project's gifts in creation order, after the listing key
+/// `after` (a sort key), and whether more follow.
+pub async fn browse_gifts(
+    db: &Db,
+    project: &str,
+    after: Option<String>,
+    skip: u64,
+    limit: usize,
+    consistent: bool,
+) -> Result<(Vec<Gift>, bool), DbError> {
+    let pk = project_pk(project);
+    let partition = Partition::table(&pk, LISTING_PREFIX, consistent);
+    let mut start = after.map(|sk| HashMap::from([(PK.to_owned(), s(&pk)), (SK.to_owned(), s(sk))]));
+    let mut to_skip = skip;
+    let mut gifts = Vec::new();
+    loop {
+        let want = (to_skip as usize).saturating_add(limit + 1 - gifts.len()).min(1000) as i32;
+        let (page, next) = db.query_page(&partition, Some(want), start.take()).await?;
+        for item in page {
+            if to_skip > 0 {
+                to_skip -= 1;
+                continue;
+            }
+            gifts.push(from_item::<Gift>(item)?);
+        }
+        if gifts.len() > limit {
+            gifts.truncate(limit);
+            return Ok((gifts, true));
+        }
+        match next {
+            Some(k) => start = Some(k),
+            None => return Ok((gifts, false)),
+        }
+    }
+}
+
+/// The ids of gifts with a criterion in any of these index partitions.
+pub async fn candidate_gifts(db: &Db, criteria_pks: &[String]) -> Result<BTreeSet<u64>, DbError> {
+    let mut ids = BTreeSet::new();
+    for pk in criteria_pks {
+        for item in db.query_all(&Partition::index(GSI1, GSI1_PK, pk)).await? {
+            ids.insert(from_item::<CriterionItem>(item)?.gift_id);
+        }
+    }
+    Ok(ids)
+}
+
+/// When the caller last claimed each gift they ever claimed.
+pub async fn claims_of(db: &Db, sub: &str) -> Result<HashMap<u64, String>, DbError> {
+    let pk = claims_of_pk(sub);
+    db.query_all(&Partition::index(GSI2, GSI2_PK, &pk))
+        .await?
+        .into_iter()
+        .map(|item| from_item::<ClaimItem>(item).map(|c| (c.gift_id, c.claimed_at)))
+        .collect()
+}
+
+/// The gifts with these ids that exist and are not being deleted.
+pub async fn live_gifts(db: &Db, ids: &BTreeSet<u64>) -> Result<Vec<Gift>, DbError> {
+    let keys = ids.iter().map(|id| gift_key(*id)).collect();
+    let mut gifts: Vec<Gift> =
+        db.batch_get(keys).await?.into_iter().map(from_item::<Gift>).filter(|g| !matches!(g, Ok(g) if g.deleting)).collect::<Result<_, _>>()?;
+    gifts.sort_by_key(|g| g.id);
+    Ok(gifts)
+}
