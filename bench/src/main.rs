@@ -6,12 +6,15 @@
 //! 2. new packs through the local HTTP front, 3. the same again (re-sync),
 //! 4. bulk payments, 5. scaling by batch size, 6. single-request latency against
 //! a raw conditional PutItem, 7. cold start of every function binary under a
-//! stub Lambda Runtime API against a hello-world `lambda_runtime` binary.
+//! stub Lambda Runtime API against a hello-world `lambda_runtime` binary,
+//! 8. gift claims of distinct users on one gift, and the DynamoDB requests of
+//! one available-gifts call with 10 and with 10,000 unrelated gifts.
 //!
 //! `allotment-bench --quick` runs every scenario at tiny sizes (make test does);
 //! `--cold-only` runs scenario 7 alone and prints its table.
 
 mod coldstart;
+mod gifts;
 mod report;
 
 use std::collections::HashMap;
@@ -41,6 +44,8 @@ pub struct Sizes {
     pub scaling: Vec<usize>,
     pub latency_requests: usize,
     pub cold_starts: usize,
+    pub gift_claims: usize,
+    pub unrelated_gifts: Vec<usize>,
 }
 
 impl Sizes {
@@ -54,6 +59,8 @@ impl Sizes {
             scaling: vec![1, 10, 100, 1000],
             latency_requests: 500,
             cold_starts: 20,
+            gift_claims: 1000,
+            unrelated_gifts: vec![10, 10_000],
         }
     }
 
@@ -67,6 +74,8 @@ impl Sizes {
             scaling: vec![1, 10],
             latency_requests: 10,
             cold_starts: 1,
+            gift_claims: 20,
+            unrelated_gifts: vec![10, 100],
         }
     }
 }
@@ -104,11 +113,16 @@ impl Env {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// A request with another caller's token.
+    pub async fn call_as(&self, token: &str, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
         let req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", self.token))
+            .header("authorization", format!("Bearer {token}"))
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
@@ -268,7 +282,7 @@ impl Run {
     }
 }
 
-fn ddb_total(f: &Faults) -> usize {
+pub fn ddb_total(f: &Faults) -> usize {
     ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "Query"].iter().map(|o| f.calls(o)).sum()
 }
 
@@ -430,6 +444,7 @@ pub struct Results {
     pub scaling_payments: Vec<(usize, Run)>,
     pub latency: Latency,
     pub cold: coldstart::ColdStarts,
+    pub gifts: gifts::GiftResults,
 }
 
 impl Results {
@@ -466,23 +481,23 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let (dynamo, env) = environment().await?;
     warm_up(&env, sizes).await?;
 
-    eprintln!("1/7 ceiling");
+    eprintln!("1/8 ceiling");
     let mut ceilings = Vec::new();
     let mut ceilings_tx = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
         ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c).await?));
     }
-    eprintln!("2/7 new packs");
+    eprintln!("2/8 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
     let new_packs = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("3/7 re-sync");
+    eprintln!("3/8 re-sync");
     let resync = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("4/7 bulk payments");
+    eprintln!("4/8 bulk payments");
     let pay = payment_requests(&env, sizes.batch, sizes.payment_requests).await?;
     let payments = timed(&env, "POST", &pay, 200, sizes.batch * sizes.payment_requests).await?;
-    eprintln!("5/7 scaling");
+    eprintln!("5/8 scaling");
     let mut scaling_packs = Vec::new();
     let mut scaling_payments = Vec::new();
     for &b in &sizes.scaling {
@@ -494,10 +509,12 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         let r = payment_requests(&env, b, n).await?;
         scaling_payments.push((b, timed(&env, "POST", &r, 200, b * n).await?));
     }
-    eprintln!("6/7 latency");
+    eprintln!("6/8 latency");
     let latency = latency(&env, sizes.latency_requests).await?;
-    eprintln!("7/7 cold start");
+    eprintln!("7/8 cold start");
     let cold = coldstart::measure(&env, &bin_dir, sizes.cold_starts).await?;
+    eprintln!("8/8 gifts");
+    let gifts = gifts::measure(&env, sizes.gift_claims, &sizes.unrelated_gifts).await?;
     drop(dynamo);
     Ok(Results {
         quick,
@@ -511,6 +528,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         scaling_payments,
         latency,
         cold,
+        gifts,
     })
 }
 

@@ -1,0 +1,101 @@
+//! Scenario 8: gifts. Claims of distinct users on one gift (every claim a
+//! transaction debiting the same owner wallet), and the DynamoDB requests of
+//! one caller's `GET /gifts/available` with 10 and with 10,000 unrelated gifts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use allotment::gifts::model::{criterion_to_item, gift_to_item, listing_to_item, Criterion, Gift, Resource};
+use allotment_dev::token;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::{ddb_total, Env, Run, SECRET};
+
+pub struct GiftResults {
+    pub claims: Run,
+    /// DynamoDB requests of one available-gifts call, with 10 and 10,000 unrelated gifts.
+    pub available_requests: Vec<(usize, usize)>,
+}
+
+fn user(sub: &str) -> String {
+    token::mint(SECRET, sub, "openid", 3600, json!({"email": format!("{sub}@bench.example.org")}))
+}
+
+/// Claims of `users` distinct users on one gift funded for all of them, `concurrency` at once.
+async fn claims(env: &Arc<Env>, users: usize, concurrency: usize) -> Result<Run, String> {
+    let project = format!("bench-{}", env.next());
+    let members = json!({"title": "bench", "members": [{"username": "bench", "role": "PI"}]});
+    env.expect("PUT", &format!("/projects/{project}"), members.to_string().into_bytes(), 200).await?;
+    let deposit = json!({"category": "cpu", "provider": "ucloud", "amount": users * 10});
+    env.expect("POST", &format!("/projects/{project}/wallets/deposit"), deposit.to_string().into_bytes(), 200).await?;
+    let gift = json!({"resourcesOwnedBy": project, "title": "bench", "description": "bench", "renewEvery": 0,
+        "resources": [{"category": "cpu", "provider": "ucloud", "balanceRequested": 10}], "criteria": [{"type": "anyone"}]});
+    let created = env.expect("POST", "/gifts", gift.to_string().into_bytes(), 200).await?;
+    let id = serde_json::from_slice::<serde_json::Value>(&created).map_err(|e| e.to_string())?["id"].as_u64().ok_or("no gift id")?;
+    let tokens: Vec<String> = (0..users).map(|i| user(&format!("claimer-{id}-{i}"))).collect();
+    let body = json!({"giftId": id}).to_string().into_bytes();
+    env.faults.reset_counts();
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    for t in tokens {
+        let (env, body, permits) = (env.clone(), body.clone(), permits.clone());
+        set.spawn(async move {
+            let _p = permits.acquire_owned().await.map_err(|e| e.to_string())?;
+            let (status, bytes) = env.call_as(&t, "POST", "/gifts/claim", body).await?;
+            if status != 200 {
+                return Err(format!("claim: {status} {}", String::from_utf8_lossy(&bytes)));
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Run { items: users, seconds, ddb_requests: ddb_total(&env.faults), ddb_writes: env.faults.write_calls() })
+}
+
+/// Writes `n` gifts no bench caller matches, through the store's item mapping.
+async fn unrelated_gifts(env: &Env, first_id: u64, n: u64) -> Result<(), String> {
+    let mut writes = Vec::new();
+    for id in first_id..first_id + n {
+        let c = Criterion::Email { domain: format!("d{}.unrelated.example", id % 1000) };
+        let gift = Gift {
+            id,
+            owner: "unrelated".into(),
+            title: "unrelated".into(),
+            description: "unrelated".into(),
+            resources: vec![Resource { category: "cpu".into(), provider: "ucloud".into(), balance_requested: 1 }],
+            renew_every: 0,
+            criteria: vec![c.clone()],
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            deleting: false,
+        };
+        for item in [gift_to_item(&gift), listing_to_item(&gift), criterion_to_item(id, &c)] {
+            let put = PutRequest::builder().set_item(Some(item.map_err(|e| e.to_string())?)).build().map_err(|e| e.to_string())?;
+            writes.push(WriteRequest::builder().put_request(put).build());
+        }
+    }
+    env.app.db.batch_write(writes).await.map_err(|e| e.to_string())
+}
+
+pub async fn measure(env: &Arc<Env>, users: usize, unrelated: &[usize]) -> Result<GiftResults, String> {
+    let claims = claims(env, users, 8).await?;
+    let caller = user("available-caller");
+    let mut available_requests = Vec::new();
+    let mut written = 0usize;
+    for (i, &total) in unrelated.iter().enumerate() {
+        unrelated_gifts(env, 1_000_000_000 * (i as u64 + 1), (total - written) as u64).await?;
+        written = total;
+        env.faults.reset_counts();
+        let (status, bytes) = env.call_as(&caller, "GET", "/gifts/available", Vec::new()).await?;
+        if status != 200 {
+            return Err(format!("available gifts: {status} {}", String::from_utf8_lossy(&bytes)));
+        }
+        available_requests.push((total, ddb_total(&env.faults) + env.faults.calls("Scan")));
+    }
+    Ok(GiftResults { claims, available_requests })
+}
