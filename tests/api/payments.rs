@@ -193,6 +193,13 @@ async fn status_rules_and_aggregates_follow_every_change() {
     assert_eq!(patch(&api, &processor(&api), &a, json!({"status": "completed"})).await.status, 200);
     assert_eq!(patch(&api, &admin(&api), &a, json!({"billingAccountId": 5})).await.status, 409, "frozen once completed");
     assert_eq!(patch(&api, &admin(&api), &a, json!({"status": "scheduled"})).await.status, 409, "only from failed");
+    // Regression (issue #9, found by a property-based API tester): an already scheduled
+    // payment is not "rescheduled" — 409, and nothing (not even updatedAt) changes.
+    let before = api.call("GET", &format!("/work-period-payments/{b}"), Some(&admin(&api)), None).await;
+    let r = patch(&api, &admin(&api), &b, json!({"status": "scheduled"})).await;
+    assert_eq!(r.status, 409, "scheduled → scheduled: {r:?}");
+    let after = api.call("GET", &format!("/work-period-payments/{b}"), Some(&admin(&api)), None).await;
+    assert_eq!(after.bytes, before.bytes, "unchanged");
     assert_eq!(get_wp(&api, "wp-1").await["paymentStatus"], "scheduled", "b is still scheduled");
 
     // b fails: its days are free again; a new payment takes them; b cannot come back.

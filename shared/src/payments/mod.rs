@@ -246,7 +246,9 @@ fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::D
 fn transition_allowed(from: PaymentStatus, to: PaymentStatus) -> Result<(), ApiError> {
     use PaymentStatus::*;
     match (from, to) {
-        (a, b) if a == b => Ok(()),
+        // Re-stating the status is a no-op, except `scheduled`, which SPEC §4
+        // allows only from `failed` (a scheduled payment is not rescheduled).
+        (a, b) if a == b && a != Scheduled => Ok(()),
         (Scheduled, Cancelled | InProgress | Failed) | (Failed, Cancelled | Scheduled) | (InProgress, Completed | Failed) => Ok(()),
         (InProgress, Cancelled) => Err(ApiError::Conflict("An in-progress payment cannot be cancelled".into())),
         (_, Scheduled) => Err(ApiError::Conflict(format!("Only a failed payment can be scheduled again; this one is {}", from.as_str()))),
