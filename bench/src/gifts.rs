@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use allotment::gifts::model::{criterion_to_item, gift_to_item, listing_to_item, Criterion, Gift, Resource};
+use allotment::gifts::model::Criterion;
+use allotment_dev::fixtures::seed_gifts;
 use allotment_dev::token;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -58,37 +58,14 @@ async fn claims(env: &Arc<Env>, users: usize, concurrency: usize) -> Result<Run,
     Ok(Run { items: users, seconds, ddb_requests: ddb_total(&env.faults), ddb_writes: env.faults.write_calls() })
 }
 
-/// Writes `n` gifts no bench caller matches, through the store's item mapping.
-async fn unrelated_gifts(env: &Env, first_id: u64, n: u64) -> Result<(), String> {
-    let mut writes = Vec::new();
-    for id in first_id..first_id + n {
-        let c = Criterion::Email { domain: format!("d{}.unrelated.example", id % 1000) };
-        let gift = Gift {
-            id,
-            owner: "unrelated".into(),
-            title: "unrelated".into(),
-            description: "unrelated".into(),
-            resources: vec![Resource { category: "cpu".into(), provider: "ucloud".into(), balance_requested: 1 }],
-            renew_every: 0,
-            criteria: vec![c.clone()],
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            deleting: false,
-        };
-        for item in [gift_to_item(&gift), listing_to_item(&gift), criterion_to_item(id, &c)] {
-            let put = PutRequest::builder().set_item(Some(item.map_err(|e| e.to_string())?)).build().map_err(|e| e.to_string())?;
-            writes.push(WriteRequest::builder().put_request(put).build());
-        }
-    }
-    env.app.db.batch_write(writes).await.map_err(|e| e.to_string())
-}
-
 pub async fn measure(env: &Arc<Env>, users: usize, unrelated: &[usize]) -> Result<GiftResults, String> {
     let claims = claims(env, users, 8).await?;
     let caller = user("available-caller");
     let mut available_requests = Vec::new();
     let mut written = 0usize;
     for (i, &total) in unrelated.iter().enumerate() {
-        unrelated_gifts(env, 1_000_000_000 * (i as u64 + 1), (total - written) as u64).await?;
+        let unrelated = |id: u64| Criterion::Email { domain: format!("d{}.unrelated.example", id % 1000) };
+        seed_gifts(&env.app.db, "unrelated", 1_000_000_000 * (i as u64 + 1), (total - written) as u64, unrelated).await?;
         written = total;
         env.faults.reset_counts();
         let (status, bytes) = env.call_as(&caller, "GET", "/gifts/available", Vec::new()).await?;

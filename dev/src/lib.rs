@@ -3,6 +3,7 @@
 
 pub mod dynamo_local;
 pub mod faults;
+pub mod fixtures;
 pub mod front;
 pub mod template;
 pub mod token;

@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use allotment::gifts::model::{criterion_to_item, gift_to_item, listing_to_item, Criterion, Gift, Resource};
+use allotment::gifts::model::Criterion;
 use allotment_dev::token;
 use allotment_tests::{Fault, Resp, TestApi};
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use serde_json::{json, Value};
 use time::macros::datetime;
 
@@ -317,29 +316,8 @@ async fn renew_every_makes_a_gift_claimable_again_after_that_many_calendar_month
     assert_eq!(balance(&api, "personal:erin", "cpu").await, 30);
 }
 
-/// `n` gifts owned by `owner`, written straight to the table through the
-/// same item mapping the store uses (creating 10,000 over HTTP would only
-/// slow the test down).
 async fn seed_gifts(api: &TestApi, owner: &str, first_id: u64, n: u64, criterion: impl Fn(u64) -> Criterion) {
-    let mut writes = Vec::new();
-    for id in first_id..first_id + n {
-        let c = criterion(id);
-        let gift = Gift {
-            id,
-            owner: owner.into(),
-            title: "seeded".into(),
-            description: "seeded".into(),
-            resources: vec![Resource { category: "cpu".into(), provider: "ucloud".into(), balance_requested: 1 }],
-            renew_every: 0,
-            criteria: vec![c.clone()],
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            deleting: false,
-        };
-        for item in [gift_to_item(&gift).unwrap(), listing_to_item(&gift).unwrap(), criterion_to_item(id, &c).unwrap()] {
-            writes.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build());
-        }
-    }
-    api.app.db.batch_write(writes).await.unwrap();
+    allotment_dev::fixtures::seed_gifts(&api.app.db, owner, first_id, n, criterion).await.expect("seed gifts");
 }
 
 #[tokio::test]
