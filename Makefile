@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint build-functions bench bench-quick sam-build
+.PHONY: run test lint build-functions bench bench-quick sam-build contract fuzz
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -32,7 +32,16 @@ build-functions:
 bench-quick: node_modules/.installed build-functions
 	target/debug/allotment-bench --quick --bin-dir target/debug
 
-test: node_modules/.installed $(VENV)/.installed lint bench-quick
+# The OpenAPI contract: Schemathesis generates requests from docs/openapi.json
+# against a fresh local stack (dev/contract/run.sh); ~1,700 cases, under a minute.
+contract: node_modules/.installed $(VENV)/.installed
+	dev/contract/run.sh 20
+
+# The same, longer: 200 examples per operation and phase (several minutes).
+fuzz: node_modules/.installed $(VENV)/.installed
+	dev/contract/run.sh 200
+
+test: node_modules/.installed $(VENV)/.installed lint bench-quick contract
 	cargo test --workspace
 
 # The real benchmark: release build, report in target/bench/report.md (+ throughput.png).

@@ -62,7 +62,7 @@ impl Front {
         }
         let (route, params) = match match_route(ROUTES, &parts.method, &path) {
             Match::Found(route, params) => (route, params),
-            Match::WrongMethod => return front_error(&ApiError::MethodNotAllowed, &parts.method, &path, started),
+            Match::WrongMethod(_) => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
             Match::NotFound => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
         };
         let too_large = || ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes"));

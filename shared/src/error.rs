@@ -30,8 +30,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The path exists under these methods only (sent as `Allow`, RFC 9110).
     #[error("Method Not Allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("Request body must be JSON (Content-Type: application/json)")]
@@ -68,7 +69,7 @@ impl ApiError {
             Self::PaymentRequired(_) => 402,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
-            Self::MethodNotAllowed => 405,
+            Self::MethodNotAllowed { .. } => 405,
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,

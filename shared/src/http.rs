@@ -43,7 +43,18 @@ pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
     let caller = crate::auth::caller(&req).ok();
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
-    let response = run_idempotent(route, app, req, caller).await.unwrap_or_else(|err| to_response(route, &err));
+    // API Gateway hands `DELETE /gifts/available` to `DELETE /gifts/{id}`;
+    // the path is the GET resource `/gifts/available`, so that is a 405.
+    let shadowed = match crate::routes::match_route(crate::routes::ROUTES, req.method(), req.uri().path()) {
+        crate::routes::Match::WrongMethod(allow) if route.path != crate::routes::NOT_FOUND.path => {
+            Some(ApiError::MethodNotAllowed { allow: allow.join(", ") })
+        }
+        _ => None,
+    };
+    let response = match shadowed {
+        Some(err) => error_response(&err),
+        None => run_idempotent(route, app, req, caller).await.unwrap_or_else(|err| to_response(route, &err)),
+    };
     tracing::info!(
         route = %route_key,
         status = response.status().as_u16(),
@@ -99,8 +110,16 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     // The error body only holds strings and numbers: it always serializes.
     let bytes = serde_json::to_vec(&err.body()).unwrap_or_else(|_| b"{\"error\":{\"code\":500}}".to_vec());
     let mut resp = raw_json_response(err.status(), bytes);
-    if let ApiError::Unavailable { retry_after_secs } = err {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    match err {
+        ApiError::Unavailable { retry_after_secs } => {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        ApiError::MethodNotAllowed { allow } => {
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        _ => {}
     }
     resp
 }

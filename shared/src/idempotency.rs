@@ -48,6 +48,12 @@ pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
     if key.is_empty() || key.len() > 255 {
         return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 characters"));
     }
+    // Visible ASCII, spaces only inside: exactly the document's pattern.
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    let bytes = key.as_bytes();
+    if !bytes.iter().all(|b| visible(b) || *b == b' ') || !bytes.first().is_some_and(visible) || !bytes.last().is_some_and(visible) {
+        return Err(ApiError::field("Idempotency-Key", "must be visible ASCII, spaces only inside"));
+    }
     Ok(Some(key.to_owned()))
 }
 

@@ -213,7 +213,7 @@ pub static NOT_FOUND: Route = Route {
 /// The error for a request no route matches.
 pub fn unmatched(method: &Method, path: &str) -> ApiError {
     match match_route(ROUTES, method, path) {
-        Match::WrongMethod => ApiError::MethodNotAllowed,
+        Match::WrongMethod(allow) => ApiError::MethodNotAllowed { allow: allow.join(", ") },
         _ => ApiError::NotFound(format!("No route for {method} {path}")),
     }
 }
@@ -221,8 +221,8 @@ pub fn unmatched(method: &Method, path: &str) -> ApiError {
 /// What matching a method and path against [`ROUTES`] gives.
 pub enum Match<'a> {
     Found(&'a Route, Vec<(String, String)>),
-    /// The path exists, but not for this method.
-    WrongMethod,
+    /// The path exists, but only for these methods.
+    WrongMethod(Vec<&'a str>),
     NotFound,
 }
 
@@ -231,21 +231,33 @@ pub enum Match<'a> {
 pub fn match_route<'a>(routes: &[&'a Route], method: &Method, path: &str) -> Match<'a> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut best: Option<(&'a Route, Vec<(String, String)>, usize)> = None;
-    let mut path_matched = false;
+    // `Allow` names the methods of the most specific templates the path
+    // matches: `/gifts/available` is a GET resource, though API Gateway
+    // would hand a DELETE of it to `DELETE /gifts/{id}` (which refuses the id).
+    let mut allowed: Vec<&'a str> = Vec::new();
+    let mut allowed_literals = 0;
     for &route in routes {
         let Some(params) = match_path(route.path, &segments) else { continue };
-        path_matched = true;
+        let literals = route.path.split('/').filter(|s| !s.starts_with('{')).count();
+        if literals > allowed_literals {
+            allowed.clear();
+            allowed_literals = literals;
+        }
+        if literals == allowed_literals && !allowed.contains(&route.method.as_str()) {
+            allowed.push(route.method.as_str());
+        }
         if route.method != *method {
             continue;
         }
-        let literals = route.path.split('/').filter(|s| !s.starts_with('{')).count();
         if best.as_ref().is_none_or(|(_, _, l)| literals > *l) {
             best = Some((route, params, literals));
         }
     }
     match best {
+        // A more specific template owns this path under other methods only.
+        Some((_, _, literals)) if literals < allowed_literals => Match::WrongMethod(allowed),
         Some((route, params, _)) => Match::Found(route, params),
-        None if path_matched => Match::WrongMethod,
+        None if !allowed.is_empty() => Match::WrongMethod(allowed),
         None => Match::NotFound,
     }
 }
@@ -282,11 +294,14 @@ mod tests {
             }
             _ => panic!("expected a match"),
         }
-        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/namespaces/1/minutes"), Match::WrongMethod));
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/namespaces/1/minutes"), Match::WrongMethod(m) if m == ["POST", "GET"]));
         // A literal segment beats a parameter, as in API Gateway.
         assert!(matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/bulk"), Match::Found(r, _) if r.name == "PatchPaymentsBulk"));
         assert!(matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/abc"), Match::Found(r, _) if r.name == "PatchPayment"));
         assert!(matches!(match_route(ROUTES, &Method::GET, "/nope"), Match::NotFound));
+        // `/gifts/available` is a GET resource, though `DELETE /gifts/{id}` matches it too.
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/gifts/available"), Match::WrongMethod(m) if m == ["GET"]));
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/gifts/7"), Match::Found(r, _) if r.name == "DeleteGift"));
         assert!(matches!(match_route(ROUTES, &Method::GET, "/namespaces//minutes"), Match::NotFound));
     }
 

@@ -43,6 +43,22 @@ pub mod date_format {
     }
 }
 
+/// Whitespace as the API means it, and as its OpenAPI patterns write it
+/// (`[ \t\n\r]`): one definition, so a generated client and the handler
+/// agree on what "blank" is.
+pub fn is_blank_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// Text of 1 to `max` characters (as given) that is not all whitespace.
+/// Returns it with surrounding whitespace trimmed.
+pub fn check_text(raw: &str, max: usize) -> Result<String, String> {
+    if raw.chars().count() > max || raw.chars().all(is_blank_char) {
+        return Err(format!("must be 1 to {max} characters, not all whitespace"));
+    }
+    Ok(raw.trim_matches(is_blank_char).to_owned())
+}
+
 /// A bulk array's bounds: empty → 400, over the limit → 413.
 pub struct BulkLimit {
     field: &'static str,

@@ -345,7 +345,7 @@ async fn available_gifts_reads_the_same_whether_there_are_10_or_10000_unrelated_
 async fn browsing_600_gifts_returns_each_once_in_creation_order() {
     let api = TestApi::start().await;
     let pi = funded(&api, 1000).await;
-    seed_gifts(&api, "sandbox", 1, 600, |_| Criterion::Anyone).await;
+    seed_gifts(&api, "sandbox", 1, 600, |_| Criterion::Anyone {}).await;
     for (per_page, consistency) in [(250, "REQUIRE"), (25, "PREFER"), (100, "REQUIRE")] {
         let mut ids = Vec::new();
         let mut next: Option<String> = None;
@@ -480,6 +480,10 @@ async fn bad_gift_bodies_are_400_or_402_and_write_nothing() {
         (with("criteria", json!([{"type": "email", "domain": "not a domain"}])), "criteria[0].domain"),
         (with("criteria", json!([{"type": "wayf", "org": ""}])), "criteria[0].org"),
         (with("criteria", json!([{"type": "anyone"}, {"type": "anyone"}])), "criteria[1]"),
+        // Found by the contract test: fields beside `type` were ignored.
+        (with("criteria", json!([{"type": "anyone", "domain": "example.org"}])), "criteria[0]"),
+        (with("criteria", json!([{"type": "email", "domain": " example.org"}])), "criteria[0].domain"),
+        (with("title", json!(format!(" {}", "x".repeat(128)))), "title"),
         (with("renewEvery", json!(-1)), "renewEvery"),
         (with("renewEvery", json!(1.5)), "renewEvery"),
         (with("resourcesOwnedBy", json!("")), "resourcesOwnedBy"),

@@ -149,6 +149,9 @@ async fn the_create_rules_each_answer_their_status() {
         (json!({"workPeriodId": "wp-1", "days": 2, "amount": 10}), 400, "amount"),
         (json!({"workPeriodId": "wp-1", "amount": 10}), 400, "amount"),
         (json!({"workPeriodId": "wp-1", "days": 1, "bonus": 1}), 400, "bonus"),
+        // Found by the contract test: null was read as "absent" for fields the document does not make nullable.
+        (json!({"workPeriodId": "wp-1", "days": 2, "amount": null}), 400, "amount"),
+        (json!({"workPeriodId": "wp-1", "days": null}), 400, "days"),
         (json!({"workPeriodId": "wp-nobill"}), 409, "billing account"),
         (json!({"workPeriodId": "wp-norate"}), 409, "member rate"),
         (json!({"workPeriodId": "wp-future"}), 400, "not started"),
@@ -186,6 +189,13 @@ async fn status_rules_and_aggregates_follow_every_change() {
     assert_eq!(get_wp(&api, "wp-1").await["paymentStatus"], "in-progress");
     // Nothing financial changes in progress, and it cannot be cancelled.
     assert_eq!(patch(&api, &admin(&api), &a, json!({"amount": 1})).await.status, 409);
+    // null is refused for every field but customerRate (found by the contract test).
+    for field in ["billingAccountId", "amount", "days", "memberRate", "status"] {
+        let body = Value::Object(serde_json::Map::from_iter([(field.to_owned(), Value::Null)]));
+        let r = patch(&api, &admin(&api), &b, body).await;
+        assert!(r.body["error"].to_string().contains(field), "{field}: {r:?}");
+        assert_eq!(r.status, 400, "{field}: null → {r:?}");
+    }
     assert_eq!(patch(&api, &admin(&api), &a, json!({"status": "cancelled"})).await.status, 409);
     // The worker cannot touch money.
     assert_eq!(patch(&api, &processor(&api), &b, json!({"days": 1})).await.status, 403);

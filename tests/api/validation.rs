@@ -166,15 +166,22 @@ async fn bad_namespace_bodies_are_400() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let api = TestApi::start().await;
-    for (method, path, status) in [
-        ("GET", "/nowhere", 404),
-        ("GET", "/namespaces", 404),
-        ("POST", "/namespaces/1/minutes/extra", 404),
-        ("DELETE", "/namespaces/1/minutes", 405),
-        ("POST", "/namespaces/1", 405),
-        ("GET", "/namespaces/1/minutes/move/2", 405),
+    for (method, path, status, allow) in [
+        ("GET", "/nowhere", 404, None),
+        ("GET", "/namespaces", 404, None),
+        ("POST", "/namespaces/1/minutes/extra", 404, None),
+        ("DELETE", "/namespaces/1/minutes", 405, Some("POST, GET")),
+        ("POST", "/namespaces/1", 405, Some("PUT")),
+        ("GET", "/namespaces/1/minutes/move/2", 405, Some("PATCH")),
+        ("TRACE", "/gifts/7", 405, Some("DELETE")),
+        ("PUT", "/gifts", 405, Some("POST, GET")),
+        ("OPTIONS", "/gifts/available", 405, Some("GET")),
+        ("DELETE", "/gifts/available", 405, Some("GET")),
+        ("DELETE", "/gifts/claim", 405, Some("POST")),
     ] {
         let r = api.call(method, path, None, None).await;
         assert_error(&r, status);
+        // RFC 9110: a 405 names the methods the path does take (found by the contract test).
+        assert_eq!(r.headers.get("allow").map(|v| v.to_str().unwrap()), allow, "{method} {path}");
     }
 }

@@ -86,7 +86,8 @@ pub struct Resource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Criterion {
-    Anyone,
+    /// A struct variant, so that unknown fields beside `type` are refused too.
+    Anyone {},
     Email { domain: String },
     Wayf { org: String },
 }
@@ -95,7 +96,7 @@ impl Criterion {
     /// The index partition of this criterion (lower case).
     pub fn index_pk(&self) -> String {
         match self {
-            Self::Anyone => "GIFTCRIT#anyone".to_owned(),
+            Self::Anyone {} => "GIFTCRIT#anyone".to_owned(),
             Self::Email { domain } => format!("GIFTCRIT#email#{}", domain.to_lowercase()),
             Self::Wayf { org } => format!("GIFTCRIT#wayf#{}", org.to_lowercase()),
         }
@@ -125,7 +126,7 @@ impl Claimant {
 
     /// The index partitions of every criterion this caller matches.
     pub fn criteria_pks(&self) -> Vec<String> {
-        let mut pks = vec![Criterion::Anyone.index_pk()];
+        let mut pks = vec![Criterion::Anyone {}.index_pk()];
         if let Some(domain) = self.email_domain() {
             pks.push(Criterion::Email { domain }.index_pk());
         }
@@ -288,7 +289,7 @@ pub fn listing_key(owner: &str, id: u64) -> Item {
 
 pub fn criterion_key(gift: u64, c: &Criterion) -> Item {
     let sk = match c {
-        Criterion::Anyone => "CRIT#anyone".to_owned(),
+        Criterion::Anyone {} => "CRIT#anyone".to_owned(),
         Criterion::Email { domain } => format!("CRIT#email#{}", domain.to_lowercase()),
         Criterion::Wayf { org } => format!("CRIT#wayf#{}", org.to_lowercase()),
     };

@@ -19,10 +19,10 @@ use crate::App;
 
 pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Namespace, ApiError> {
     let mut errors = Vec::new();
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
-        errors.push(FieldError::new("name", "must be 1 to 255 characters"));
-    }
+    let name = crate::validate::check_text(&input.name, 255).unwrap_or_else(|m| {
+        errors.push(FieldError::new("name", m));
+        String::new()
+    });
     let parent_id = match input.parent_id {
         None => None,
         Some(p) if p > 0 && p as u64 != id.0 => Some(NamespaceId(p as u64)),
@@ -41,7 +41,7 @@ pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Name
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    Ok(Namespace { id, name: name.to_owned(), parent_id, owner_id: input.owner_id as u64 })
+    Ok(Namespace { id, name, parent_id, owner_id: input.owner_id as u64 })
 }
 
 /// Validates every pack, collecting every problem, before anything is written.

@@ -37,11 +37,10 @@ fn id_param(req: &Request, name: &str) -> Result<String, ApiError> {
 }
 
 fn text(errors: &mut Vec<FieldError>, field: &str, value: &str) -> String {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > 64 {
-        errors.push(FieldError::new(field, "must be 1 to 64 characters"));
-    }
-    v.to_owned()
+    crate::validate::check_text(value, 64).unwrap_or_else(|m| {
+        errors.push(FieldError::new(field, m));
+        String::new()
+    })
 }
 
 pub fn validate_work_period(id: String, input: WorkPeriodInput) -> Result<WorkPeriod, ApiError> {

@@ -194,10 +194,16 @@ impl<'a> From<&'a WorkPeriod> for WorkPeriodOut<'a> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PaymentInput {
     pub work_period_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub days: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub amount: Option<Money>,
+}
+
+/// `Some(v)` when present; `null` is refused (400) like any other wrong type,
+/// so a field the document does not mark nullable cannot be sent as null.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// `Some(None)` when the field is `null`, `None` when it is absent.
@@ -208,17 +214,17 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PaymentPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub amount: Option<Money>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub days: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub member_rate: Option<Money>,
     #[serde(default, deserialize_with = "nullable")]
     pub customer_rate: Option<Option<Money>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub billing_account_id: Option<i64>,
 }
 
