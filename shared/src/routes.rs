@@ -6,7 +6,7 @@ use lambda_http::http::Method;
 
 use crate::error::ApiError;
 use crate::http::Route;
-use crate::{gifts, packs, payments};
+use crate::{ferry, gifts, packs, payments};
 
 pub static PUT_NAMESPACE: Route = Route {
     name: "PutNamespace",
@@ -176,6 +176,38 @@ pub static CLAIM_GIFT: Route = Route {
     handler: |app, req| Box::pin(gifts::claim_gift_handler(app, req)),
 };
 
+pub static PUT_FERRY_PRODUCT: Route = Route {
+    name: "PutFerryProduct",
+    binary: "put-ferry-product",
+    method: Method::PUT,
+    path: "/ferry/products/{slug}",
+    handler: |app, req| Box::pin(ferry::put_product_handler(app, req)),
+};
+
+pub static PUT_FERRY_CUSTOMER: Route = Route {
+    name: "PutFerryCustomer",
+    binary: "put-ferry-customer",
+    method: Method::PUT,
+    path: "/ferry/customers/{customer}",
+    handler: |app, req| Box::pin(ferry::put_customer_handler(app, req)),
+};
+
+pub static POST_FERRY_SUBSCRIPTIONS: Route = Route {
+    name: "PostFerrySubscriptions",
+    binary: "post-ferry-subscriptions",
+    method: Method::POST,
+    path: "/ferry/customers/{customer}/subscriptions",
+    handler: |app, req| Box::pin(ferry::post_subscriptions_handler(app, req)),
+};
+
+pub static LIST_FERRY_SUBSCRIPTIONS: Route = Route {
+    name: "ListFerrySubscriptions",
+    binary: "list-ferry-subscriptions",
+    method: Method::GET,
+    path: "/ferry/customers/{customer}/subscriptions",
+    handler: |app, req| Box::pin(ferry::list_subscriptions_handler(app, req)),
+};
+
 pub static ROUTES: &[&Route] = &[
     &PUT_NAMESPACE,
     &POST_MINUTES,
@@ -198,6 +230,10 @@ pub static ROUTES: &[&Route] = &[
     &BROWSE_GIFTS,
     &AVAILABLE_GIFTS,
     &CLAIM_GIFT,
+    &PUT_FERRY_PRODUCT,
+    &PUT_FERRY_CUSTOMER,
+    &POST_FERRY_SUBSCRIPTIONS,
+    &LIST_FERRY_SUBSCRIPTIONS,
 ];
 
 /// API Gateway's `$default` route: whatever no route above matches. It answers

@@ -59,6 +59,14 @@ pub fn check_text(raw: &str, max: usize) -> Result<String, String> {
     Ok(raw.trim_matches(is_blank_char).to_owned())
 }
 
+/// For `#[serde(default, deserialize_with = "crate::validate::present")]`
+/// on an optional field: `Some(v)` when given; `null` is refused (400) like
+/// any other wrong type, so a field the OpenAPI document does not mark
+/// nullable cannot be sent as null.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A bulk array's bounds: empty → 400, over the limit → 413.
 pub struct BulkLimit {
     field: &'static str,

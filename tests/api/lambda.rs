@@ -25,7 +25,7 @@ fn all_routes() -> Vec<&'static Route> {
 /// gets once namespaces 123 and 124 exist. The payment samples name a payment
 /// id no test creates (ids are server-made UUIDs): 404, and a per-item 404 in
 /// the bulk update.
-const SAMPLES: [(&str, u16); 22] = [
+const SAMPLES: [(&str, u16); 26] = [
     ("put-namespace", 200),
     ("post-minutes", 201),
     ("get-minutes", 200),
@@ -48,6 +48,11 @@ const SAMPLES: [(&str, u16); 22] = [
     ("claim-gift", 200),
     ("get-my-wallets", 200),
     ("delete-gift", 200),
+    // Ferry: the seed's example migrated (product, customer, POST, GET).
+    ("put-ferry-product", 200),
+    ("put-ferry-customer", 200),
+    ("post-ferry-subscriptions", 200),
+    ("list-ferry-subscriptions", 200),
     ("not-found", 405),
 ];
 
@@ -176,6 +181,8 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
             "get-work-period" => assert_eq!(body["paymentStatus"], "pending"),
             "available-gifts" => assert_eq!(body["gifts"], json!([{"id": 1}])),
             "get-my-wallets" => assert_eq!(body["wallets"][0]["balance"], 100),
+            "post-ferry-subscriptions" => assert_eq!((body["success"].as_array().map(Vec::len), body["failures"].as_array().map(Vec::len)), (Some(1), Some(0)), "{body}"),
+            "list-ferry-subscriptions" => assert_eq!(body["items"][0]["technical_subscription"]["type"], "domain"),
             _ => {}
         }
     }

@@ -5,6 +5,7 @@ mod auth;
 mod concurrency;
 mod dynamo_local;
 mod faults;
+mod ferry;
 mod gifts;
 mod idempotency;
 mod lambda;

@@ -194,16 +194,10 @@ impl<'a> From<&'a WorkPeriod> for WorkPeriodOut<'a> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PaymentInput {
     pub work_period_id: String,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub days: Option<i64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub amount: Option<Money>,
-}
-
-/// `Some(v)` when present; `null` is refused (400) like any other wrong type,
-/// so a field the document does not mark nullable cannot be sent as null.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// `Some(None)` when the field is `null`, `None` when it is absent.
@@ -214,17 +208,17 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PaymentPatch {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub amount: Option<Money>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub days: Option<i64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub member_rate: Option<Money>,
     #[serde(default, deserialize_with = "nullable")]
     pub customer_rate: Option<Option<Money>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub billing_account_id: Option<i64>,
 }
 
