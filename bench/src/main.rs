@@ -8,12 +8,14 @@
 //! a raw conditional PutItem, 7. cold start of every function binary under a
 //! stub Lambda Runtime API against a hello-world `lambda_runtime` binary,
 //! 8. gift claims of distinct users on one gift, and the DynamoDB requests of
-//! one available-gifts call with 10 and with 10,000 unrelated gifts.
+//! one available-gifts call with 10 and with 10,000 unrelated gifts,
+//! 9. Ferry migrations (1000 subscriptions a request) and their scaling by batch size.
 //!
 //! `allotment-bench --quick` runs every scenario at tiny sizes (make test does);
 //! `--cold-only` runs scenario 7 alone and prints its table.
 
 mod coldstart;
+mod ferry;
 mod gifts;
 mod report;
 
@@ -287,7 +289,7 @@ pub fn ddb_total(f: &Faults) -> usize {
 }
 
 /// Runs `bodies` sequentially against `path`, timing the lot.
-async fn timed(env: &Env, method: &str, paths_bodies: &[(String, Vec<u8>)], want: u16, items: usize) -> Result<Run, String> {
+pub async fn timed(env: &Env, method: &str, paths_bodies: &[(String, Vec<u8>)], want: u16, items: usize) -> Result<Run, String> {
     env.faults.reset_counts();
     let started = Instant::now();
     for (path, body) in paths_bodies {
@@ -445,6 +447,8 @@ pub struct Results {
     pub latency: Latency,
     pub cold: coldstart::ColdStarts,
     pub gifts: gifts::GiftResults,
+    pub ferry: Run,
+    pub scaling_ferry: Vec<(usize, Run)>,
 }
 
 impl Results {
@@ -481,23 +485,23 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let (dynamo, env) = environment().await?;
     warm_up(&env, sizes).await?;
 
-    eprintln!("1/8 ceiling");
+    eprintln!("1/9 ceiling");
     let mut ceilings = Vec::new();
     let mut ceilings_tx = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
         ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c).await?));
     }
-    eprintln!("2/8 new packs");
+    eprintln!("2/9 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
     let new_packs = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("3/8 re-sync");
+    eprintln!("3/9 re-sync");
     let resync = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("4/8 bulk payments");
+    eprintln!("4/9 bulk payments");
     let pay = payment_requests(&env, sizes.batch, sizes.payment_requests).await?;
     let payments = timed(&env, "POST", &pay, 200, sizes.batch * sizes.payment_requests).await?;
-    eprintln!("5/8 scaling");
+    eprintln!("5/9 scaling");
     let mut scaling_packs = Vec::new();
     let mut scaling_payments = Vec::new();
     for &b in &sizes.scaling {
@@ -509,12 +513,19 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         let r = payment_requests(&env, b, n).await?;
         scaling_payments.push((b, timed(&env, "POST", &r, 200, b * n).await?));
     }
-    eprintln!("6/8 latency");
+    eprintln!("6/9 latency");
     let latency = latency(&env, sizes.latency_requests).await?;
-    eprintln!("7/8 cold start");
+    eprintln!("7/9 cold start");
     let cold = coldstart::measure(&env, &bin_dir, sizes.cold_starts).await?;
-    eprintln!("8/8 gifts");
+    eprintln!("8/9 gifts");
     let gifts = gifts::measure(&env, sizes.gift_claims, &sizes.unrelated_gifts).await?;
+    eprintln!("9/9 ferry");
+    let ferry = ferry::migrate(&env, sizes.batch, sizes.payment_requests).await?;
+    let mut scaling_ferry = Vec::new();
+    for &b in &sizes.scaling {
+        let n = if quick { 3 } else { (1000 / b).max(3) };
+        scaling_ferry.push((b, ferry::migrate(&env, b, n).await?));
+    }
     drop(dynamo);
     Ok(Results {
         quick,
@@ -529,6 +540,8 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         latency,
         cold,
         gifts,
+        ferry,
+        scaling_ferry,
     })
 }
 

@@ -134,6 +134,18 @@ pub fn targets(r: &Results) -> Vec<Target> {
             met: true,
         },
         Target {
+            name: "(Ferry subscriptions, 3 conditional writes each, vs ⅓ conditional ceiling 1b)",
+            measured: format!("{:.2}×", r.ferry.items_per_s() / (r.ceiling_transact_best() / 3.0)),
+            goal: "context",
+            met: true,
+        },
+        Target {
+            name: "Ferry per-item time, 1000 vs 100",
+            measured: format!("{:+.0} %", (growth(scale(&r.scaling_ferry, 100), scale(&r.scaling_ferry, 1000)) - 1.0) * 100.0),
+            goal: "≤ +25 %",
+            met: growth(scale(&r.scaling_ferry, 100), scale(&r.scaling_ferry, 1000)) <= 1.25,
+        },
+        Target {
             name: "available gifts: DynamoDB requests, 10 vs 10,000 unrelated gifts",
             measured: r.gifts.available_requests.iter().map(|(n, req)| format!("{req} at {n}")).collect::<Vec<_>>().join(", "),
             goal: "equal",
@@ -187,6 +199,10 @@ pub fn table(r: &Results) -> String {
         row(&mut t, &format!("5. payments, batch {b}"), run);
     }
     row(&mut t, "8. gift claims (POST /gifts/claim), distinct users, one gift, 8 at once", &r.gifts.claims);
+    row(&mut t, "9. Ferry (POST /ferry/customers/{customer}/subscriptions), ssl: 3 conditional writes each", &r.ferry);
+    for (b, run) in &r.scaling_ferry {
+        row(&mut t, &format!("9. Ferry, batch {b}"), run);
+    }
     let _ = writeln!(t);
     let _ = writeln!(
         t,

@@ -1,0 +1,37 @@
+//! Scenario 9: Ferry. Migrations of `batch` subscriptions per request (ssl
+//! products: link + subscription + placeholder, three conditional writes
+//! each) through the local front, and the same per batch size for the
+//! scaling table.
+
+use serde_json::{json, Value};
+
+use crate::{timed, Env, Run};
+
+/// Registers the product once, and a customer per request; returns the requests.
+async fn requests(env: &Env, batch: usize, count: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let product = json!({"group": "ssl", "name": "SSL DV", "prices": [{"contract_period": 12, "billing_period": 12, "price": 49.00}]});
+    env.expect("PUT", "/ferry/products/ssl-dv", product.to_string().into_bytes(), 200).await?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let n = env.next();
+        let customer = format!("bench-{n}");
+        let body = json!({"reference_customer_id": format!("ref-{n}")});
+        env.expect("PUT", &format!("/ferry/customers/{customer}"), body.to_string().into_bytes(), 200).await?;
+        let ssl: Vec<Value> = (0..batch)
+            .map(|i| {
+                json!({"slug": "ssl-dv", "contract_period": 12, "billing_period": 12, "start_date": "2023-01-01",
+                       "next_contract_date": "2024-01-01", "next_billing_date": "2024-01-01",
+                       "reference_subscription_id": format!("s{n}-{i}"), "reference_product_id": "ssl"})
+            })
+            .collect();
+        let body = json!({"reference_customer_id": format!("ref-{n}"), "subscriptions": {"ssl": ssl}});
+        out.push((format!("/ferry/customers/{customer}/subscriptions"), body.to_string().into_bytes()));
+    }
+    Ok(out)
+}
+
+/// `count` requests of `batch` subscriptions each, timed.
+pub async fn migrate(env: &Env, batch: usize, count: usize) -> Result<Run, String> {
+    let reqs = requests(env, batch, count).await?;
+    timed(env, "POST", &reqs, 200, batch * count).await
+}
