@@ -1,6 +1,5 @@
 //! Parsing shared by every domain: dates, timestamps, bulk limits.
 
-use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 
@@ -21,11 +20,13 @@ pub fn format_date(date: Date) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// RFC 3339, UTC, whole seconds with millis: `2026-11-24T02:40:09.123Z`.
+/// RFC 3339, UTC, always three fractional digits: `2026-11-24T02:40:09.123Z`,
+/// `2026-11-24T02:40:09.000Z`. Fixed width, so stored timestamps sort as
+/// text in time order (listing sort keys, the renewal cutoff of a gift
+/// claim): with the fraction dropped at .000, `…09Z` would sort after `…09.500Z`.
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+    t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).unwrap_or_default()
 }
 
 /// Now, as stored and sent: RFC 3339 UTC with milliseconds.
@@ -104,6 +105,17 @@ mod tests {
             assert!(parse_date(bad).is_err(), "{bad} should be rejected");
         }
         assert_eq!(format_date(parse_date("0999-12-31").unwrap()), "0999-12-31");
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_so_they_sort_in_time_order() {
+        use time::macros::datetime;
+        let whole = format_timestamp(datetime!(2026-11-24 02:40:09 UTC));
+        let half = format_timestamp(datetime!(2026-11-24 02:40:09.5 UTC));
+        assert_eq!(whole, "2026-11-24T02:40:09.000Z");
+        assert_eq!(half, "2026-11-24T02:40:09.500Z");
+        assert!(whole < half);
+        assert_eq!(format_timestamp(datetime!(2026-11-24 03:40:09.123456 +01:00)), "2026-11-24T02:40:09.123Z");
     }
 
     #[test]
