@@ -26,7 +26,7 @@ lint: $(VENV)/.installed
 	sam validate --lint
 
 build-functions:
-	cargo build -p allotment-functions -p allotment-bench
+	cargo build -p allotment-functions -p allotment-bench -p allotment-cli
 
 # The benchmark at tiny sizes in a debug build, so it cannot rot (no timing is judged).
 bench-quick: node_modules/.installed build-functions
@@ -46,7 +46,7 @@ test: node_modules/.installed $(VENV)/.installed lint bench-quick contract
 
 # The real benchmark: release build, report in target/bench/report.md (+ throughput.png).
 bench: node_modules/.installed
-	cargo build --release -p allotment-functions -p allotment-bench
+	cargo build --release -p allotment-functions -p allotment-bench -p allotment-cli
 	target/release/allotment-bench --bin-dir target/release
 
 # Not part of `make test`: cross-compiles every function for arm64 (needs the

@@ -9,7 +9,8 @@
 //! stub Lambda Runtime API against a hello-world `lambda_runtime` binary,
 //! 8. gift claims of distinct users on one gift, and the DynamoDB requests of
 //! one available-gifts call with 10 and with 10,000 unrelated gifts,
-//! 9. Ferry migrations (1000 subscriptions a request) and their scaling by batch size.
+//! 9. Ferry migrations (1000 subscriptions a request) and their scaling by batch size,
+//! 10. `allotment import` of 20,000 packs against scenario 2.
 //!
 //! `allotment-bench --quick` runs every scenario at tiny sizes (make test does);
 //! `--cold-only` runs scenario 7 alone and prints its table.
@@ -17,6 +18,7 @@
 mod coldstart;
 mod ferry;
 mod gifts;
+mod import;
 mod report;
 
 use std::collections::HashMap;
@@ -48,6 +50,7 @@ pub struct Sizes {
     pub cold_starts: usize,
     pub gift_claims: usize,
     pub unrelated_gifts: Vec<usize>,
+    pub import_records: usize,
 }
 
 impl Sizes {
@@ -63,6 +66,7 @@ impl Sizes {
             cold_starts: 20,
             gift_claims: 1000,
             unrelated_gifts: vec![10, 10_000],
+            import_records: 20_000,
         }
     }
 
@@ -78,6 +82,7 @@ impl Sizes {
             cold_starts: 1,
             gift_claims: 20,
             unrelated_gifts: vec![10, 100],
+            import_records: 200,
         }
     }
 }
@@ -449,6 +454,7 @@ pub struct Results {
     pub gifts: gifts::GiftResults,
     pub ferry: Run,
     pub scaling_ferry: Vec<(usize, Run)>,
+    pub import: Run,
 }
 
 impl Results {
@@ -485,23 +491,23 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let (dynamo, env) = environment().await?;
     warm_up(&env, sizes).await?;
 
-    eprintln!("1/9 ceiling");
+    eprintln!("1/10 ceiling");
     let mut ceilings = Vec::new();
     let mut ceilings_tx = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
         ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c).await?));
     }
-    eprintln!("2/9 new packs");
+    eprintln!("2/10 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
     let new_packs = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("3/9 re-sync");
+    eprintln!("3/10 re-sync");
     let resync = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("4/9 bulk payments");
+    eprintln!("4/10 bulk payments");
     let pay = payment_requests(&env, sizes.batch, sizes.payment_requests).await?;
     let payments = timed(&env, "POST", &pay, 200, sizes.batch * sizes.payment_requests).await?;
-    eprintln!("5/9 scaling");
+    eprintln!("5/10 scaling");
     let mut scaling_packs = Vec::new();
     let mut scaling_payments = Vec::new();
     for &b in &sizes.scaling {
@@ -513,19 +519,21 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         let r = payment_requests(&env, b, n).await?;
         scaling_payments.push((b, timed(&env, "POST", &r, 200, b * n).await?));
     }
-    eprintln!("6/9 latency");
+    eprintln!("6/10 latency");
     let latency = latency(&env, sizes.latency_requests).await?;
-    eprintln!("7/9 cold start");
+    eprintln!("7/10 cold start");
     let cold = coldstart::measure(&env, &bin_dir, sizes.cold_starts).await?;
-    eprintln!("8/9 gifts");
+    eprintln!("8/10 gifts");
     let gifts = gifts::measure(&env, sizes.gift_claims, &sizes.unrelated_gifts).await?;
-    eprintln!("9/9 ferry");
+    eprintln!("9/10 ferry");
     let ferry = ferry::migrate(&env, sizes.batch, sizes.payment_requests).await?;
     let mut scaling_ferry = Vec::new();
     for &b in &sizes.scaling {
         let n = if quick { 3 } else { (1000 / b).max(3) };
         scaling_ferry.push((b, ferry::migrate(&env, b, n).await?));
     }
+    eprintln!("10/10 import");
+    let import = import::import_packs(&env, &bin_dir, sizes.import_records).await?;
     drop(dynamo);
     Ok(Results {
         quick,
@@ -542,6 +550,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         gifts,
         ferry,
         scaling_ferry,
+        import,
     })
 }
 

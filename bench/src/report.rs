@@ -146,6 +146,12 @@ pub fn targets(r: &Results) -> Vec<Target> {
             met: growth(scale(&r.scaling_ferry, 100), scale(&r.scaling_ferry, 1000)) <= 1.25,
         },
         Target {
+            name: "allotment import of packs vs new packs sent directly (scenario 2)",
+            measured: format!("{:.2}×", r.import.items_per_s() / r.new_packs.items_per_s()),
+            goal: "≥ 0.9×",
+            met: r.import.items_per_s() >= 0.9 * r.new_packs.items_per_s(),
+        },
+        Target {
             name: "available gifts: DynamoDB requests, 10 vs 10,000 unrelated gifts",
             measured: r.gifts.available_requests.iter().map(|(n, req)| format!("{req} at {n}")).collect::<Vec<_>>().join(", "),
             goal: "equal",
@@ -203,6 +209,7 @@ pub fn table(r: &Results) -> String {
     for (b, run) in &r.scaling_ferry {
         row(&mut t, &format!("9. Ferry, batch {b}"), run);
     }
+    row(&mut t, "10. allotment import packs (50 namespaces, 1000 a request, 4 at once), the command as a process", &r.import);
     let _ = writeln!(t);
     let _ = writeln!(
         t,

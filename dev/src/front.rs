@@ -88,7 +88,15 @@ impl Front {
             Ok(r) => r,
             Err(e) => return front_error(&ApiError::Internal(format!("event: {e}")), &parts.method, &path, started),
         };
-        let response = dispatch(route, self.app.clone(), request).await;
+        // As in AWS, where API Gateway's invocation runs to its end whether or
+        // not the client is still there: a caller that hangs up (a killed
+        // import) must not cancel a handler halfway, holding its
+        // Idempotency-Key "in progress" until the lock expires.
+        let app = self.app.clone();
+        let response = match tokio::spawn(async move { dispatch(route, app, request).await }).await {
+            Ok(r) => r,
+            Err(e) => return front_error(&ApiError::Internal(format!("handler task: {e}")), &parts.method, &path, started),
+        };
         let (rparts, rbody) = response.into_parts();
         let bytes = match rbody {
             lambda_http::Body::Empty => Bytes::new(),

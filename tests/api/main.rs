@@ -8,6 +8,7 @@ mod faults;
 mod ferry;
 mod gifts;
 mod idempotency;
+mod import;
 mod lambda;
 mod packs;
 mod payments;
