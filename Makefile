@@ -7,10 +7,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint build-functions bench bench-quick sam-build contract fuzz
+.PHONY: run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
+	@touch $@
+
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 $(VENV)/.installed: requirements-dev.txt
@@ -21,9 +27,10 @@ $(VENV)/.installed: requirements-dev.txt
 run: node_modules/.installed
 	cargo run --quiet -p allotment-dev --bin allotment-local
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	cfn-lint template.yaml
 	sam validate --lint
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 build-functions:
 	cargo build -p allotment-functions -p allotment-bench -p allotment-cli
@@ -41,7 +48,19 @@ contract: node_modules/.installed $(VENV)/.installed
 fuzz: node_modules/.installed $(VENV)/.installed
 	dev/contract/run.sh 200
 
-test: node_modules/.installed $(VENV)/.installed lint bench-quick contract
+# A deployed stage, black-box: make smoke API_URL=https://… TOKEN=…
+smoke:
+	dev/smoke.sh
+
+# The same smoke test against a fresh local stack, so it cannot rot.
+smoke-local:
+	dev/with-local-stack.sh dev/smoke.sh
+
+# The deployment pipeline's workflow, linted (npm package actionlint, a WebAssembly build).
+actionlint: node_modules/.installed
+	node dev/actionlint.mjs .github/workflows/*.yml
+
+test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick contract smoke-local
 	cargo test --workspace
 
 # The real benchmark: release build, report in target/bench/report.md (+ throughput.png).
@@ -53,3 +72,4 @@ bench: node_modules/.installed
 # aarch64-unknown-linux-gnu Rust target).
 sam-build: $(VENV)/.installed
 	sam build --beta-features
+	python3 dev/check-sam-build.py

@@ -14,19 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 MAX_EXAMPLES="${1:-25}"
 export SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$PWD/dev/contract${PYTHONPATH:+:$PYTHONPATH}"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 if [[ -z "${API_URL:-}" ]]; then
-  port=$(free_port); ddb_port=$(free_port); log=$(mktemp)
-  cargo build --quiet -p allotment-dev --bin allotment-local
-  PORT=$port DYNAMODB_PORT=$ddb_port TABLE_NAME="contract$RANDOM" ALLOTMENT_JWT_SECRET=contract-secret \
-    target/debug/allotment-local >"$log" 2>/dev/null &
-  pid=$!
-  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
-  for _ in $(seq 1 300); do grep -q '^export TOKEN=' "$log" && break; sleep 0.2; done
-  TOKEN=$(sed -n 's/^export TOKEN=//p' "$log")
-  API_URL="http://127.0.0.1:$port"
-  [[ -n "$TOKEN" ]] || { echo "allotment-local did not start"; exit 1; }
+  exec dev/with-local-stack.sh env CONTRACT_SEED_DATA=1 "$0" "$@"
+fi
+if [[ -n "${CONTRACT_SEED_DATA:-}" ]]; then
   # The document's examples name project p-sandbox and its cpu/ucloud wallet;
   # the run's own caller (dev-admin) is its PI, so gift operations get past 403.
   curl -sf -X PUT "$API_URL/projects/p-sandbox" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \

@@ -33,6 +33,32 @@ impl Caller {
     }
 }
 
+/// Scopes as the handlers name them: `<prefix><scope>` (Cognito's
+/// resource-server scopes, `allotment/admin`) read as `<scope>`; bare scopes
+/// as they are.
+pub fn unprefixed(scopes: &[String], prefix: &str) -> Vec<String> {
+    scopes.iter().map(|s| if prefix.is_empty() { s.as_str() } else { s.strip_prefix(prefix).unwrap_or(s) }.to_owned()).collect()
+}
+
+/// Rewrites the authorizer's scopes of `req` with [`unprefixed`], once, at
+/// the edge ([`crate::http::dispatch`]), so every handler reads bare scopes.
+pub fn strip_scope_prefix(req: &mut Request, prefix: &str) {
+    if prefix.is_empty() {
+        return;
+    }
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.extensions_mut().get_mut::<RequestContext>() {
+        if let Some(jwt) = ctx.authorizer.as_mut().and_then(|a| a.jwt.as_mut()) {
+            if let Some(scopes) = jwt.scopes.as_mut() {
+                *scopes = unprefixed(scopes, prefix);
+            }
+            if let Some(scope) = jwt.claims.get_mut("scope") {
+                let raw: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+                *scope = unprefixed(&raw, prefix).join(" ");
+            }
+        }
+    }
+}
+
 /// The caller of `req`, or 401 when there is no authorizer context or no `sub`.
 pub fn caller(req: &Request) -> Result<Caller, ApiError> {
     let jwt = match req.request_context_ref() {
@@ -57,4 +83,16 @@ pub fn caller(req: &Request) -> Result<Caller, ApiError> {
         email: jwt.claims.get("email").cloned(),
         org: jwt.claims.get("org").cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cognito_prefixed_scopes_read_as_bare_ones_and_bare_ones_stay() {
+        let raw: Vec<String> = ["allotment/admin", "payments", "other/admin", "allotment/payments:process"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(unprefixed(&raw, "allotment/"), vec!["admin", "payments", "other/admin", "payments:process"]);
+        assert_eq!(unprefixed(&raw, ""), raw, "no prefix: as they are");
+    }
 }

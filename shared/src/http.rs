@@ -38,8 +38,9 @@ pub struct Route {
 /// Runs `route`'s handler on `req` and never fails: every error becomes the
 /// spec's JSON error. POST and PATCH go through the Idempotency-Key layer.
 /// Logs one line per request: route, status, latency and caller `sub`.
-pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
+pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Body> {
     let started = Instant::now();
+    crate::auth::strip_scope_prefix(&mut req, &app.scope_prefix);
     let caller = crate::auth::caller(&req).ok();
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);

@@ -31,6 +31,8 @@ pub struct App {
     pub clock: clock::Clock,
     /// Signs page tokens (`next`) so a tampered one is refused.
     pub page_key: std::sync::Arc<[u8]>,
+    /// `SCOPE_PREFIX`: scopes `<prefix><scope>` (Cognito's) count as `<scope>`.
+    pub scope_prefix: std::sync::Arc<str>,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
             idempotency: idempotency::IdempotencyConfig::default(),
             clock: clock::Clock::default(),
             page_key: page_key.into_bytes().into(),
+            scope_prefix: std::env::var("SCOPE_PREFIX").unwrap_or_default().into(),
         }
     }
 

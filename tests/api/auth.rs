@@ -40,3 +40,22 @@ async fn every_endpoint_refuses_callers_without_a_valid_admin_token() {
     assert_eq!(api.count_prefix("PACK#").await, 0);
     assert_eq!(api.count_prefix("NS#").await, 2);
 }
+
+#[tokio::test]
+async fn cognito_prefixed_scopes_count_when_the_stack_says_so() {
+    // SCOPE_PREFIX=allotment/ (the template's default): a Cognito
+    // client-credentials token's `allotment/admin` is scope admin.
+    let api = TestApi::with_scope_prefix("allotment/").await;
+    let cognito = api.token("client-id-123", "allotment/admin allotment/payments");
+    let r = api.call("PUT", "/namespaces/1", Some(&cognito), Some(json!({"name": "acme", "owner_id": 7}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let bare = api.token("someone", "admin");
+    assert_eq!(api.call("GET", "/namespaces/1/minutes", Some(&bare), None).await.status, 200, "bare scopes still count");
+    let other = api.token("someone", "other/admin");
+    assert_eq!(api.call("GET", "/namespaces/1/minutes", Some(&other), None).await.status, 403, "another resource server's admin is not ours");
+
+    // Without a prefix (an issuer with bare scopes), a prefixed scope is just another scope.
+    let plain = TestApi::start().await;
+    let r = plain.call("PUT", "/namespaces/1", Some(&plain.token("client-id-123", "allotment/admin")), Some(json!({"name": "acme", "owner_id": 7}))).await;
+    assert_eq!(r.status, 403, "{r:?}");
+}

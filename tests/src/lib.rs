@@ -96,6 +96,20 @@ impl TestApi {
     }
 
     pub async fn with_config(retry: RetryPolicy, idempotency: allotment::idempotency::IdempotencyConfig) -> Self {
+        Self::with_app(retry, idempotency, |_| {}).await
+    }
+
+    /// A front whose handlers read Cognito's prefixed scopes (`SCOPE_PREFIX` in AWS).
+    pub async fn with_scope_prefix(prefix: &str) -> Self {
+        let prefix: std::sync::Arc<str> = prefix.into();
+        Self::with_app(quick_retry(), Default::default(), move |app| app.scope_prefix = prefix).await
+    }
+
+    pub async fn with_app(
+        retry: RetryPolicy,
+        idempotency: allotment::idempotency::IdempotencyConfig,
+        configure: impl FnOnce(&mut App),
+    ) -> Self {
         let endpoint = dynamo_endpoint();
         let table = format!("t{}", uuid::Uuid::new_v4().simple());
         let faults = Faults::default();
@@ -105,6 +119,7 @@ impl TestApi {
         db.retry = retry;
         let mut app = App::new(db);
         app.idempotency = idempotency;
+        configure(&mut app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let server = tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
