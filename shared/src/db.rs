@@ -593,6 +593,23 @@ fn expr_values(values: &[(&str, AttributeValue)]) -> Option<HashMap<String, Attr
     (!values.is_empty()).then(|| values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
 }
 
+/// A value as an item (serde_dynamo), its failure a [`DbError`].
+pub fn to_item<T: serde::Serialize>(v: &T) -> Result<Item, DbError> {
+    serde_dynamo::to_item(v).map_err(|e| DbError::Other(format!("to item: {e}")))
+}
+
+/// An item as a value (serde_dynamo); a stored item that does not fit is a [`DbError`].
+pub fn from_item<T: for<'de> serde::Deserialize<'de>>(item: Item) -> Result<T, DbError> {
+    serde_dynamo::from_item(item).map_err(|e| DbError::Other(format!("from item: {e}")))
+}
+
+/// `base` (a key, and any index keys) with `value`'s fields added.
+pub fn keyed<T: serde::Serialize>(base: Item, value: &T) -> Result<Item, DbError> {
+    let mut item = to_item(value)?;
+    item.extend(base);
+    Ok(item)
+}
+
 /// `{pk, sk}` as a key map.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), AttributeValue::S(pk.into())), (SK.to_owned(), AttributeValue::S(sk.into()))])

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::db::{from_item, keyed, to_item};
 use crate::db::{key, DbError, Item};
 use crate::money::Money;
 
@@ -333,19 +334,6 @@ pub fn by_customer_pk(customer: &str) -> String {
     format!("FERRYCUST#{customer}")
 }
 
-pub fn to_item<T: Serialize>(v: &T) -> Result<Item, DbError> {
-    serde_dynamo::to_item(v).map_err(|e| DbError::Other(format!("to item: {e}")))
-}
-
-pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, DbError> {
-    serde_dynamo::from_item(item).map_err(|e| DbError::Other(format!("from item: {e}")))
-}
-
-fn keyed<T: Serialize>(base: Item, value: &T) -> Result<Item, DbError> {
-    let mut item = to_item(value)?;
-    item.extend(base);
-    Ok(item)
-}
 
 /// A product as stored: prices as exact decimal text (Money's serde form is
 /// JSON-only).

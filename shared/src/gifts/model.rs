@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::db::{from_item, keyed, to_item};
 use crate::db::{key, DbError, Item};
 
 /// Balances and amounts are whole units a JSON client reads exactly: 1 to 2^53 − 1.
@@ -304,20 +305,6 @@ pub fn claims_of_pk(sub: &str) -> String {
     format!("CLAIMS#{sub}")
 }
 
-pub fn to_item<T: Serialize>(v: &T) -> Result<Item, DbError> {
-    serde_dynamo::to_item(v).map_err(|e| DbError::Other(format!("to item: {e}")))
-}
-
-pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, DbError> {
-    serde_dynamo::from_item(item).map_err(|e| DbError::Other(format!("from item: {e}")))
-}
-
-/// `base` (a key) with `value`'s fields added.
-fn keyed<T: Serialize>(base: Item, value: &T) -> Result<Item, DbError> {
-    let mut item = to_item(value)?;
-    item.extend(base);
-    Ok(item)
-}
 
 pub fn project_to_item(p: &Project) -> Result<Item, DbError> {
     keyed(project_key(&p.id), p)

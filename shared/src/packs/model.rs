@@ -214,11 +214,5 @@ impl PackItem {
     }
 }
 
-pub(super) fn to_item<T: Serialize>(v: &T) -> Result<Item, DbError> {
-    serde_dynamo::to_item(v).map_err(|e| DbError::Other(format!("to item: {e}")))
-}
-
-pub(super) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, DbError> {
-    serde_dynamo::from_item(item).map_err(|e| DbError::Other(format!("from item: {e}")))
-}
+pub(super) use crate::db::{from_item, to_item};
 
