@@ -40,7 +40,7 @@ bench-quick: node_modules/.installed build-functions
 	target/debug/allotment-bench --quick --bin-dir target/debug
 
 # The OpenAPI contract: Schemathesis generates requests from docs/openapi.json
-# against a fresh local stack (dev/contract/run.sh); ~1,700 cases, under a minute.
+# against a fresh local stack (dev/contract/run.sh); ~3,000 cases, under a minute.
 contract: node_modules/.installed $(VENV)/.installed
 	dev/contract/run.sh 20
 
