@@ -127,10 +127,10 @@ fn culprits(records: &[Record], body: &Value) -> Vec<usize> {
         .flatten()
         .filter_map(|d| d["field"].as_str()?.strip_prefix("packs[")?.split(']').next()?.parse().ok())
         .collect();
+    // A 409 names each xid quoted: `purchase_xid "a", "b" already provisioned …`.
     if let Some(message) = body["error"]["message"].as_str() {
-        out.extend(records.iter().enumerate().filter(|(_, r)| {
-            r.entry["purchase_xid"].as_str().is_some_and(|x| message.contains(&format!("\"{x}\"")) || message.contains(&format!(" {x} ")) || message.ends_with(&format!(" {x}")))
-        }).map(|(i, _)| i));
+        let named = |r: &Record| r.entry["purchase_xid"].as_str().is_some_and(|x| message.contains(&format!("{x:?}")));
+        out.extend(records.iter().enumerate().filter(|(_, r)| named(r)).map(|(i, _)| i));
     }
     out.sort_unstable();
     out.dedup();

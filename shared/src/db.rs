@@ -493,6 +493,39 @@ impl Db {
         Ok((out.items.unwrap_or_default(), next))
     }
 
+    /// A listing page of `partition`: after the key `start`, `skip` items
+    /// passed over, then up to `limit` items, and whether more follow (one
+    /// more item is read to know, so a last full page has no next).
+    pub async fn query_window(
+        &self,
+        partition: &Partition<'_>,
+        mut start: Option<Item>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), DbError> {
+        let mut to_skip = skip;
+        let mut items = Vec::new();
+        loop {
+            let want = (to_skip as usize).saturating_add(limit + 1 - items.len()).min(1000) as i32;
+            let (page, next) = self.query_page(partition, Some(want), start.take()).await?;
+            for item in page {
+                if to_skip > 0 {
+                    to_skip -= 1;
+                } else {
+                    items.push(item);
+                }
+            }
+            if items.len() > limit {
+                items.truncate(limit);
+                return Ok((items, true));
+            }
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok((items, false)),
+            }
+        }
+    }
+
     /// The next value (1, 2, 3, …) of the named counter: one atomic ADD.
     pub async fn next_sequence(&self, name: &str) -> Result<u64, DbError> {
         let out = self

@@ -45,12 +45,14 @@ pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Bod
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
     // API Gateway hands `DELETE /gifts/available` to `DELETE /gifts/{id}`;
-    // the path is the GET resource `/gifts/available`, so that is a 405.
-    let shadowed = match crate::routes::match_route(crate::routes::ROUTES, req.method(), req.uri().path()) {
-        crate::routes::Match::WrongMethod(allow) if route.path != crate::routes::NOT_FOUND.path => {
-            Some(ApiError::MethodNotAllowed { allow: allow.join(", ") })
-        }
-        _ => None,
+    // the path is the GET resource `/gifts/available`, so that is a 405. Only
+    // a route with a `{param}` can be handed a path a literal route owns.
+    let shadowed = if !route.path.contains('{') {
+        None
+    } else if let crate::routes::Match::WrongMethod(allow) = crate::routes::match_route(crate::routes::ROUTES, req.method(), req.uri().path()) {
+        Some(ApiError::MethodNotAllowed { allow: allow.join(", ") })
+    } else {
+        None
     };
     let response = match shadowed {
         Some(err) => error_response(&err),

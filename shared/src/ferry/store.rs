@@ -138,30 +138,22 @@ pub async fn list_subscriptions(
 ) -> Result<(Vec<(String, Subscription)>, bool), DbError> {
     let pk = by_customer_pk(customer);
     let partition = Partition::index(GSI1, GSI1_PK, &pk);
-    let mut start = after.map(|(sk, id)| {
+    let start = after.map(|(sk, id)| {
         let mut k = crate::db::key(subscription_pk(&id), "SUB");
         k.insert("gsi1pk".into(), crate::db::s(&pk));
         k.insert("gsi1sk".into(), crate::db::s(sk));
         k
     });
-    let mut items = Vec::new();
-    loop {
-        let want = (limit + 1 - items.len()) as i32;
-        let (page, next) = db.query_page(&partition, Some(want), start.take()).await?;
-        for item in page {
+    let (items, more) = db.query_window(&partition, start, 0, limit).await?;
+    let listed = items
+        .into_iter()
+        .map(|item| {
             let sk = match item.get("gsi1sk") {
                 Some(aws_sdk_dynamodb::types::AttributeValue::S(v)) => v.clone(),
                 _ => String::new(),
             };
-            items.push((sk, from_item::<Subscription>(item)?));
-        }
-        if items.len() > limit {
-            items.truncate(limit);
-            return Ok((items, true));
-        }
-        match next {
-            Some(k) => start = Some(k),
-            None => return Ok((items, false)),
-        }
-    }
+            from_item::<Subscription>(item).map(|s| (sk, s))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((listed, more))
 }

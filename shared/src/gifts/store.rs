@@ -256,28 +256,9 @@ pub async fn browse_gifts(
 ) -> Result<(Vec<Gift>, bool), DbError> {
     let pk = project_pk(project);
     let partition = Partition::table(&pk, LISTING_PREFIX, consistent);
-    let mut start = after.map(|sk| HashMap::from([(PK.to_owned(), s(&pk)), (SK.to_owned(), s(sk))]));
-    let mut to_skip = skip;
-    let mut gifts = Vec::new();
-    loop {
-        let want = (to_skip as usize).saturating_add(limit + 1 - gifts.len()).min(1000) as i32;
-        let (page, next) = db.query_page(&partition, Some(want), start.take()).await?;
-        for item in page {
-            if to_skip > 0 {
-                to_skip -= 1;
-                continue;
-            }
-            gifts.push(from_item::<Gift>(item)?);
-        }
-        if gifts.len() > limit {
-            gifts.truncate(limit);
-            return Ok((gifts, true));
-        }
-        match next {
-            Some(k) => start = Some(k),
-            None => return Ok((gifts, false)),
-        }
-    }
+    let start = after.map(|sk| HashMap::from([(PK.to_owned(), s(&pk)), (SK.to_owned(), s(sk))]));
+    let (items, more) = db.query_window(&partition, start, skip, limit).await?;
+    Ok((items.into_iter().map(from_item).collect::<Result<_, _>>()?, more))
 }
 
 /// The ids of gifts with a criterion in any of these index partitions.
