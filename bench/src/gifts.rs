@@ -11,12 +11,13 @@ use allotment_dev::token;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::{ddb_total, Env, Run, SECRET};
+use crate::{Env, Run, SECRET};
 
 pub struct GiftResults {
     pub claims: Run,
-    /// DynamoDB requests of one available-gifts call, with 10 and 10,000 unrelated gifts.
-    pub available_requests: Vec<(usize, usize)>,
+    /// One available-gifts call (its DynamoDB requests, capacity and time),
+    /// with 10 and 10,000 unrelated gifts in the table.
+    pub available: Vec<(usize, Run)>,
 }
 
 fn user(sub: &str) -> String {
@@ -36,7 +37,7 @@ async fn claims(env: &Arc<Env>, users: usize, concurrency: usize) -> Result<Run,
     let id = serde_json::from_slice::<serde_json::Value>(&created).map_err(|e| e.to_string())?["id"].as_u64().ok_or("no gift id")?;
     let tokens: Vec<String> = (0..users).map(|i| user(&format!("claimer-{id}-{i}"))).collect();
     let body = json!({"giftId": id}).to_string().into_bytes();
-    env.faults.reset_counts();
+    env.start_counting();
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut set = tokio::task::JoinSet::new();
@@ -54,25 +55,25 @@ async fn claims(env: &Arc<Env>, users: usize, concurrency: usize) -> Result<Run,
     while let Some(r) = set.join_next().await {
         r.map_err(|e| e.to_string())??;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Run { items: users, seconds, ddb_requests: ddb_total(&env.faults), ddb_writes: env.faults.write_calls() })
+    Ok(env.counted(users, started))
 }
 
 pub async fn measure(env: &Arc<Env>, users: usize, unrelated: &[usize]) -> Result<GiftResults, String> {
     let claims = claims(env, users, 8).await?;
     let caller = user("available-caller");
-    let mut available_requests = Vec::new();
+    let mut available = Vec::new();
     let mut written = 0usize;
     for (i, &total) in unrelated.iter().enumerate() {
         let unrelated = |id: u64| Criterion::Email { domain: format!("d{}.unrelated.example", id % 1000) };
         seed_gifts(&env.app.db, "unrelated", 1_000_000_000 * (i as u64 + 1), (total - written) as u64, unrelated).await?;
         written = total;
-        env.faults.reset_counts();
+        env.start_counting();
+        let started = Instant::now();
         let (status, bytes) = env.call_as(&caller, "GET", "/gifts/available", Vec::new()).await?;
         if status != 200 {
             return Err(format!("available gifts: {status} {}", String::from_utf8_lossy(&bytes)));
         }
-        available_requests.push((total, ddb_total(&env.faults) + env.faults.calls("Scan")));
+        available.push((total, env.counted(1, started)));
     }
-    Ok(GiftResults { claims, available_requests })
+    Ok(GiftResults { claims, available })
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::{ddb_total, Env, Run};
+use crate::{Env, Run};
 
 pub async fn import_packs(env: &Env, bin_dir: &Path, records: usize) -> Result<Run, String> {
     let namespaces = 50;
@@ -27,7 +27,7 @@ pub async fn import_packs(env: &Env, bin_dir: &Path, records: usize) -> Result<R
     std::fs::write(&file, lines).map_err(|e| e.to_string())?;
     let bin = bin_dir.join("allotment");
     let (api, token) = (env.base.clone(), env.token.clone());
-    env.faults.reset_counts();
+    env.start_counting();
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&bin)
@@ -39,10 +39,10 @@ pub async fn import_packs(env: &Env, bin_dir: &Path, records: usize) -> Result<R
     })
     .await
     .map_err(|e| e.to_string())??;
-    let seconds = started.elapsed().as_secs_f64();
+    let run = env.counted(records, started);
     let _ = std::fs::remove_dir_all(&dir);
     if !out.status.success() {
         return Err(format!("import failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     }
-    Ok(Run { items: records, seconds, ddb_requests: ddb_total(&env.faults), ddb_writes: env.faults.write_calls() })
+    Ok(run)
 }

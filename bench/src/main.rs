@@ -29,6 +29,7 @@ use std::time::Instant;
 use allotment::db::{Db, Item};
 use allotment::App;
 use allotment_dev::dynamo_local::DynamoLocal;
+use allotment_dev::capacity::{Capacity, Tally};
 use allotment_dev::faults::Faults;
 use allotment_dev::front::{serve, Front};
 use allotment_dev::{template, token};
@@ -90,6 +91,7 @@ impl Sizes {
 pub struct Env {
     pub endpoint: String,
     pub faults: Faults,
+    pub capacity: Capacity,
     pub app: App,
     pub table: String,
     pub base: String,
@@ -104,7 +106,9 @@ impl Env {
     async fn start(endpoint: String) -> Result<Self, String> {
         let table = format!("bench{}", uuid::Uuid::new_v4().simple());
         let faults = Faults::default();
-        let client = aws_sdk_dynamodb::Client::from_conf(allotment::local_config(&endpoint).interceptor(faults.clone()).build());
+        let capacity = Capacity::default();
+        let config = allotment::local_config(&endpoint).interceptor(faults.clone()).interceptor(capacity.clone());
+        let client = aws_sdk_dynamodb::Client::from_conf(config.build());
         template::ensure_table(&client, &table).await?;
         let app = App::new(Db::new(client, table.as_str()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
@@ -112,7 +116,24 @@ impl Env {
         tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
         let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let token = token::mint(SECRET, "bench", "admin payments payments:process", 3600 * 4, json!({}));
-        Ok(Self { endpoint, faults, app, table, base, http, token, seq: Default::default() })
+        Ok(Self { endpoint, faults, capacity, app, table, base, http, token, seq: Default::default() })
+    }
+
+    /// Starts counting DynamoDB requests and capacity afresh.
+    pub fn start_counting(&self) {
+        self.faults.reset_counts();
+        self.capacity.reset();
+    }
+
+    /// What was counted since [`Env::start_counting`], for `items` items.
+    pub fn counted(&self, items: usize, started: Instant) -> Run {
+        Run {
+            items,
+            seconds: started.elapsed().as_secs_f64(),
+            ddb_requests: ddb_total(&self.faults),
+            ddb_writes: self.faults.write_calls(),
+            capacity: self.capacity.tally(),
+        }
     }
 
     fn next(&self) -> u64 {
@@ -269,12 +290,14 @@ async fn ceiling_transact(env: &Env, items: usize, concurrency: usize) -> Result
     .await
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Run {
     pub items: usize,
     pub seconds: f64,
     pub ddb_requests: usize,
     pub ddb_writes: usize,
+    /// Capacity units the run consumed (see `allotment_dev::capacity`).
+    pub capacity: Tally,
 }
 
 impl Run {
@@ -290,18 +313,17 @@ impl Run {
 }
 
 pub fn ddb_total(f: &Faults) -> usize {
-    ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "Query"].iter().map(|o| f.calls(o)).sum()
+    ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "Query", "Scan"].iter().map(|o| f.calls(o)).sum()
 }
 
 /// Runs `bodies` sequentially against `path`, timing the lot.
 pub async fn timed(env: &Env, method: &str, paths_bodies: &[(String, Vec<u8>)], want: u16, items: usize) -> Result<Run, String> {
-    env.faults.reset_counts();
+    env.start_counting();
     let started = Instant::now();
     for (path, body) in paths_bodies {
         env.expect(method, path, body.clone(), want).await?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Run { items, seconds, ddb_requests: ddb_total(&env.faults), ddb_writes: env.faults.write_calls() })
+    Ok(env.counted(items, started))
 }
 
 /// `requests` POSTs of `batch` new xid packs, each to its own namespace.

@@ -1,6 +1,7 @@
 //! Everything that runs Allotment on one machine: DynamoDB Local, the table
 //! from template.yaml, dev tokens, and a front that routes like API Gateway.
 
+pub mod capacity;
 pub mod dynamo_local;
 pub mod faults;
 pub mod fixtures;

@@ -26,6 +26,9 @@ pub const BATCH_WRITE_LIMIT: usize = 25;
 pub const TRANSACT_LIMIT: usize = 100;
 /// Chunks of one bulk call in flight at once.
 pub const CHUNK_CONCURRENCY: usize = 8;
+/// Single-item requests of one call in flight at once (packs, moves): enough
+/// to keep a connection pool busy without one call hogging a table partition.
+pub const ITEM_CONCURRENCY: usize = 16;
 
 /// Names of the table's key attributes and its one GSI (see template.yaml).
 pub const PK: &str = "pk";
@@ -264,19 +267,30 @@ impl Db {
     /// Strongly consistent reads of `keys`, 100 a request, chunks concurrent.
     /// Returns the items found, in no particular order.
     pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, DbError> {
+        self.batch_get_with(keys, true).await
+    }
+
+    /// The same, eventually consistent: half the read capacity, for reads
+    /// whose staleness a later conditional write catches anyway.
+    pub async fn batch_get_eventual(&self, keys: Vec<Item>) -> Result<Vec<Item>, DbError> {
+        self.batch_get_with(keys, false).await
+    }
+
+    async fn batch_get_with(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, DbError> {
         let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET_LIMIT).map(<[Item]>::to_vec).collect();
-        let found = all_ok(self.for_each_chunk(chunks, |db, chunk| async move { db.batch_get_chunk(chunk).await }).await)?;
+        let found =
+            all_ok(self.for_each_chunk(chunks, move |db, chunk| async move { db.batch_get_chunk(chunk, consistent).await }).await)?;
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn batch_get_chunk(&self, keys: Vec<Item>) -> Result<Vec<Item>, DbError> {
+    async fn batch_get_chunk(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, DbError> {
         let mut found = Vec::with_capacity(keys.len());
         let mut pending = keys;
         let mut attempt = 0;
         while !pending.is_empty() {
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(pending.clone()))
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .build()
                 .map_err(|e| DbError::Other(e.to_string()))?;
             let result = self.client.batch_get_item().request_items(&*self.table, request).send().await;
@@ -558,6 +572,28 @@ impl Db {
         F: Fn(Db, C) -> Fut,
         Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
     {
+        self.for_each_at(CHUNK_CONCURRENCY, chunks, work).await
+    }
+
+    /// [`Db::for_each_chunk`] with single-item writes, [`ITEM_CONCURRENCY`] at
+    /// once: one conditional write per item costs half a transaction's capacity.
+    pub async fn for_each_item<C, T, F, Fut>(&self, items: Vec<C>, work: F) -> Vec<Result<T, DbError>>
+    where
+        C: Send + 'static,
+        T: Send + 'static,
+        F: Fn(Db, C) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
+    {
+        self.for_each_at(ITEM_CONCURRENCY, items, work).await
+    }
+
+    async fn for_each_at<C, T, F, Fut>(&self, concurrency: usize, chunks: Vec<C>, work: F) -> Vec<Result<T, DbError>>
+    where
+        C: Send + 'static,
+        T: Send + 'static,
+        F: Fn(Db, C) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
+    {
         if chunks.len() <= 1 {
             let mut out = Vec::with_capacity(1);
             for chunk in chunks {
@@ -565,7 +601,7 @@ impl Db {
             }
             return out;
         }
-        let permits = Arc::new(Semaphore::new(CHUNK_CONCURRENCY));
+        let permits = Arc::new(Semaphore::new(concurrency));
         let mut set = tokio::task::JoinSet::new();
         let count = chunks.len();
         for (i, chunk) in chunks.into_iter().enumerate() {

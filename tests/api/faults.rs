@@ -21,25 +21,25 @@ async fn throttling_unprocessed_items_and_conflicts_are_retried_to_success() {
         .inject("BatchGetItem", Fault::Unprocessed, 2)
         .inject("BatchWriteItem", Fault::Unprocessed, 3)
         .inject("BatchWriteItem", Fault::Throttle, 1)
-        .inject("TransactWriteItems", Fault::TransactionConflict, 2)
-        .inject("TransactWriteItems", Fault::Throttle, 1);
+        .inject("PutItem", Fault::Throttle, 3);
     let r = post_packs(&api, 1, mixed(300, "f")).await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body.as_array().unwrap().len(), 300);
     assert_eq!(api.faults.faults_injected(), 11, "every planned fault was hit");
     assert_eq!(api.count_prefix("PACK#").await, 300, "every pack written once");
-    // Retries cost requests beyond the minimum (3 gets, 2 transactions, 4 batches).
+    // Retries cost requests beyond the minimum (2 batch gets, 200 puts, 4 batches).
     assert!(api.faults.calls("BatchWriteItem") > 4);
-    assert!(api.faults.calls("TransactWriteItems") > 2);
+    assert!(api.faults.calls("BatchGetItem") > 2);
+    assert_eq!(api.faults.calls("PutItem"), 1 + 200 + 3, "the namespace, each xid pack once, and the three throttled attempts");
 }
 
 #[tokio::test]
-async fn retries_exhausted_on_transactions_give_503_then_a_retry_converges() {
+async fn retries_exhausted_on_pack_puts_give_503_then_a_retry_converges() {
     let api = TestApi::start().await;
     namespace(&api, 1, None, 7).await;
     let body: Vec<Value> = (0..250).map(|i| pack(1, "2099-01-01", Some(format!("t{i}").as_str()))).collect();
-    // The first transaction (100 packs) lands; every later one is throttled for good.
-    api.faults.fail_after("TransactWriteItems", 1, Fault::Throttle);
+    // The first 100 packs land; every later put is throttled for good.
+    api.faults.fail_after("PutItem", 100, Fault::Throttle);
     let r = post_packs(&api, 1, body.clone()).await;
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));

@@ -120,9 +120,10 @@ async fn injected_503s_are_waited_out_and_every_record_arrives_once() {
     }
     let dir = workdir();
     let file = packs_file(&dir, 4, 250);
-    // Twelve throttles in a row: a request's six attempts at DynamoDB all
-    // fail, so the API answers 503 with Retry-After — twice.
-    api.faults.inject("TransactWriteItems", Fault::Throttle, 12);
+    // Twelve throttles in a row: a request's six attempts at its first write
+    // (the Idempotency-Key record) all fail, so the API answers 503 with
+    // Retry-After — twice.
+    api.faults.inject("PutItem", Fault::Throttle, 12);
     let out = run(command(&api, "packs", &file, &["--concurrency", "1"])).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(api.faults.faults_injected(), 12);

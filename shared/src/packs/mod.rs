@@ -110,11 +110,13 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
         Some("true") => true,
         Some(other) => return Err(ApiError::field("include_expired", format!("must be true or false, got {other:?}"))),
     };
-    if get_namespace(&app.db, id).await?.is_none() {
+    // Packs exist only in a registered namespace, and namespaces are never
+    // removed: the namespace is read only when it has no packs to show.
+    let mut packs = list_packs(&app.db, id).await?;
+    if packs.is_empty() && get_namespace(&app.db, id).await?.is_none() {
         return Err(ApiError::NotFound("Namespace Not Found".into()));
     }
     let today = OffsetDateTime::now_utc().date();
-    let mut packs = list_packs(&app.db, id).await?;
     let purchased_minutes = packs.iter().filter(|p| p.is_current(today)).map(|p| u64::from(p.number_of_minutes)).sum();
     if !include_expired {
         packs.retain(|p| p.is_current(today));

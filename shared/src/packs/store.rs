@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, PutRequest, WriteRequest,
 };
 
 use super::model::*;
-use crate::db::{self, all_ok, Db, DbError, Item, GSI1_PK, PK, TRANSACT_LIMIT};
+use crate::db::{self, all_ok, Db, DbError, Item, GSI1_PK, PK};
 use crate::error::ApiError;
 use crate::validate;
 
@@ -40,28 +40,37 @@ pub async fn list_packs(db: &Db, id: NamespaceId) -> Result<Vec<Pack>, DbError> 
     db.query_gsi1(&packs_gsi_pk(id)).await?.into_iter().map(|item| from_item::<PackItem>(item)?.into_domain()).collect()
 }
 
-/// Namespace `ns` and the stored packs among `xids` (by xid), in one
-/// BatchGetItem round.
+/// Namespace `ns` (strongly consistent: it may have been registered a moment
+/// ago) and the stored packs among `xids` (by xid), read at once. The packs
+/// are read eventually consistent — half the capacity of a re-sync — because
+/// a stale answer is caught by the conditional write that follows: a pack
+/// missed is found by its failed `attribute_not_exists`, and a pack seen in
+/// another namespace is re-read strongly consistent before it becomes a 409.
 async fn get_xid_packs(
     db: &Db,
     ns: NamespaceId,
     xids: &[&PurchaseXid],
 ) -> Result<(Option<Namespace>, HashMap<String, Pack>), DbError> {
-    let mut keys: Vec<Item> = vec![namespace_key(ns)];
-    keys.extend(xids.iter().map(|x| pack_key_of(xid_pack_pk(x))));
-    let mut namespace = None;
+    let keys: Vec<Item> = xids.iter().map(|x| pack_key_of(xid_pack_pk(x))).collect();
+    let (namespace, packs) = tokio::join!(get_namespace(db, ns), db.batch_get_eventual(keys));
+    let mut by_xid = packs_by_xid(packs?)?;
+    let elsewhere: Vec<Item> =
+        by_xid.values().filter(|p| p.namespace_id != ns).filter_map(|p| p.purchase_xid.as_ref()).map(|x| pack_key_of(xid_pack_pk(x))).collect();
+    if !elsewhere.is_empty() {
+        by_xid.extend(packs_by_xid(db.batch_get(elsewhere).await?)?);
+    }
+    Ok((namespace?, by_xid))
+}
+
+fn packs_by_xid(items: Vec<Item>) -> Result<HashMap<String, Pack>, DbError> {
     let mut by_xid = HashMap::new();
-    for item in db.batch_get(keys).await? {
-        if matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk == "NS") {
-            namespace = Some(from_item::<NamespaceItem>(item)?.into_domain());
-            continue;
-        }
+    for item in items {
         let pack = from_item::<PackItem>(item)?.into_domain()?;
         if let Some(xid) = &pack.purchase_xid {
             by_xid.insert(xid.as_str().to_owned(), pack);
         }
     }
-    Ok((namespace, by_xid))
+    Ok(by_xid)
 }
 
 /// What creating packs can end in, short of success.
@@ -101,13 +110,15 @@ struct NewPack {
 /// Creates `specs` in namespace `ns` exactly once, returning one pack per
 /// distinct pack in request order (stored packs unchanged for known xids).
 ///
-/// 1. One BatchGetItem round reads the namespace (it must exist and be
-///    top-level) and finds xids already provisioned; any in another namespace
-///    → [`CreateError::XidTaken`] and nothing written.
-/// 2. New xid packs go in TransactWriteItems of 100, each put conditioned on
-///    `attribute_not_exists(pk)`; a pack without xid has a fresh key and goes
-///    through BatchWriteItem. A lost race on an xid is re-read: same namespace,
-///    the winner's pack is returned; another namespace, 409.
+/// 1. One round reads the namespace (it must exist and be top-level) and
+///    finds xids already provisioned; any in another namespace →
+///    [`CreateError::XidTaken`] and nothing written.
+/// 2. Each new xid pack is one PutItem conditioned on
+///    `attribute_not_exists(pk)`, many at once (not a transaction: each pack
+///    stands alone, and a transactional write costs twice the capacity); a
+///    pack without xid has a fresh key and goes through BatchWriteItem. A lost
+///    race answers with the winner's pack: same namespace, it is returned;
+///    another namespace, 409.
 /// 3. If the request fails after writing some packs (409 from a race, or
 ///    retries exhausted), it deletes what it wrote before answering, so an
 ///    error never leaves half a request behind and a retry converges.
@@ -162,20 +173,14 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
             request_id: request_id.clone(),
         })
     };
-    let xid_chunks: Vec<Vec<(String, Item)>> = with_xid
-        .iter()
-        .map(|p| Ok((p.pk.clone(), item_of(p)?)))
-        .collect::<Result<Vec<_>, DbError>>()?
-        .chunks(TRANSACT_LIMIT)
-        .map(<[_]>::to_vec)
-        .collect();
+    let xid_items: Vec<Item> = with_xid.iter().map(item_of).collect::<Result<_, _>>()?;
     let plain_requests = without_xid
         .iter()
         .map(|p| Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item_of(p)?)).build().map_err(build_err)?).build()))
         .collect::<Result<Vec<_>, DbError>>()?;
 
     let (xid_outcomes, plain_outcome) = tokio::join!(
-        db.for_each_chunk(xid_chunks, move |db, chunk| async move { put_new_xid_packs(&db, ns, chunk).await }),
+        db.for_each_item(xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
         db.batch_write(plain_requests),
     );
 
@@ -183,10 +188,11 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
     let mut taken = Vec::new();
     for outcome in xid_outcomes {
         match outcome {
-            Ok(chunk) => {
-                taken.extend(chunk.taken);
-                stored.extend(chunk.raced.into_iter().filter_map(|p| Some((p.purchase_xid.clone()?.as_str().to_owned(), p))));
+            Ok(XidPut::Written) => {}
+            Ok(XidPut::Raced(pack)) => {
+                stored.extend(pack.purchase_xid.clone().map(|x| (x.as_str().to_owned(), pack)));
             }
+            Ok(XidPut::Taken(xid)) => taken.push(xid),
             Err(e) => {
                 failure.get_or_insert(e.into());
             }
@@ -230,57 +236,31 @@ fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
     DbError::Other(format!("build request: {e}"))
 }
 
-#[derive(Default)]
-struct XidChunkOutcome {
-    /// Packs another request created first, in this namespace: returned as stored.
-    raced: Vec<Pack>,
-    /// Xids another request provisioned to another namespace first.
-    taken: Vec<String>,
+/// What one new xid pack's conditional put ended in.
+enum XidPut {
+    Written,
+    /// Another request created it first, in this namespace: returned as stored.
+    Raced(Pack),
+    /// Another request provisioned the xid to another namespace first.
+    Taken(String),
 }
 
-/// Puts one chunk (≤ 100) of new xid packs atomically. When some xids were
-/// created concurrently, reads them, sets them aside and puts the rest again.
-async fn put_new_xid_packs(db: &Db, ns: NamespaceId, mut chunk: Vec<(String, Item)>) -> Result<XidChunkOutcome, DbError> {
-    let mut outcome = XidChunkOutcome::default();
-    while !chunk.is_empty() {
-        let puts = chunk
-            .iter()
-            .map(|(_, item)| {
-                Put::builder()
-                    .table_name(&*db.table)
-                    .set_item(Some(item.clone()))
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", PK)
-                    .build()
-                    .map(|put| TransactWriteItem::builder().put(put).build())
-                    .map_err(build_err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        match db.transact(puts).await {
-            Ok(()) => break,
-            Err(DbError::ConditionFailed(indices)) => {
-                let lost: HashSet<usize> = indices.into_iter().collect();
-                let (raced, rest): (Vec<_>, Vec<_>) =
-                    chunk.into_iter().enumerate().partition(|(i, _)| lost.contains(i));
-                let keys = raced.iter().map(|(_, (pk, _))| pack_key_of(pk.clone())).collect();
-                for item in db.batch_get(keys).await? {
-                    let pack = from_item::<PackItem>(item)?.into_domain()?;
-                    match (&pack.purchase_xid, pack.namespace_id == ns) {
-                        (Some(_), true) => outcome.raced.push(pack),
-                        (Some(xid), false) => outcome.taken.push(xid.as_str().to_owned()),
-                        (None, _) => {}
-                    }
-                }
-                if !outcome.taken.is_empty() {
-                    // The request will fail whole; writing the rest is wasted work.
-                    break;
-                }
-                chunk = rest.into_iter().map(|(_, c)| c).collect();
+/// Puts one new xid pack under `attribute_not_exists(pk)`: one write unit
+/// (plus its listing index), half what the same put costs in a transaction.
+/// A lost race answers with the pack that stood in the way (ALL_OLD), so it
+/// needs no second read.
+async fn put_new_xid_pack(db: &Db, ns: NamespaceId, item: Item) -> Result<XidPut, DbError> {
+    match db.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[]).await? {
+        None => Ok(XidPut::Written),
+        Some(old) => {
+            let pack = from_item::<PackItem>(old)?.into_domain()?;
+            match (pack.purchase_xid.clone(), pack.namespace_id == ns) {
+                (Some(_), true) => Ok(XidPut::Raced(pack)),
+                (Some(xid), false) => Ok(XidPut::Taken(xid.as_str().to_owned())),
+                (None, _) => Err(DbError::Other("a pack without xid under an xid key".into())),
             }
-            Err(e) => return Err(e),
         }
     }
-    Ok(outcome)
 }
 
 /// Deletes what request `request_id` wrote: xid packs only where this request
@@ -298,54 +278,34 @@ async fn undo_packs(db: &Db, request_id: &str, xid_pks: Vec<String>, plain_pks: 
         })
         .collect::<Result<Vec<_>, _>>()?;
     db.batch_write(deletes).await?;
-    let chunks: Vec<Vec<String>> = xid_pks.chunks(TRANSACT_LIMIT).map(<[String]>::to_vec).collect();
     let rid = request_id.to_owned();
-    all_ok(
-        db.for_each_chunk(chunks, move |db, chunk| {
+    let outcomes = db
+        .for_each_item(xid_pks, move |db, pk| {
             let rid = rid.clone();
-            async move { conditional_each(&db, chunk, |db, pk| delete_if_created_by(db, pk, &rid)).await }
+            async move {
+                let deleted = db.delete_if(pack_key_of(pk), "request_id = :rid", &[(":rid", AttributeValue::S(rid))]).await;
+                applied(deleted)
+            }
         })
-        .await,
-    )?;
+        .await;
+    all_ok(outcomes)?;
     Ok(())
 }
 
-fn delete_if_created_by(db: &Db, pk: &str, request_id: &str) -> Result<TransactWriteItem, DbError> {
-    aws_sdk_dynamodb::types::Delete::builder()
-        .table_name(&*db.table)
-        .set_key(Some(pack_key_of(pk.to_owned())))
-        .condition_expression("request_id = :rid")
-        .expression_attribute_values(":rid", AttributeValue::S(request_id.to_owned()))
-        .build()
-        .map(|d| TransactWriteItem::builder().delete(d).build())
-        .map_err(build_err)
-}
-
-/// Applies one conditional write per key in a single transaction; keys whose
-/// condition fails are dropped and the rest tried again. Returns how many
-/// writes applied.
-async fn conditional_each<F>(db: &Db, mut pks: Vec<String>, write: F) -> Result<usize, DbError>
-where
-    F: Fn(&Db, &str) -> Result<TransactWriteItem, DbError>,
-{
-    while !pks.is_empty() {
-        let items = pks.iter().map(|pk| write(db, pk)).collect::<Result<Vec<_>, _>>()?;
-        match db.transact(items).await {
-            Ok(()) => return Ok(pks.len()),
-            Err(DbError::ConditionFailed(indices)) => {
-                let failed: HashSet<usize> = indices.into_iter().collect();
-                pks = pks.into_iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, pk)| pk).collect();
-            }
-            Err(e) => return Err(e),
-        }
+/// A conditional write's outcome: applied, or its condition was false.
+fn applied(result: Result<(), DbError>) -> Result<bool, DbError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(DbError::ConditionFailed(_)) => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(0)
 }
 
-/// Moves every pack of `from` to `to`: one conditional update of each pack's
-/// namespace (`namespace_id = from`), 100 a transaction. Running it again after
-/// a crash moves what is left; a pack is never copied, so never duplicated.
-/// Returns how many packs this call moved.
+/// Moves every pack of `from` to `to`: one conditional UpdateItem of each
+/// pack's namespace (`namespace_id = from`), [`db::ITEM_CONCURRENCY`] at once
+/// — no transaction, since each pack moves on its own: half the capacity.
+/// Running it again after a crash moves what is left; a pack is never copied,
+/// so never duplicated. Returns how many packs this call moved.
 pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId) -> Result<usize, DbError> {
     let pks: Vec<String> = db
         .query_gsi1(&packs_gsi_pk(from))
@@ -356,28 +316,19 @@ pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId) -> Result<u
             _ => None,
         })
         .collect();
-    let chunks: Vec<Vec<String>> = pks.chunks(TRANSACT_LIMIT).map(<[String]>::to_vec).collect();
-    let moved = all_ok(
-        db.for_each_chunk(chunks, move |db, chunk| async move {
-            conditional_each(&db, chunk, |db, pk| move_one(db, pk, from, to)).await
+    let outcomes = db
+        .for_each_item(pks, move |db, pk| async move {
+            let moved = db
+                .update_if(
+                    pack_key_of(pk),
+                    "SET namespace_id = :to, #gpk = :gpk",
+                    "namespace_id = :from",
+                    &[("#gpk", GSI1_PK)],
+                    &[(":to", db::n(to.0)), (":from", db::n(from.0)), (":gpk", db::s(packs_gsi_pk(to)))],
+                )
+                .await;
+            applied(moved)
         })
-        .await,
-    )?;
-    Ok(moved.into_iter().sum())
+        .await;
+    Ok(all_ok(outcomes)?.into_iter().filter(|moved| *moved).count())
 }
-
-fn move_one(db: &Db, pk: &str, from: NamespaceId, to: NamespaceId) -> Result<TransactWriteItem, DbError> {
-    Update::builder()
-        .table_name(&*db.table)
-        .set_key(Some(pack_key_of(pk.to_owned())))
-        .update_expression("SET namespace_id = :to, #gpk = :gpk")
-        .condition_expression("namespace_id = :from")
-        .expression_attribute_names("#gpk", GSI1_PK)
-        .expression_attribute_values(":to", db::n(to.0))
-        .expression_attribute_values(":from", db::n(from.0))
-        .expression_attribute_values(":gpk", db::s(packs_gsi_pk(to)))
-        .build()
-        .map(|u| TransactWriteItem::builder().update(u).build())
-        .map_err(build_err)
-}
-
