@@ -38,11 +38,41 @@ pub struct ColdStarts {
     pub hello_init_ms: f64,
     pub hello_warm_ms: f64,
     pub hello_bytes: u64,
+    /// The baseline users compare against: `aws_config::load_defaults`, the
+    /// SDK's default HTTPS client, one GetItem per event (`baseline-lambda`).
+    pub baseline: Medians,
+    pub baseline_bytes: u64,
     pub peak_rss_kib: u64,
     /// DynamoDB Local's own share of a first request: a raw GetItem on a
     /// fresh connection and on a pooled one (medians, ms).
     pub ddb_fresh_connection_ms: f64,
     pub ddb_pooled_connection_ms: f64,
+}
+
+/// Medians over several cold starts of one binary, ms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Medians {
+    /// exec → first response.
+    pub cold_ms: f64,
+    /// exec → first poll for an event (start-up alone).
+    pub init_ms: f64,
+    /// The same event answered again, warm.
+    pub warm_ms: f64,
+}
+
+/// Starts `binary` `starts` times with `event`; the medians.
+async fn medians(env: &Env, binary: &Path, event: &[u8], starts: usize) -> Result<Medians, String> {
+    let (mut times, mut inits, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..starts {
+        let s = start_once(env, binary, event.to_vec()).await?;
+        if s.answer["statusCode"] != 200 {
+            return Err(format!("{} answered {}", binary.display(), s.answer));
+        }
+        times.push(s.ms);
+        inits.push(s.init_ms);
+        warm.push(s.warm_ms);
+    }
+    Ok(Medians { cold_ms: median(times), init_ms: median(inits), warm_ms: median(warm) })
 }
 
 /// Serves the same event twice — a cold invocation, then a warm one — and
@@ -224,13 +254,9 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     }
     let hello = bin_dir.join("hello-lambda");
     let event = std::fs::read(events_dir().join("get-minutes.json")).map_err(|e| e.to_string())?;
-    let (mut times, mut inits, mut warm) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..starts {
-        let s = start_once(env, &hello, event.clone()).await?;
-        times.push(s.ms);
-        inits.push(s.init_ms);
-        warm.push(s.warm_ms);
-    }
+    let hello_m = medians(env, &hello, &event, starts).await?;
+    let baseline_bin = bin_dir.join("baseline-lambda");
+    let baseline = medians(env, &baseline_bin, &event, starts).await?;
 
     // Peak memory of a function serving a 1000-pack request.
     let mut big: Value = serde_json::from_slice(&std::fs::read(events_dir().join("post-minutes.json")).map_err(|e| e.to_string())?)
@@ -246,10 +272,12 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     let (fresh, pooled) = connection_cost(env, 200).await?;
     Ok(ColdStarts {
         functions,
-        hello_ms: median(times),
-        hello_init_ms: median(inits),
-        hello_warm_ms: median(warm),
+        hello_ms: hello_m.cold_ms,
+        hello_init_ms: hello_m.init_ms,
+        hello_warm_ms: hello_m.warm_ms,
         hello_bytes: stripped_size(&hello)?,
+        baseline,
+        baseline_bytes: stripped_size(&baseline_bin)?,
         peak_rss_kib: s.peak_rss_kib,
         ddb_fresh_connection_ms: fresh,
         ddb_pooled_connection_ms: pooled,

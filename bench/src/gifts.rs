@@ -15,9 +15,16 @@ use crate::{Env, Run, SECRET};
 
 pub struct GiftResults {
     pub claims: Run,
-    /// One available-gifts call (its DynamoDB requests, capacity and time),
-    /// with 10 and 10,000 unrelated gifts in the table.
-    pub available: Vec<(usize, Run)>,
+    /// One available-gifts call with 10 and with 10,000 unrelated gifts in the table.
+    pub available: Vec<Available>,
+}
+
+pub struct Available {
+    pub unrelated: usize,
+    /// The call's DynamoDB requests, capacity and time.
+    pub run: Run,
+    /// Gifts it showed (the caller's matches).
+    pub shown: usize,
 }
 
 fn user(sub: &str) -> String {
@@ -73,7 +80,9 @@ pub async fn measure(env: &Arc<Env>, users: usize, unrelated: &[usize]) -> Resul
         if status != 200 {
             return Err(format!("available gifts: {status} {}", String::from_utf8_lossy(&bytes)));
         }
-        available.push((total, env.counted(1, started)));
+        let run = env.counted(1, started);
+        let shown = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string())?["gifts"].as_array().map_or(0, Vec::len);
+        available.push(Available { unrelated: total, run, shown });
     }
     Ok(GiftResults { claims, available })
 }

@@ -16,10 +16,12 @@
 //! `--cold-only` runs scenario 7 alone and prints its table.
 
 mod coldstart;
+mod cost;
 mod ferry;
 mod gifts;
 mod import;
 mod report;
+mod scale;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -52,6 +54,11 @@ pub struct Sizes {
     pub gift_claims: usize,
     pub unrelated_gifts: Vec<usize>,
     pub import_records: usize,
+    pub single_payments: usize,
+    /// Packs in the namespace listed and moved whole.
+    pub namespace_packs: Vec<usize>,
+    pub work_period_payments: usize,
+    pub ferry_customer_subscriptions: usize,
 }
 
 impl Sizes {
@@ -68,6 +75,10 @@ impl Sizes {
             gift_claims: 1000,
             unrelated_gifts: vec![10, 10_000],
             import_records: 20_000,
+            single_payments: 200,
+            namespace_packs: vec![10, 1000, 10_000],
+            work_period_payments: 1000,
+            ferry_customer_subscriptions: 5000,
         }
     }
 
@@ -84,6 +95,10 @@ impl Sizes {
             gift_claims: 20,
             unrelated_gifts: vec![10, 100],
             import_records: 200,
+            single_payments: 3,
+            namespace_packs: vec![10, 30],
+            work_period_payments: 30,
+            ferry_customer_subscriptions: 30,
         }
     }
 }
@@ -262,7 +277,7 @@ async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, Str
 
 /// Scenario 1b: the ceiling for conditional writes, which uniqueness needs —
 /// raw TransactWriteItems of 100 `attribute_not_exists` puts.
-async fn ceiling_transact(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
+async fn ceiling_transact(env: &Env, items: usize, concurrency: usize, per_transaction: usize) -> Result<f64, String> {
     use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
     let run = 3_000_000 + env.next();
     let chunks: Vec<Vec<TransactWriteItem>> = (0..items)
@@ -276,7 +291,7 @@ async fn ceiling_transact(env: &Env, items: usize, concurrency: usize) -> Result
             TransactWriteItem::builder().put(put).build()
         })
         .collect::<Vec<_>>()
-        .chunks(100)
+        .chunks(per_transaction)
         .map(<[_]>::to_vec)
         .collect();
     let client = env.app.db.client.clone();
@@ -284,6 +299,29 @@ async fn ceiling_transact(env: &Env, items: usize, concurrency: usize) -> Result
         let client = client.clone();
         async move {
             client.transact_write_items().set_transact_items(Some(chunk)).send().await.map_err(|e| format!("{e:?}"))?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Scenario 1c: the ceiling for single conditional writes — raw PutItems of
+/// pack items under `attribute_not_exists`, `concurrency` at once.
+async fn ceiling_put(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
+    let run = 4_000_000 + env.next();
+    let chunks: Vec<Item> = (0..items).map(|i| pack_item(run, i)).collect();
+    let (client, table) = (env.app.db.client.clone(), env.table.clone());
+    drain(chunks, items, concurrency, move |item: Item| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
             Ok(())
         }
     })
@@ -354,6 +392,14 @@ async fn payment_requests(env: &Arc<Env>, batch: usize, requests: usize) -> Resu
         .collect())
 }
 
+/// `n` single-payment POSTs, each over a fresh work period.
+async fn single_payment_requests(env: &Arc<Env>, n: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let tag = env.next();
+    let ids: Vec<String> = (0..n).map(|i| format!("one{tag}-{i}")).collect();
+    env.work_periods(ids.clone()).await?;
+    Ok(ids.iter().map(|id| ("/work-period-payments".to_owned(), json!({"workPeriodId": id, "days": 1}).to_string().into_bytes())).collect())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -363,6 +409,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub struct Latency {
+    /// The single-pack POSTs' DynamoDB requests and capacity.
+    pub api: Run,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub raw_put_p50_ms: f64,
@@ -397,11 +445,14 @@ async fn latency(env: &Env, n: usize) -> Result<Latency, String> {
     let ns = 50_000 + env.next();
     env.namespace(ns).await?;
     let path = &format!("/namespaces/{ns}/minutes");
+    env.start_counting();
+    let counting = Instant::now();
     let api = time_each(n, |i| {
         let body = json!({"packs": [{"number_of_minutes": 1, "expires_at": "2031-01-01", "purchase_xid": format!("l{ns}-{i}")}]});
         Ok(async move { env.expect("POST", path, body.to_string().into_bytes(), 201).await.map(|_| ()) })
     })
     .await?;
+    let api_run = env.counted(n, counting);
     let db = &env.app.db.client;
     let conditional_put = |item: Item| {
         db.put_item().table_name(&env.table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send()
@@ -453,6 +504,7 @@ async fn latency(env: &Env, n: usize) -> Result<Latency, String> {
     })
     .await?;
     Ok(Latency {
+        api: api_run,
         p50_ms: percentile(&api, 50.0),
         p99_ms: percentile(&api, 99.0),
         raw_put_p50_ms: percentile(&raw, 50.0),
@@ -463,12 +515,18 @@ async fn latency(env: &Env, n: usize) -> Result<Latency, String> {
 
 pub struct Results {
     pub quick: bool,
+    /// Packs (and payments) a request in scenarios 2–4.
+    pub batch: usize,
     pub profile: String,
     pub ceiling: Vec<(usize, f64)>,
     pub ceiling_transact: Vec<(usize, f64)>,
+    pub ceiling_put: Vec<(usize, f64)>,
+    /// Raw TransactWriteItems of 4 puts, 8 at once: items/s.
+    pub ceiling_tx4: f64,
     pub new_packs: Run,
     pub resync: Run,
     pub payments: Run,
+    pub single_payments: Run,
     pub scaling_packs: Vec<(usize, Run)>,
     pub scaling_payments: Vec<(usize, Run)>,
     pub latency: Latency,
@@ -477,6 +535,7 @@ pub struct Results {
     pub ferry: Run,
     pub scaling_ferry: Vec<(usize, Run)>,
     pub import: Run,
+    pub scale: Vec<scale::ScaleLine>,
 }
 
 impl Results {
@@ -486,6 +545,15 @@ impl Results {
 
     pub fn ceiling_transact_best(&self) -> f64 {
         self.ceiling_transact.iter().map(|(_, v)| *v).fold(0.0, f64::max)
+    }
+
+    pub fn ceiling_put_best(&self) -> f64 {
+        self.ceiling_put.iter().map(|(_, v)| *v).fold(0.0, f64::max)
+    }
+
+    /// The best conditional-write ceiling of the run: 1b or 1c.
+    pub fn conditional_best(&self) -> f64 {
+        self.ceiling_transact_best().max(self.ceiling_put_best())
     }
 }
 
@@ -513,23 +581,29 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let (dynamo, env) = environment().await?;
     warm_up(&env, sizes).await?;
 
-    eprintln!("1/10 ceiling");
+    eprintln!("1/11 ceiling");
     let mut ceilings = Vec::new();
     let mut ceilings_tx = Vec::new();
+    let mut ceilings_put = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
-        ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c).await?));
+        ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c, 100).await?));
+        ceilings_put.push((c, ceiling_put(&env, sizes.ceiling_items, c).await?));
     }
-    eprintln!("2/10 new packs");
+    // The claim-shaped transaction: four actions, eight at once (as scenario 8).
+    let ceiling_tx4 = ceiling_transact(&env, sizes.ceiling_items.min(8000), 8, 4).await?;
+    eprintln!("2/11 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
     let new_packs = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("3/10 re-sync");
+    eprintln!("3/11 re-sync");
     let resync = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("4/10 bulk payments");
+    eprintln!("4/11 bulk payments");
     let pay = payment_requests(&env, sizes.batch, sizes.payment_requests).await?;
     let payments = timed(&env, "POST", &pay, 200, sizes.batch * sizes.payment_requests).await?;
-    eprintln!("5/10 scaling");
+    let single = single_payment_requests(&env, sizes.single_payments).await?;
+    let single_payments = timed(&env, "POST", &single, 201, sizes.single_payments).await?;
+    eprintln!("5/11 scaling");
     let mut scaling_packs = Vec::new();
     let mut scaling_payments = Vec::new();
     for &b in &sizes.scaling {
@@ -541,30 +615,41 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         let r = payment_requests(&env, b, n).await?;
         scaling_payments.push((b, timed(&env, "POST", &r, 200, b * n).await?));
     }
-    eprintln!("6/10 latency");
+    eprintln!("6/11 latency");
     let latency = latency(&env, sizes.latency_requests).await?;
-    eprintln!("7/10 cold start");
+    eprintln!("7/11 cold start");
     let cold = coldstart::measure(&env, &bin_dir, sizes.cold_starts).await?;
-    eprintln!("8/10 gifts");
+    eprintln!("8/11 gifts");
     let gifts = gifts::measure(&env, sizes.gift_claims, &sizes.unrelated_gifts).await?;
-    eprintln!("9/10 ferry");
+    eprintln!("9/11 ferry");
     let ferry = ferry::migrate(&env, sizes.batch, sizes.payment_requests).await?;
     let mut scaling_ferry = Vec::new();
     for &b in &sizes.scaling {
         let n = if quick { 3 } else { (1000 / b).max(3) };
         scaling_ferry.push((b, ferry::migrate(&env, b, n).await?));
     }
-    eprintln!("10/10 import");
+    eprintln!("10/11 import");
     let import = import::import_packs(&env, &bin_dir, sizes.import_records).await?;
+    eprintln!("11/11 scale");
+    let mut scale = Vec::new();
+    for &n in &sizes.namespace_packs {
+        scale.extend(scale::namespace_of(&env, n).await?);
+    }
+    scale.extend(scale::work_period_with(&env, sizes.work_period_payments).await?);
+    scale.extend(scale::ferry_customer_with(&env, sizes.ferry_customer_subscriptions).await?);
     drop(dynamo);
     Ok(Results {
         quick,
+        batch: sizes.batch,
         profile,
         ceiling: ceilings,
         ceiling_transact: ceilings_tx,
+        ceiling_put: ceilings_put,
+        ceiling_tx4,
         new_packs,
         resync,
         payments,
+        single_payments,
         scaling_packs,
         scaling_payments,
         latency,
@@ -573,6 +658,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         ferry,
         scaling_ferry,
         import,
+        scale,
     })
 }
 

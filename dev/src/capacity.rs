@@ -12,9 +12,12 @@
 //!
 //! The figure a call is counted at ([`Tally::used`]) is the reported one where
 //! DynamoDB Local reports faithfully, and the rules' one where it does not:
-//! failed writes (Local reports nothing; AWS charges them), transactions with a
-//! `ConditionCheck` (Local prices the check at 0; AWS bills it as a write) and
-//! BatchGetItem keys that were not found (Local prices them at 0). On every
+//! failed writes (Local reports nothing; AWS charges them), transactions of
+//! more than one action (Local reports one item's price whatever their number:
+//! 50 puts come back as 2 units), a `ConditionCheck` (Local prices it at 0;
+//! AWS bills it as a write), a Query that returns nothing (Local says 0; AWS
+//! charges its minimum) and BatchGetItem keys that were not found (Local
+//! prices them at 0). On every
 //! other call both exist and are compared ([`Tally::compared`],
 //! [`Tally::agreed`]). Item sizes the rules need for updates and deletes come
 //! from the items this interceptor has seen written or read; an item never
@@ -78,6 +81,20 @@ pub struct Tally {
     pub disagreements: Vec<String>,
     /// The largest item written or read, in bytes by AWS's item-size rules.
     pub largest_item: usize,
+    /// Items read (returned by GetItem, BatchGetItem, Query) and their bytes.
+    pub read_items: usize,
+    pub read_bytes: usize,
+}
+
+impl Tally {
+    /// The average size of an item read, bytes (0 if none was read).
+    pub fn average_read(&self) -> f64 {
+        if self.read_items == 0 {
+            0.0
+        } else {
+            self.read_bytes as f64 / self.read_items as f64
+        }
+    }
 }
 
 impl Tally {
@@ -358,6 +375,9 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
             }
         }
         "TransactWriteItems" => {
+            if req["TransactItems"].as_array().map_or(0, Vec::len) > 1 {
+                local_faithful = false;
+            }
             for action in req["TransactItems"].as_array().into_iter().flatten() {
                 let (seen, moved) = if let Some(put) = action.get("Put") {
                     (state.note(&obj(&put["Item"])), 0)
@@ -385,6 +405,10 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
             let factor = if req["ConsistentRead"] == true { 1.0 } else { 0.5 };
             let size = resp.get("Item").map(|i| state.note(&obj(i)).size).unwrap_or(0);
             rules.read = factor * read_units(size);
+            if resp.get("Item").is_some() {
+                state.tally.read_items += 1;
+                state.tally.read_bytes += size;
+            }
         }
         "BatchGetItem" => {
             for (table, ask) in req["RequestItems"].as_object().into_iter().flatten() {
@@ -394,7 +418,10 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
                 let unprocessed = resp.pointer(&format!("/UnprocessedKeys/{table}/Keys")).and_then(Value::as_array).map_or(0, Vec::len);
                 let asked = ask["Keys"].as_array().map_or(0, Vec::len);
                 for item in &found {
-                    rules.read += factor * read_units(state.note(item).size);
+                    let size = state.note(item).size;
+                    rules.read += factor * read_units(size);
+                    state.tally.read_items += 1;
+                    state.tally.read_bytes += size;
                 }
                 let missing = asked.saturating_sub(found.len() + unprocessed);
                 if missing > 0 {
@@ -410,8 +437,13 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
             let items: Vec<Map<String, Value>> = resp["Items"].as_array().map_or(Vec::new(), |l| l.iter().map(obj).collect());
             let size: usize = items.iter().map(|i| state.note(i).size).sum();
             rules.read = factor * read_units(size);
+            state.tally.read_items += items.len();
+            state.tally.read_bytes += size;
             // A filter reads items it does not return: the rules cannot see them.
             comparable = resp["ScannedCount"] == resp["Count"];
+            if items.is_empty() && comparable {
+                local_faithful = false; // Local prices an empty Query at 0
+            }
         }
         _ => return,
     }
