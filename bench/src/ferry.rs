@@ -1,7 +1,7 @@
 //! Scenario 9: Ferry. Migrations of `batch` subscriptions per request (ssl
-//! products: link + subscription + placeholder, three conditional writes
-//! each) through the local front, and the same per batch size for the
-//! scaling table.
+//! products, each one conditional PutItem of an item keyed by its reference
+//! pair with its placeholder inside) through the local front, and the same
+//! per batch size for the scaling table.
 
 use serde_json::{json, Value};
 

@@ -115,9 +115,8 @@ async fn the_seeds_example_migrates_once_with_its_link_and_placeholder_and_a_rep
     assert_eq!(items[1]["technical_status"], "OK");
     assert_eq!(items[1]["technical_subscription"]["type"], "hosting");
     assert_eq!(items[2]["technical_subscription"], Value::Null, "dns products get no placeholder");
-    // Link + subscription (+ placeholder) for each: 3 + 3 + 2 items.
-    assert_eq!(api.count_prefix("FERRY#LINK#").await, 3);
-    assert_eq!(api.count_prefix("FERRY#SUB#").await, 5);
+    // One item per subscription, keyed by its reference pair, placeholder inside.
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 3);
 
     api.faults.reset_counts();
     let again = migrate(&api, "cust-42", body).await;
@@ -128,7 +127,7 @@ async fn the_seeds_example_migrates_once_with_its_link_and_placeholder_and_a_rep
     assert!(failures[0]["message"].as_str().unwrap().contains("already migrated"), "{again:?}");
     assert_eq!(param(&failures[0], "subscription_id"), Some(id.as_str()), "names the subscription it became");
     assert_eq!(api.faults.write_calls(), 0, "a re-post writes nothing");
-    assert_eq!(api.count_prefix("FERRY#SUB#").await, 5);
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 3);
 }
 
 #[tokio::test]
@@ -179,7 +178,7 @@ async fn each_subscription_is_checked_on_its_own_and_failures_say_what_to_fix() 
     assert_eq!(items[0]["domain"], "example.co.uk", "stored normalized");
     assert_eq!(items[1]["domain"], "xn--e1afmkfd.xn--p1ai");
     assert_eq!(items[1]["extension"], "xn--p1ai");
-    assert_eq!(api.count_prefix("FERRY#LINK#").await, 3, "failed items wrote nothing");
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 3, "failed items wrote nothing");
 }
 
 #[tokio::test]
@@ -230,7 +229,6 @@ async fn whole_request_checks_come_first_and_write_nothing() {
     let many: Vec<Value> = (0..501).map(|i| placeholder("hosting-basic", &format!("m{i}"))).collect();
     let r = migrate(&api, "c1", json!({"reference_customer_id": "r1", "subscriptions": {"hosting": many.clone(), "ssl": many}})).await;
     assert_eq!(r.status, 413, "1002 across groups: {r:?}");
-    assert_eq!(api.count_prefix("FERRY#LINK#").await, 0);
     assert_eq!(api.count_prefix("FERRY#SUB#").await, 0);
 }
 
@@ -268,16 +266,27 @@ async fn the_same_body_posted_ten_times_at_once_creates_each_subscription_once()
         });
     }
     let mut successes: HashMap<String, usize> = HashMap::new();
+    let mut created: HashMap<String, String> = HashMap::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
     let mut answered = 0;
     while let Some(r) = set.join_next().await {
         let r = r.unwrap();
         assert_eq!(r.status, 200, "{r:?}");
         for m in r.body["success"].as_array().unwrap() {
-            *successes.entry(param(m, "reference_subscription_id").unwrap().to_owned()).or_default() += 1;
+            let reference = param(m, "reference_subscription_id").unwrap().to_owned();
+            *successes.entry(reference.clone()).or_default() += 1;
+            created.insert(reference, param(m, "subscription_id").unwrap().to_owned());
+        }
+        for m in r.body["failures"].as_array().unwrap() {
+            assert!(m["message"].as_str().unwrap().contains("migrated"), "{m}");
+            skipped.push((param(m, "reference_subscription_id").unwrap().to_owned(), param(m, "subscription_id").unwrap_or("").to_owned()));
         }
         answered += r.body["success"].as_array().unwrap().len() + r.body["failures"].as_array().unwrap().len();
     }
     assert_eq!(answered, 10 * 61, "one message per subscription per response");
+    for (reference, id) in &skipped {
+        assert_eq!(created.get(reference), Some(id), "a skipped pair names the subscription it became ({reference})");
+    }
     assert_eq!(successes.len(), 61, "every subscription succeeded in some response");
     assert!(successes.values().all(|n| *n == 1), "and in exactly one: {successes:?}");
     let c1 = list_all(&api, "c1").await;
@@ -297,8 +306,7 @@ async fn faults_are_retried_and_when_retries_run_out_nothing_unwritten_is_report
     api.faults
         .inject("BatchGetItem", Fault::Throttle, 1)
         .inject("BatchGetItem", Fault::Unprocessed, 2)
-        .inject("TransactWriteItems", Fault::TransactionConflict, 2)
-        .inject("TransactWriteItems", Fault::Throttle, 1);
+        .inject("PutItem", Fault::Throttle, 3);
     let r = migrate(&api, "c1", body.clone()).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["success"].as_array().unwrap().len(), 200);
@@ -306,20 +314,20 @@ async fn faults_are_retried_and_when_retries_run_out_nothing_unwritten_is_report
 
     let more: Vec<Value> = (0..200).map(|i| placeholder("hosting-basic", &format!("x{i}"))).collect();
     let body = json!({"reference_customer_id": "r1", "subscriptions": {"hosting": more}});
-    api.faults.fail_after("TransactWriteItems", 2, Fault::Throttle);
+    api.faults.fail_after("PutItem", 60, Fault::Throttle);
     let r = migrate(&api, "c1", body.clone()).await;
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.headers.contains_key("retry-after"));
     assert!(r.body.get("success").is_none(), "a 503 reports nothing as created");
-    let written = api.count_prefix("FERRY#LINK#").await - 200;
-    assert!(written > 0 && written < 200, "stopped partway: {written}");
+    let written = api.count_prefix("FERRY#SUB#").await - 200;
+    assert_eq!(written, 60, "stopped partway: the 60 puts that got through");
 
     api.faults.clear();
     let r = migrate(&api, "c1", body).await;
     assert_eq!(r.status, 200, "{r:?}");
     let (ok, failed) = (r.body["success"].as_array().unwrap().len(), r.body["failures"].as_array().unwrap().len());
     assert_eq!((ok + written, failed), (200, written), "the retry creates the rest and reports the earlier ones as migrated");
-    assert_eq!(api.count_prefix("FERRY#LINK#").await, 400, "every subscription once");
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 400, "every subscription once");
     assert_eq!(list_all(&api, "c1").await.len(), 400);
 }
 
@@ -337,11 +345,11 @@ async fn a_thousand_subscriptions_in_one_request_go_through_the_batch_apis() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["success"].as_array().unwrap().len(), 1000);
     println!("1000 subscriptions in one request: {took:?} (debug build)");
-    // 3 actions per ssl subscription, 2 per dns one: 2500 actions in ≥ 25 transactions of ≤ 100.
-    let tx = api.faults.calls("TransactWriteItems");
-    assert!((25..=40).contains(&tx), "{tx} transactions");
-    assert!(api.faults.calls("BatchGetItem") <= 12, "products and links read 100 keys a call");
-    assert_eq!(api.faults.calls("PutItem") + api.faults.calls("GetItem"), 1, "no per-item requests (one GetItem: the customer)");
+    // One conditional PutItem per subscription (its placeholder inside), no transaction.
+    assert_eq!(api.faults.calls("PutItem"), 1000);
+    assert_eq!(api.faults.calls("TransactWriteItems"), 0);
+    assert!(api.faults.calls("BatchGetItem") <= 12, "products and reference pairs read 100 keys a call");
+    assert_eq!(api.faults.calls("GetItem"), 1, "the customer");
     let all = list_all(&api, "c1").await;
     assert_eq!(all.len(), 1000);
     let refs: Vec<&str> = all.iter().map(|s| s["reference_subscription_id"].as_str().unwrap()).collect();
@@ -423,6 +431,6 @@ async fn every_ferry_route_needs_a_valid_admin_token() {
             assert_eq!(r.status, want, "{method} {path}: {r:?}");
         }
     }
-    assert_eq!(api.count_prefix("FERRY#LINK#").await, 0);
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 0);
     assert_eq!(api.count_prefix("FERRY#PRODUCT#p9").await, 0);
 }

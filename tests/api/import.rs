@@ -210,7 +210,7 @@ async fn payments_and_ferry_files_import_and_a_rerun_finds_them_present() {
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     let out = run(command(&api, "ferry", &jsonl, &["--restart"])).await;
     assert_eq!((count(&out, "created"), count(&out, "already present")), (1, 2), "{}", text(&out));
-    assert_eq!(api.count_prefix("FERRY#LINK#").await, 3);
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 3);
     let _ = std::fs::remove_dir_all(dir);
 }
 

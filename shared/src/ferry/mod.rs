@@ -181,7 +181,7 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
     let pairs: BTreeSet<(String, String)> =
         items.iter().map(|(_, i)| (i.reference_subscription_id.clone(), i.reference_product_id.clone())).collect();
     let products = get_products(db, &slugs).await?;
-    let links = existing_links(db, &pairs).await?;
+    let links = existing_subscriptions(db, &pairs).await?;
 
     enum Outcome {
         Failure(String, Option<String>),
@@ -237,14 +237,6 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
         outcomes.push(outcome);
     }
     let written = create_subscriptions(db, to_write).await?;
-    // Pairs another request took meanwhile: name the subscription they became.
-    let taken: BTreeSet<(String, String)> = outcomes
-        .iter()
-        .enumerate()
-        .filter(|(pos, o)| matches!(o, Outcome::Pending(_)) && written.get(pos) == Some(&Written::Taken))
-        .map(|(pos, _)| (items[pos].1.reference_subscription_id.clone(), items[pos].1.reference_product_id.clone()))
-        .collect();
-    let winners = if taken.is_empty() { HashMap::new() } else { existing_links(db, &taken).await? };
 
     let base = vec![
         Param { key: "customer", value: customer.customer.clone() },
@@ -268,7 +260,10 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
             }
             Outcome::Pending(s) => {
                 let pair = (s.reference_subscription_id.clone(), s.reference_product_id.clone());
-                let existing = winners.get(&pair).cloned().unwrap_or_default();
+                let existing = match written.get(&position) {
+                    Some(Written::Taken(id)) => id.clone(),
+                    _ => String::new(),
+                };
                 parameters.push(Param { key: "subscription_id", value: existing.clone() });
                 response.failures.push(Message {
                     message: format!(
@@ -342,22 +337,19 @@ pub async fn list_subscriptions_handler(app: App, req: Request) -> HandlerResult
     require_admin(&req)?;
     let customer = id_param(&req, "customer")?;
     let next = query_param(&req, "next").map(|raw| PageToken::decode(&app.page_key, &raw, &format!("ferry:{customer}"))).transpose()?;
-    let after = match next {
+    let after = match &next {
+        Some(t) if !t.key.contains('|') => return Err(foreign()),
+        Some(t) => Some(t.key.as_str()),
         None => None,
-        Some(t) => {
-            let id = t.key.rsplit('#').next().unwrap_or_default().to_owned();
-            if id.is_empty() {
-                return Err(foreign());
-            }
-            Some((t.key, id))
-        }
     };
-    if get_customer(&app.db, &customer).await?.is_none() {
+    let (items, more) = list_subscriptions(&app.db, &customer, after, PAGE_SIZE).await?;
+    // Subscriptions exist only for a registered customer, and customers are
+    // never removed: the customer is read only when there is nothing to show.
+    if items.is_empty() && get_customer(&app.db, &customer).await?.is_none() {
         return Err(ApiError::NotFound(format!("Customer {customer} is not being migrated")));
     }
-    let (items, more) = list_subscriptions(&app.db, &customer, after, PAGE_SIZE).await?;
     let next = match (more, items.last()) {
-        (true, Some((sk, _))) => Some(PageToken { scope: format!("ferry:{customer}"), key: sk.clone() }.encode(&app.page_key)),
+        (true, Some((cursor, _))) => Some(PageToken { scope: format!("ferry:{customer}"), key: cursor.clone() }.encode(&app.page_key)),
         _ => None,
     };
     let subs: Vec<&Subscription> = items.iter().map(|(_, s)| s).collect();

@@ -4,15 +4,16 @@
 //! Key layout (one table, see template.yaml):
 //! - product: `pk = FERRY#PRODUCT#<slug>`, `sk = PRODUCT`
 //! - migrated customer: `pk = FERRY#CUSTOMER#<customer>`, `sk = CUSTOMER`
-//! - migration link (the seed's MigratedSubscription): `pk = FERRY#LINK#<n>:<reference_subscription_id>#<reference_product_id>`
-//!   (`n` the length of the first id, so any two pairs give two keys), `sk = LINK`.
-//!   Creating it under `attribute_not_exists(pk)` is what makes each pair
-//!   migrate exactly once.
-//! - subscription: `pk = FERRY#SUB#<id>`, `sk = SUB`, with a copy of its
-//!   placeholder; `gsi1pk = FERRYCUST#<customer>`, `gsi1sk = <created_at>#<position>#<id>`.
-//! - placeholder technical subscription: `pk = FERRY#SUB#<id>`, `sk = TECH`.
+//! - subscription, keyed by its reference pair (the seed's MigratedSubscription
+//!   link and the subscription are one item): `pk = FERRY#SUB#<n>:<reference_subscription_id>#<reference_product_id>`
+//!   (`n` the length of the first id, so any two pairs give two keys), `sk = SUB`,
+//!   with its placeholder technical subscription inside;
+//!   `gsi1pk = FERRYCUST#<customer>`, `gsi1sk = <created_at>#<position>#<id>`.
 //!
-//! Link, subscription and placeholder are written in one transaction.
+//! Creating it with one PutItem under `attribute_not_exists(pk)` is what makes
+//! each pair migrate exactly once — no transaction, no second item: 1 write
+//! unit and its listing-index entry, a quarter of a transaction writing link,
+//! subscription and placeholder (bench: capacity table).
 
 use serde::{Deserialize, Serialize};
 
@@ -319,15 +320,13 @@ pub fn customer_key(customer: &str) -> Item {
 }
 
 /// The link's key encodes the reference pair unambiguously.
-pub fn link_key(reference_subscription_id: &str, reference_product_id: &str) -> Item {
-    key(
-        format!("FERRY#LINK#{}:{reference_subscription_id}#{reference_product_id}", reference_subscription_id.len()),
-        "LINK",
-    )
+/// The key of the subscription a reference pair became.
+pub fn subscription_key(reference_subscription_id: &str, reference_product_id: &str) -> Item {
+    key(subscription_pk(reference_subscription_id, reference_product_id), "SUB")
 }
 
-pub fn subscription_pk(id: &str) -> String {
-    format!("FERRY#SUB#{id}")
+pub fn subscription_pk(reference_subscription_id: &str, reference_product_id: &str) -> String {
+    format!("FERRY#SUB#{}:{reference_subscription_id}#{reference_product_id}", reference_subscription_id.len())
 }
 
 pub fn by_customer_pk(customer: &str) -> String {
@@ -368,40 +367,15 @@ pub fn customer_to_item(c: &Customer) -> Result<Item, DbError> {
     keyed(customer_key(&c.customer), c)
 }
 
-/// The seed's MigratedSubscription: which subscription a reference pair became.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Link {
-    pub subscription_id: String,
-    pub customer: String,
-    pub reference_subscription_id: String,
-    pub reference_product_id: String,
-}
-
-pub fn link_to_item(s: &Subscription) -> Result<Item, DbError> {
-    let link = Link {
-        subscription_id: s.id.clone(),
-        customer: s.customer.clone(),
-        reference_subscription_id: s.reference_subscription_id.clone(),
-        reference_product_id: s.reference_product_id.clone(),
-    };
-    keyed(link_key(&s.reference_subscription_id, &s.reference_product_id), &link)
-}
-
 /// The sort key of a customer's listing: creation time, then request position.
 pub fn listing_sk(s: &Subscription, position: usize) -> String {
     format!("{}#{position:04}#{}", s.created_at, s.id)
 }
 
 pub fn subscription_to_item(s: &Subscription, position: usize) -> Result<Item, DbError> {
-    let mut item = keyed(key(subscription_pk(&s.id), "SUB"), s)?;
+    let mut item = keyed(subscription_key(&s.reference_subscription_id, &s.reference_product_id), s)?;
     item.insert("gsi1pk".into(), crate::db::s(by_customer_pk(&s.customer)));
     item.insert("gsi1sk".into(), crate::db::s(listing_sk(s, position)));
-    Ok(item)
-}
-
-pub fn technical_to_item(s: &Subscription, t: &TechnicalSubscription) -> Result<Item, DbError> {
-    let mut item = keyed(key(subscription_pk(&s.id), "TECH"), t)?;
-    item.insert("subscription_id".into(), crate::db::s(&s.id));
     Ok(item)
 }
 
@@ -446,8 +420,8 @@ mod tests {
     }
 
     #[test]
-    fn link_keys_never_collide() {
-        assert_ne!(link_key("a#b", "c"), link_key("a", "b#c"));
-        assert_eq!(link_key("domain-1234", ".nl-domain"), link_key("domain-1234", ".nl-domain"));
+    fn subscription_keys_never_collide() {
+        assert_ne!(subscription_key("a#b", "c"), subscription_key("a", "b#c"));
+        assert_eq!(subscription_key("domain-1234", ".nl-domain"), subscription_key("domain-1234", ".nl-domain"));
     }
 }
