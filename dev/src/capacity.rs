@@ -526,6 +526,32 @@ mod tests {
     }
 
     #[test]
+    fn multi_action_transactions_and_empty_queries_are_priced_by_the_rules() {
+        let mut state = State::default();
+        let item = |k: &str| json!({"pk": {"S": k}, "sk": {"S": "s"}});
+        let req = json!({"TransactItems": [{"Put": {"Item": item("a")}}, {"Put": {"Item": item("b")}}, {"Put": {"Item": item("c")}}]});
+        // Local answers 2 units for any number of puts; AWS charges 2 per put.
+        price(&mut state, &Sent { operation: "TransactWriteItems".into(), body: req }, true, &json!({"ConsumedCapacity": [{"CapacityUnits": 2.0}]}));
+        assert_eq!(state.tally.used.write, 6.0);
+        // An empty Query: Local says 0, AWS charges half a unit (eventually consistent).
+        let query = json!({"IndexName": "gsi1"});
+        price(&mut state, &Sent { operation: "Query".into(), body: query }, true, &json!({"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": {"CapacityUnits": 0.0}}));
+        assert_eq!(state.tally.used.read, 0.5);
+        assert_eq!((state.tally.from_rules, state.tally.from_reported, state.tally.compared), (2, 0, 0));
+    }
+
+    #[test]
+    fn a_failed_conditional_put_costs_its_item_but_no_index_write() {
+        let mut state = State::default();
+        let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}, "pad": {"S": "z".repeat(1500)}});
+        let failed = json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"});
+        assert!(is_condition_failure(&failed));
+        price(&mut state, &Sent { operation: "PutItem".into(), body: json!({"Item": item}) }, false, &failed);
+        assert_eq!(state.tally.used.write, 2.0, "1.5 KB: two units, no index");
+        assert_eq!(state.tally.from_rules, 1);
+    }
+
+    #[test]
     fn an_update_naming_an_index_key_moves_the_item_within_the_index() {
         let mut state = State::default();
         let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
