@@ -52,13 +52,22 @@ pub async fn namespace_of(env: &Env, n: usize) -> Result<Vec<ScaleLine>, String>
     if shown != n {
         return Err(format!("listing showed {shown} of {n} packs"));
     }
+    // A move answers what remains past its 20 s budget; the caller sends it again.
     env.start_counting();
     let started = Instant::now();
-    let (_, move_s) = call(env, "PATCH", &format!("/namespaces/{from}/minutes/move/{to}"), Vec::new(), 202).await?;
+    let (mut move_requests, mut move_s) = (0, 0.0f64);
+    loop {
+        let (answer, s) = call(env, "PATCH", &format!("/namespaces/{from}/minutes/move/{to}"), Vec::new(), 202).await?;
+        move_requests += 1;
+        move_s = move_s.max(s);
+        if answer["remaining"] == 0 || move_requests > 20 {
+            break;
+        }
+    }
     let moved = env.counted(n, started);
     Ok(vec![
         ScaleLine { what: format!("GET /namespaces/{{id}}/minutes, {n} packs"), n, run: list, requests: 1, slowest_s: list_s },
-        ScaleLine { what: format!("PATCH …/minutes/move/{{target}}, {n} packs"), n, run: moved, requests: 1, slowest_s: move_s },
+        ScaleLine { what: format!("PATCH …/minutes/move/{{target}}, {n} packs"), n, run: moved, requests: move_requests, slowest_s: move_s },
     ])
 }
 

@@ -198,7 +198,7 @@ async fn move_takes_every_pack_to_the_target() {
     post_packs(&api, 2, vec![pack(5, "2099-01-01", Some("own"))]).await;
     let r = api.call("PATCH", "/namespaces/1/minutes/move/2", Some(&api.admin()), None).await;
     assert_eq!(r.status, 202, "{r:?}");
-    assert_eq!(r.body, json!({"message": "202 Accepted"}));
+    assert_eq!(r.body, json!({"message": "202 Accepted", "moved": 150, "remaining": 0}));
     assert_eq!(list(&api, 1, true).await["packs"].as_array().unwrap().len(), 0);
     let target = list(&api, 2, true).await;
     assert_eq!(target["packs"].as_array().unwrap().len(), 151);
@@ -208,6 +208,28 @@ async fn move_takes_every_pack_to_the_target() {
     assert_eq!(r.status, 201);
     assert_eq!(r.body[0]["namespace_id"], 2);
     assert_eq!(api.count_prefix("PACK#").await, 151);
+}
+
+#[tokio::test]
+async fn a_move_past_its_time_budget_answers_what_remains_and_the_next_call_continues() {
+    // A budget already spent: each call moves only its guaranteed 200 packs.
+    let api = TestApi::with_app(allotment_tests::quick_retry(), Default::default(), |app| app.move_budget = std::time::Duration::ZERO).await;
+    namespace(&api, 1, None, 7).await;
+    namespace(&api, 2, None, 7).await;
+    post_packs(&api, 1, (0..500).map(|i| pack(1, "2099-01-01", Some(format!("b{i}").as_str()))).collect()).await;
+    let mut answers = Vec::new();
+    loop {
+        let r = api.call("PATCH", "/namespaces/1/minutes/move/2", Some(&api.admin()), None).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        answers.push((r.body["moved"].as_u64().unwrap(), r.body["remaining"].as_u64().unwrap()));
+        if answers.last().unwrap().1 == 0 || answers.len() > 5 {
+            break;
+        }
+    }
+    assert_eq!(answers, [(200, 300), (200, 100), (100, 0)]);
+    assert_eq!(list(&api, 1, true).await["packs"].as_array().unwrap().len(), 0);
+    assert_eq!(list(&api, 2, true).await["packs"].as_array().unwrap().len(), 500, "every pack moved once");
+    assert_eq!(api.count_prefix("PACK#").await, 500);
 }
 
 #[tokio::test]

@@ -126,6 +126,7 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
 
 /// `PATCH /namespaces/{id}/minutes/move/{target_id}`
 pub async fn move_minutes_handler(app: App, req: Request) -> HandlerResult {
+    let deadline = std::time::Instant::now() + app.move_budget;
     require_admin(&req)?;
     let from = NamespaceId(path_id(&req, "id")?);
     let to = NamespaceId(path_id(&req, "target_id")?);
@@ -141,8 +142,8 @@ pub async fn move_minutes_handler(app: App, req: Request) -> HandlerResult {
     if source.owner_id != target.owner_id {
         return Err(ApiError::bad_request("Both namespaces must have the same owner"));
     }
-    let moved = move_packs(&app.db, from, to).await?;
-    tracing::info!(from = from.0, to = to.0, moved, "packs moved");
-    json_response(202, &serde_json::json!({"message": "202 Accepted"}))
+    let Moved { moved, remaining } = move_packs(&app.db, from, to, deadline).await?;
+    tracing::info!(from = from.0, to = to.0, moved, remaining, "packs moved");
+    json_response(202, &serde_json::json!({"message": "202 Accepted", "moved": moved, "remaining": remaining}))
 }
 

@@ -340,13 +340,30 @@ fn applied(result: Result<(), DbError>) -> Result<bool, DbError> {
     }
 }
 
-/// Moves every pack of `from` to `to`: one conditional UpdateItem of each
+/// How long one move request moves packs before it answers with what is left.
+pub const MOVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Packs a move request moves whatever its budget, so every call progresses.
+pub const MOVE_AT_LEAST: usize = 200;
+
+/// What one move request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub moved: usize,
+    /// Packs still in the source namespace when the budget ran out: send the
+    /// same request again to move them.
+    pub remaining: usize,
+}
+
+/// Moves the packs of `from` to `to`: one conditional UpdateItem of each
 /// pack's namespace (`namespace_id = from`), [`db::ITEM_CONCURRENCY`] at once
 /// — no transaction, since each pack moves on its own: half the capacity.
 /// Running it again after a crash moves what is left; a pack is never copied,
-/// so never duplicated. Returns how many packs this call moved.
-pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId) -> Result<usize, DbError> {
-    let pks: Vec<String> = db
+/// so never duplicated. Updates not started by `deadline` are left for the
+/// next call (at least [`MOVE_AT_LEAST`] are always made), so no request runs
+/// past API Gateway's limit however many packs a namespace holds.
+pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId, deadline: std::time::Instant) -> Result<Moved, DbError> {
+    let pks: Vec<(usize, String)> = db
         .query_gsi1(&packs_gsi_pk(from))
         .await?
         .into_iter()
@@ -354,9 +371,14 @@ pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId) -> Result<u
             Some(AttributeValue::S(pk)) => Some(pk),
             _ => None,
         })
+        .enumerate()
         .collect();
+    let total = pks.len();
     let outcomes = db
-        .for_each_item(pks, move |db, pk| async move {
+        .for_each_item(pks, move |db, (i, pk)| async move {
+            if i >= MOVE_AT_LEAST && std::time::Instant::now() >= deadline {
+                return Ok(None); // left for the next call
+            }
             let moved = db
                 .update_if(
                     pack_key_of(pk),
@@ -366,8 +388,11 @@ pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId) -> Result<u
                     &[(":to", db::n(to.0)), (":from", db::n(from.0)), (":gpk", db::s(packs_gsi_pk(to)))],
                 )
                 .await;
-            applied(moved)
+            applied(moved).map(Some)
         })
         .await;
-    Ok(all_ok(outcomes)?.into_iter().filter(|moved| *moved).count())
+    let outcomes = all_ok(outcomes)?;
+    let moved = outcomes.iter().filter(|o| **o == Some(true)).count();
+    let attempted = outcomes.iter().filter(|o| o.is_some()).count();
+    Ok(Moved { moved, remaining: total - attempted })
 }
