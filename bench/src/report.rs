@@ -372,7 +372,7 @@ pub fn table(r: &Results) -> String {
     let _ = writeln!(
         t,
         "6. latency, single-pack POST: p50 {:.2} ms, p99 {:.2} ms; raw conditional PutItem p50 {:.2} ms; \
-         raw GetItem (namespace) and conditional PutItem sent together — the handler's own DynamoDB floor — p50 {:.2} ms; \
+         raw BatchGetItem (namespace + xid) then conditional PutItem — the handler's own DynamoDB floor — p50 {:.2} ms; \
          raw TransactWriteItems (ConditionCheck namespace + conditional Put) — the one-round-trip alternative — p50 {:.2} ms",
         r.latency.p50_ms, r.latency.p99_ms, r.latency.raw_put_p50_ms, r.latency.raw_floor_p50_ms, r.latency.raw_transact_p50_ms
     );

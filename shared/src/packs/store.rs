@@ -128,9 +128,6 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
     let distinct: Vec<&PackSpec> =
         specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
     let xids: Vec<&PurchaseXid> = distinct.iter().filter_map(|s| s.purchase_xid.as_ref()).collect();
-    if let ([spec], [xid]) = (distinct.as_slice(), xids.as_slice()) {
-        return create_one_pack(db, ns, spec, xid).await;
-    }
 
     let (namespace, mut stored) = get_xid_packs(db, ns, &xids).await?;
     match namespace {
@@ -162,7 +159,20 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
         }
     }
 
-    let item_of = |p: &NewPack| new_pack_item(ns, p, &created_at, &request_id);
+    let item_of = |p: &NewPack| -> Result<Item, DbError> {
+        to_item(&PackItem {
+            pk: p.pk.clone(),
+            sk: "PACK".into(),
+            gsi1pk: packs_gsi_pk(ns),
+            gsi1sk: format!("{created_at}#{:04}#{}", p.position, p.pk),
+            namespace_id: ns.0,
+            number_of_minutes: p.pack.number_of_minutes,
+            expires_at: validate::format_date(p.pack.expires_at),
+            purchase_xid: p.pack.purchase_xid.as_ref().map(|x| x.as_str().to_owned()),
+            created_at: created_at.clone(),
+            request_id: request_id.clone(),
+        })
+    };
     let xid_items: Vec<Item> = with_xid.iter().map(item_of).collect::<Result<_, _>>()?;
     let plain_requests = without_xid
         .iter()
@@ -214,55 +224,6 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
         out.extend(pack);
     }
     Ok(out)
-}
-
-fn new_pack_item(ns: NamespaceId, p: &NewPack, created_at: &str, request_id: &str) -> Result<Item, DbError> {
-    to_item(&PackItem {
-        pk: p.pk.clone(),
-        sk: "PACK".into(),
-        gsi1pk: packs_gsi_pk(ns),
-        gsi1sk: format!("{created_at}#{:04}#{}", p.position, p.pk),
-        namespace_id: ns.0,
-        number_of_minutes: p.pack.number_of_minutes,
-        expires_at: validate::format_date(p.pack.expires_at),
-        purchase_xid: p.pack.purchase_xid.as_ref().map(|x| x.as_str().to_owned()),
-        created_at: created_at.to_owned(),
-        request_id: request_id.to_owned(),
-    })
-}
-
-/// The one-pack request (a billing system's usual call: one purchase, one
-/// pack) in one round trip: the conditional put and the namespace read go out
-/// together, instead of reading first. If the namespace turns out missing or
-/// nested, the put is undone (guarded by this request's id) before the
-/// error is answered; a pack that already existed comes back with the failed
-/// put (ALL_OLD), so a re-sync still returns it unchanged — at the price of a
-/// failed write (1 unit) instead of a read, which only a repeated one-pack
-/// request pays.
-async fn create_one_pack(db: &Db, ns: NamespaceId, spec: &PackSpec, xid: &PurchaseXid) -> Result<Vec<Pack>, CreateError> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let pack = Pack { namespace_id: ns, expires_at: spec.expires_at, number_of_minutes: spec.number_of_minutes, purchase_xid: Some(xid.clone()) };
-    let new = NewPack { pk: xid_pack_pk(xid), pack, position: 0 };
-    let item = new_pack_item(ns, &new, &validate::now_timestamp(), &request_id)?;
-    let (namespace, put) = tokio::join!(get_namespace(db, ns), put_new_xid_pack(db, ns, item));
-    let refused = match namespace {
-        Ok(None) => Some(CreateError::NamespaceNotFound),
-        Ok(Some(n)) if !n.is_top_level() => Some(CreateError::NotTopLevel),
-        Ok(Some(_)) => None,
-        Err(e) => Some(e.into()),
-    };
-    let outcome = match (refused, put) {
-        (None, Ok(XidPut::Written)) => return Ok(vec![new.pack]),
-        (None, Ok(XidPut::Raced(stored))) => return Ok(vec![stored]),
-        (None, Ok(XidPut::Taken(xid))) => return Err(CreateError::XidTaken(vec![xid])),
-        (None, Err(e)) => e.into(),
-        (Some(err), _) => err,
-    };
-    // Refused (or the put's fate is unknown): remove the pack if this request wrote it.
-    if let Err(undo) = undo_packs(db, &request_id, vec![new.pk], Vec::new()).await {
-        tracing::error!(error = %undo, request_id, "could not undo a refused one-pack request");
-    }
-    Err(outcome)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
