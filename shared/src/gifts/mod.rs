@@ -275,9 +275,11 @@ pub async fn my_wallets_handler(app: App, req: Request) -> HandlerResult {
 pub async fn post_gift_handler(app: App, req: Request) -> HandlerResult {
     let who = caller(&req)?;
     let mut gift = validate_gift(json_body(&req)?, format_timestamp(app.clock.now()))?;
-    require_manager(&app, &who, &gift.owner).await?;
     let pairs: BTreeSet<(String, String)> = gift.resources.iter().map(|r| (r.category.clone(), r.provider.clone())).collect();
-    let missing = missing_wallets(&app.db, &gift.owner, &pairs).await?;
+    // Both reads at once; a caller who may not manage the project hears only that.
+    let (manager, missing) = tokio::join!(require_manager(&app, &who, &gift.owner), missing_wallets(&app.db, &gift.owner, &pairs));
+    manager?;
+    let missing = missing?;
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|(c, p)| format!("{c}/{p}")).collect();
         return Err(ApiError::PaymentRequired(format!("Project {} has no wallet for {}", gift.owner, names.join(", "))));
@@ -345,8 +347,11 @@ pub async fn browse_gifts_handler(app: App, req: Request) -> HandlerResult {
 /// candidates match by construction: they are what those criteria index.
 pub async fn available_gifts_handler(app: App, req: Request) -> HandlerResult {
     let who = claimant(&caller(&req)?);
-    let candidates = candidate_gifts(&app.db, &who.criteria_pks()).await?;
-    let claims = if candidates.is_empty() { Default::default() } else { claims_of(&app.db, &who.sub).await? };
+    // The criterion partitions and the caller's claims are read at once: two
+    // round trips in all (then the matched gifts), whatever the table holds.
+    let criteria = who.criteria_pks();
+    let (candidates, claims) = tokio::join!(candidate_gifts(&app.db, &criteria), claims_of(&app.db, &who.sub));
+    let (candidates, claims) = (candidates?, claims?);
     let gifts = live_gifts(&app.db, &candidates).await?;
     let ids: Vec<_> = gifts
         .iter()

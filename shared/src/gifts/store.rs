@@ -261,13 +261,15 @@ pub async fn browse_gifts(
     Ok((items.into_iter().map(from_item).collect::<Result<_, _>>()?, more))
 }
 
-/// The ids of gifts with a criterion in any of these index partitions.
+/// The ids of gifts with a criterion in any of these index partitions (one
+/// Query each, all at once).
 pub async fn candidate_gifts(db: &Db, criteria_pks: &[String]) -> Result<BTreeSet<u64>, DbError> {
+    let partitions = db
+        .for_each_chunk(criteria_pks.to_vec(), |db, pk| async move { db.query_all(&Partition::index(GSI1, GSI1_PK, &pk)).await })
+        .await;
     let mut ids = BTreeSet::new();
-    for pk in criteria_pks {
-        for item in db.query_all(&Partition::index(GSI1, GSI1_PK, pk)).await? {
-            ids.insert(from_item::<CriterionItem>(item)?.gift_id);
-        }
+    for item in crate::db::all_ok(partitions)?.into_iter().flatten() {
+        ids.insert(from_item::<CriterionItem>(item)?.gift_id);
     }
     Ok(ids)
 }
@@ -282,7 +284,10 @@ pub async fn claims_of(db: &Db, sub: &str) -> Result<HashMap<u64, String>, DbErr
         .collect()
 }
 
-/// The gifts with these ids that exist and are not being deleted.
+/// The gifts with these ids that exist and are not being deleted. Read
+/// strongly consistent: the criteria index may lag a delete, and this read is
+/// what keeps a gift being deleted out of every listing from the moment the
+/// delete marks it.
 pub async fn live_gifts(db: &Db, ids: &BTreeSet<u64>) -> Result<Vec<Gift>, DbError> {
     let keys = ids.iter().map(|id| gift_key(*id)).collect();
     let mut gifts: Vec<Gift> =
