@@ -276,8 +276,10 @@ async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, Str
 }
 
 /// Scenario 1b: the ceiling for conditional writes, which uniqueness needs —
-/// raw TransactWriteItems of 100 `attribute_not_exists` puts.
-async fn ceiling_transact(env: &Env, items: usize, concurrency: usize, per_transaction: usize) -> Result<f64, String> {
+/// raw TransactWriteItems of 100 `attribute_not_exists` puts. With
+/// `read_first`, each transaction is preceded by a strongly consistent
+/// GetItem (scenario 1d: the shape of a gift claim).
+async fn ceiling_transact(env: &Env, items: usize, concurrency: usize, per_transaction: usize, read_first: bool) -> Result<f64, String> {
     use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
     let run = 3_000_000 + env.next();
     let chunks: Vec<Vec<TransactWriteItem>> = (0..items)
@@ -294,15 +296,66 @@ async fn ceiling_transact(env: &Env, items: usize, concurrency: usize, per_trans
         .chunks(per_transaction)
         .map(<[_]>::to_vec)
         .collect();
-    let client = env.app.db.client.clone();
+    let (client, table) = (env.app.db.client.clone(), env.table.clone());
     drain(chunks, items, concurrency, move |chunk: Vec<TransactWriteItem>| {
-        let client = client.clone();
+        let (client, table) = (client.clone(), table.clone());
         async move {
+            if read_first {
+                let key = allotment::db::key("GIFT#bench-ceiling", "GIFT");
+                client.get_item().table_name(&table).set_key(Some(key)).consistent_read(true).send().await.map_err(|e| format!("{e:?}"))?;
+            }
             client.transact_write_items().set_transact_items(Some(chunk)).send().await.map_err(|e| format!("{e:?}"))?;
             Ok(())
         }
     })
     .await
+}
+
+/// Scenario 1e: a new-pack request's own DynamoDB floor, raw — one
+/// eventually consistent BatchGetItem round of its `batch` xids (100 keys a
+/// call, 8 at once), then its conditional PutItems, 16 at once; requests one
+/// after another, as scenario 2 sends them. Items/s.
+async fn request_floor(env: &Env, batch: usize, requests: usize) -> Result<f64, String> {
+    let run = 5_000_000 + env.next();
+    let started = Instant::now();
+    for r in 0..requests {
+        let items: Vec<Item> = (0..batch).map(|i| pack_item(run, r * batch + i)).collect();
+        let keys: Vec<Vec<Item>> = items
+            .iter()
+            .map(|item| item.iter().filter(|(k, _)| *k == "pk" || *k == "sk").map(|(k, v)| (k.clone(), v.clone())).collect())
+            .collect::<Vec<Item>>()
+            .chunks(100)
+            .map(<[_]>::to_vec)
+            .collect();
+        let (client, table) = (env.app.db.client.clone(), env.table.clone());
+        let n = keys.len();
+        drain(keys, n, 8, move |keys: Vec<Item>| {
+            let (client, table) = (client.clone(), table.clone());
+            async move {
+                let ask = aws_sdk_dynamodb::types::KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| e.to_string())?;
+                client.batch_get_item().request_items(&table, ask).send().await.map_err(|e| format!("{e:?}"))?;
+                Ok(())
+            }
+        })
+        .await?;
+        let (client, table) = (env.app.db.client.clone(), env.table.clone());
+        drain(items, batch, 16, move |item: Item| {
+            let (client, table) = (client.clone(), table.clone());
+            async move {
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    Ok((batch * requests) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Scenario 1c: the ceiling for single conditional writes — raw PutItems of
@@ -521,8 +574,10 @@ pub struct Results {
     pub ceiling: Vec<(usize, f64)>,
     pub ceiling_transact: Vec<(usize, f64)>,
     pub ceiling_put: Vec<(usize, f64)>,
-    /// Raw TransactWriteItems of 4 puts, 8 at once: items/s.
+    /// Raw GetItem then TransactWriteItems of 4 puts, 8 at once: items/s.
     pub ceiling_tx4: f64,
+    /// Scenario 1e: a new-pack request's raw DynamoDB floor, items/s.
+    pub pack_request_floor: f64,
     pub new_packs: Run,
     pub resync: Run,
     pub payments: Run,
@@ -587,11 +642,12 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let mut ceilings_put = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
-        ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c, 100).await?));
+        ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c, 100, false).await?));
         ceilings_put.push((c, ceiling_put(&env, sizes.ceiling_items, c).await?));
     }
-    // The claim-shaped transaction: four actions, eight at once (as scenario 8).
-    let ceiling_tx4 = ceiling_transact(&env, sizes.ceiling_items.min(8000), 8, 4).await?;
+    // The claim-shaped transaction: a read, then four actions, eight at once (as scenario 8).
+    let ceiling_tx4 = ceiling_transact(&env, sizes.ceiling_items.min(8000), 8, 4, true).await?;
+    let pack_request_floor = request_floor(&env, sizes.batch, sizes.pack_requests).await?;
     eprintln!("2/11 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
@@ -646,6 +702,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         ceiling_transact: ceilings_tx,
         ceiling_put: ceilings_put,
         ceiling_tx4,
+        pack_request_floor,
         new_packs,
         resync,
         payments,
