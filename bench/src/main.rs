@@ -113,6 +113,21 @@ pub struct Env {
     http: Client<HttpConnector, Full<Bytes>>,
     pub token: String,
     seq: std::sync::atomic::AtomicU64,
+    /// This process's CPU seconds when counting started.
+    cpu_at_start: std::sync::Mutex<f64>,
+}
+
+/// CPU time (user + system) this process has used, seconds: the local front,
+/// the handlers and the SDK all run in it; DynamoDB Local is another process
+/// on the same cores.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 pub const SECRET: &[u8] = b"bench-secret";
@@ -131,13 +146,16 @@ impl Env {
         tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
         let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let token = token::mint(SECRET, "bench", "admin payments payments:process", 3600 * 4, json!({}));
-        Ok(Self { endpoint, faults, capacity, app, table, base, http, token, seq: Default::default() })
+        Ok(Self { endpoint, faults, capacity, app, table, base, http, token, seq: Default::default(), cpu_at_start: Default::default() })
     }
 
     /// Starts counting DynamoDB requests and capacity afresh.
     pub fn start_counting(&self) {
         self.faults.reset_counts();
         self.capacity.reset();
+        if let Ok(mut at) = self.cpu_at_start.lock() {
+            *at = cpu_seconds();
+        }
     }
 
     /// What was counted since [`Env::start_counting`], for `items` items.
@@ -148,6 +166,7 @@ impl Env {
             ddb_requests: ddb_total(&self.faults),
             ddb_writes: self.faults.write_calls(),
             capacity: self.capacity.tally(),
+            cpu_s: self.cpu_at_start.lock().map(|at| cpu_seconds() - *at).unwrap_or(f64::NAN),
         }
     }
 
@@ -338,33 +357,16 @@ async fn request_floor(env: &Env, batch: usize, requests: usize) -> Result<f64, 
             }
         })
         .await?;
-        let (client, table) = (env.app.db.client.clone(), env.table.clone());
-        drain(items, batch, 16, move |item: Item| {
-            let (client, table) = (client.clone(), table.clone());
-            async move {
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await
-                    .map_err(|e| format!("{e:?}"))?;
-                Ok(())
-            }
-        })
-        .await?;
+        put_each(env, items, 16).await?;
     }
     Ok((batch * requests) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Scenario 1c: the ceiling for single conditional writes — raw PutItems of
-/// pack items under `attribute_not_exists`, `concurrency` at once.
-async fn ceiling_put(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
-    let run = 4_000_000 + env.next();
-    let chunks: Vec<Item> = (0..items).map(|i| pack_item(run, i)).collect();
+/// Raw conditional PutItems of `items` (`attribute_not_exists`), `concurrency` at once: items/s.
+async fn put_each(env: &Env, items: Vec<Item>, concurrency: usize) -> Result<f64, String> {
     let (client, table) = (env.app.db.client.clone(), env.table.clone());
-    drain(chunks, items, concurrency, move |item: Item| {
+    let n = items.len();
+    drain(items, n, concurrency, move |item: Item| {
         let (client, table) = (client.clone(), table.clone());
         async move {
             client
@@ -381,6 +383,13 @@ async fn ceiling_put(env: &Env, items: usize, concurrency: usize) -> Result<f64,
     .await
 }
 
+/// Scenario 1c: the ceiling for single conditional writes — raw PutItems of
+/// pack items under `attribute_not_exists`, `concurrency` at once.
+async fn ceiling_put(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
+    let run = 4_000_000 + env.next();
+    put_each(env, (0..items).map(|i| pack_item(run, i)).collect(), concurrency).await
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Run {
     pub items: usize,
@@ -389,6 +398,8 @@ pub struct Run {
     pub ddb_writes: usize,
     /// Capacity units the run consumed (see `allotment_dev::capacity`).
     pub capacity: Tally,
+    /// CPU seconds this process (front, handlers, SDK) used meanwhile.
+    pub cpu_s: f64,
 }
 
 impl Run {
@@ -397,6 +408,9 @@ impl Run {
     }
     pub fn ms_per_item(&self) -> f64 {
         self.seconds * 1000.0 / self.items as f64
+    }
+    pub fn cpu_ms_per_item(&self) -> f64 {
+        self.cpu_s * 1000.0 / self.items as f64
     }
     pub fn requests_per_item(&self) -> f64 {
         self.ddb_requests as f64 / self.items as f64
@@ -576,8 +590,10 @@ pub struct Results {
     pub ceiling_put: Vec<(usize, f64)>,
     /// Raw GetItem then TransactWriteItems of 4 puts, 8 at once: items/s.
     pub ceiling_tx4: f64,
-    /// Scenario 1e: a new-pack request's raw DynamoDB floor, items/s.
+    /// Scenario 1e: a new-pack request's raw DynamoDB floor, items/s, and
+    /// this process's CPU per item meanwhile (SDK only), ms.
     pub pack_request_floor: f64,
+    pub pack_request_floor_cpu_ms: f64,
     pub new_packs: Run,
     pub resync: Run,
     pub payments: Run,
@@ -647,7 +663,9 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     }
     // The claim-shaped transaction: a read, then four actions, eight at once (as scenario 8).
     let ceiling_tx4 = ceiling_transact(&env, sizes.ceiling_items.min(8000), 8, 4, true).await?;
+    let cpu = cpu_seconds();
     let pack_request_floor = request_floor(&env, sizes.batch, sizes.pack_requests).await?;
+    let pack_request_floor_cpu_ms = (cpu_seconds() - cpu) * 1000.0 / (sizes.batch * sizes.pack_requests) as f64;
     eprintln!("2/11 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
@@ -703,6 +721,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         ceiling_put: ceilings_put,
         ceiling_tx4,
         pack_request_floor,
+        pack_request_floor_cpu_ms,
         new_packs,
         resync,
         payments,

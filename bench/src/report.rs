@@ -61,6 +61,15 @@ pub fn targets(r: &Results) -> Vec<Target> {
             format!("{:.2}×", r.ferry.items_per_s() / r.pack_request_floor),
         ),
         context(
+            "(CPU of the API process — local front, handler, SDK — per item: new packs, Ferry vs the raw floor 1e; DynamoDB Local runs on the same 2 cores)",
+            format!(
+                "{:.3}, {:.3} vs {:.3} ms",
+                r.new_packs.cpu_ms_per_item(),
+                r.ferry.cpu_ms_per_item(),
+                r.pack_request_floor_cpu_ms
+            ),
+        ),
+        context(
             "(best conditional ceiling: 1c single PutItems vs 1b transactions of 100)",
             format!("{:.0} vs {:.0} items/s = {:.2}×", r.ceiling_put_best(), tx, r.ceiling_put_best() / tx),
         ),
@@ -324,48 +333,50 @@ pub fn table(r: &Results) -> String {
     let ceiling = r.ceiling_best();
     let _ = writeln!(t, "Allotment bench ({} build{}), DynamoDB Local, one run", r.profile, if r.quick { ", --quick sizes" } else { "" });
     let _ = writeln!(t);
-    let _ = writeln!(t, "| scenario | items | items/s | × ceiling | ms/item | DynamoDB req/item | write req |");
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "| scenario | items | items/s | × ceiling | ms/item | DynamoDB req/item | write req | API process CPU ms/item |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for (c, v) in &r.ceiling {
-        let _ = writeln!(t, "| 1. ceiling: raw BatchWriteItem ×25, concurrency {c} | | {v:.0} | {:.2} | | 0.04 | |", v / ceiling);
+        let _ = writeln!(t, "| 1. ceiling: raw BatchWriteItem ×25, concurrency {c} | | {v:.0} | {:.2} | | 0.04 | | |", v / ceiling);
     }
     for (c, v) in &r.ceiling_transact {
         let _ = writeln!(
             t,
-            "| 1b. conditional ceiling: raw TransactWriteItems ×100 attribute_not_exists, concurrency {c} | | {v:.0} | {:.2} | | 0.01 | |",
+            "| 1b. conditional ceiling: raw TransactWriteItems ×100 attribute_not_exists, concurrency {c} | | {v:.0} | {:.2} | | 0.01 | | |",
             v / ceiling
         );
     }
     for (c, v) in &r.ceiling_put {
         let _ = writeln!(
             t,
-            "| 1c. conditional ceiling: raw PutItem attribute_not_exists, concurrency {c} | | {v:.0} | {:.2} | | 1.00 | |",
+            "| 1c. conditional ceiling: raw PutItem attribute_not_exists, concurrency {c} | | {v:.0} | {:.2} | | 1.00 | | |",
             v / ceiling
         );
     }
     let _ = writeln!(
         t,
-        "| 1d. claim-shaped ceiling: raw GetItem, then TransactWriteItems ×4 attribute_not_exists, concurrency 8 | | {:.0} | {:.2} | | 0.50 | |",
+        "| 1d. claim-shaped ceiling: raw GetItem, then TransactWriteItems ×4 attribute_not_exists, concurrency 8 | | {:.0} | {:.2} | | 0.50 | | |",
         r.ceiling_tx4,
         r.ceiling_tx4 / ceiling
     );
     let _ = writeln!(
         t,
-        "| 1e. new-pack request floor: raw BatchGetItem of its {} xids (eventually consistent), then its conditional PutItems 16 at once | | {:.0} | {:.2} | | 1.01 | |",
+        "| 1e. new-pack request floor: raw BatchGetItem of its {} xids (eventually consistent), then its conditional PutItems 16 at once | | {:.0} | {:.2} | | 1.01 | | {:.3} |",
         r.batch,
         r.pack_request_floor,
-        r.pack_request_floor / ceiling
+        r.pack_request_floor / ceiling,
+        r.pack_request_floor_cpu_ms
     );
     let row = |t: &mut String, name: &str, run: &crate::Run| {
         let _ = writeln!(
             t,
-            "| {name} | {} | {:.0} | {:.2} | {:.3} | {:.3} | {} |",
+            "| {name} | {} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {:.3} |",
             run.items,
             run.items_per_s(),
             run.items_per_s() / ceiling,
             run.ms_per_item(),
             run.requests_per_item(),
-            run.ddb_writes
+            run.ddb_writes,
+            run.cpu_ms_per_item()
         );
     };
     row(&mut t, "2. new packs (POST /namespaces/{id}/minutes)", &r.new_packs);
