@@ -296,7 +296,8 @@ pub fn cost_table(r: &Results) -> String {
     let _ = writeln!(
         t,
         "Source: \"Local\" = DynamoDB Local's ReturnConsumedCapacity; \"rules\" = AWS's sizing rules, used where Local is not faithful \
-         (failed conditional writes, ConditionCheck actions, BatchGetItem keys not found). Where both exist they were compared: \
+         (failed conditional writes, transactions of more than one action, ConditionCheck actions, empty Queries, \
+         BatchGetItem keys not found). Where both exist they were compared: \
          {agreed} of {compared} calls agree{}. Largest item written or read: {largest} bytes.",
         if disagreements.is_empty() { String::new() } else { format!("; disagreements: {}", disagreements.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("; ")) }
     );
