@@ -59,6 +59,11 @@ impl Money {
         Ok(Self(value))
     }
 
+    /// The sum, or `None` past Decimal's range.
+    pub fn checked_add(self, rhs: Money) -> Option<Money> {
+        self.0.checked_add(rhs.0).map(Money)
+    }
+
     pub fn to_attr(self) -> AttributeValue {
         AttributeValue::N(self.to_string())
     }

@@ -302,6 +302,29 @@ async fn bulk_create_answers_each_item_in_order() {
 }
 
 #[tokio::test]
+async fn payments_of_one_work_period_are_planned_on_what_the_previous_one_wrote_without_a_reread() {
+    let api = TestApi::start().await;
+    given_wp(&api, "wp-1", 5).await;
+    api.faults.reset_counts();
+    let body = json!([
+        {"workPeriodId": "wp-1", "days": 2},
+        {"workPeriodId": "wp-1", "days": 0, "amount": 40.0},
+        {"workPeriodId": "wp-1"},
+        {"workPeriodId": "wp-1", "days": 1}
+    ]);
+    let r = api.call("POST", "/work-period-payments/bulk", Some(&clerk(&api)), Some(body)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let e = r.body.as_array().unwrap();
+    assert_eq!(e[2]["days"], 3, "the default is what the first two left, known without reading again");
+    assert_eq!(e[3]["error"]["code"], 409, "nothing left: {}", e[3]);
+    // One read of the work period, then one transaction per payment written.
+    assert_eq!((api.faults.calls("BatchGetItem"), api.faults.calls("TransactWriteItems")), (1, 3));
+    let wp = get_wp(&api, "wp-1").await;
+    assert_eq!(wp["daysPaid"], 5);
+    assert_eq!(wp["paymentTotal"].as_f64(), Some(290.0), "5 days at 250 a week of 5 + 40: {wp}");
+}
+
+#[tokio::test]
 async fn bulk_create_of_1000_goes_through_the_batch_apis() {
     let api = TestApi::start().await;
     // 1000 work periods, registered concurrently.

@@ -239,7 +239,7 @@ fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::D
     };
     let delta = Delta { days: i64::from(days), amount, from: None, to: Some(PaymentStatus::Scheduled) };
     let actions = vec![payment_put_new(db, &payment)?, update_work_period(db, &wp.id, &delta)?];
-    Ok(Plan { payment, actions })
+    Ok(Plan { payment, actions, delta: Some(delta) })
 }
 
 fn transition_allowed(from: PaymentStatus, to: PaymentStatus) -> Result<(), ApiError> {
@@ -310,10 +310,13 @@ fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) 
     next.version = current.version + 1;
     let delta = Delta { days: new_days - old_days, amount: new_amount - old_amount, from: Some(current.status), to: Some(next.status) };
     let mut actions = vec![payment_put_versioned(db, &next, current.version)?];
-    if !delta.is_empty() {
+    let delta = if delta.is_empty() {
+        None
+    } else {
         actions.push(update_work_period(db, &wp.id, &delta)?);
-    }
-    Ok(Plan { payment: next, actions })
+        Some(delta)
+    };
+    Ok(Plan { payment: next, actions, delta })
 }
 
 // ---------------------------------------------------------------- operations

@@ -55,6 +55,8 @@ impl Ctx {
 pub struct Plan {
     pub payment: Payment,
     pub actions: Vec<TransactWriteItem>,
+    /// What its transaction adds to the work period's aggregates, if anything.
+    pub delta: Option<Delta>,
 }
 
 /// A request item waiting its turn.
@@ -136,7 +138,21 @@ where
             let (mut job, plan, result) = outcome;
             let requeue = match result {
                 Outcome::Written => {
+                    // What this transaction wrote is known: the next job of the
+                    // same work period (or payment) is planned on it without a
+                    // re-read. Had anyone else changed them meanwhile, that
+                    // job's own conditions fail and it is planned again on a read.
+                    let after = match (&plan.delta, ctx.work_periods.get(&job.work_period_id)) {
+                        (None, Some(wp)) => Some(wp.clone()),
+                        (Some(d), Some(wp)) => d.applied_to(wp),
+                        (_, None) => None,
+                    };
+                    ctx.payments.insert(plan.payment.id.clone(), plan.payment.clone());
                     out.insert(job.idx, Ok(plan.payment));
+                    if let Some(wp) = after {
+                        ctx.work_periods.insert(job.work_period_id.clone(), wp);
+                        continue;
+                    }
                     false
                 }
                 Outcome::Failed(e) => {
@@ -233,6 +249,7 @@ pub fn put_payment(db: &Db, p: &Payment, condition: &str, values: &[(&str, Attri
 
 /// Changes a work period's aggregates by these deltas; when days are taken,
 /// on condition that enough are unpaid.
+#[derive(Debug, Clone)]
 pub struct Delta {
     pub days: i64,
     pub amount: Money,
@@ -243,6 +260,24 @@ pub struct Delta {
 impl Delta {
     pub fn is_empty(&self) -> bool {
         self.days == 0 && self.amount == Money::ZERO && self.from == self.to
+    }
+
+    /// `wp` as this delta's transaction left it (the same ADDs, in memory),
+    /// or `None` if the result would not be a valid work period.
+    pub fn applied_to(&self, wp: &WorkPeriod) -> Option<WorkPeriod> {
+        let mut next = wp.clone();
+        next.days_paid = u8::try_from(i64::from(wp.days_paid) + self.days).ok()?;
+        next.days_unpaid = u8::try_from(i64::from(wp.days_unpaid) - self.days).ok()?;
+        next.payment_total = wp.payment_total.checked_add(self.amount)?;
+        if self.from != self.to {
+            for (status, step) in [(self.from, -1i64), (self.to, 1)] {
+                if let Some(status) = status {
+                    let count = next.counts.entry(status).or_insert(0);
+                    *count = u32::try_from(i64::from(*count) + step).ok()?;
+                }
+            }
+        }
+        Some(next)
     }
 }
 
