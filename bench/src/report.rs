@@ -267,7 +267,8 @@ pub fn cost_table(r: &Results) -> String {
         "| capacity per item | RCU | WCU | floor RCU | floor WCU | × floor (1 RCU = 0.2 WCU) | source | calls compared: agree | floor: what any design must do |"
     );
     let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---|---:|---|");
-    for line in cost_lines(r) {
+    let lines = cost_lines(r);
+    for line in &lines {
         let m = line.measured();
         let c = &line.run.capacity;
         let _ = writeln!(
@@ -286,7 +287,6 @@ pub fn cost_table(r: &Results) -> String {
             line.floor_why
         );
     }
-    let lines = cost_lines(r);
     let (compared, agreed) = lines.iter().fold((0, 0), |(c, a), l| (c + l.run.capacity.compared, a + l.run.capacity.agreed));
     let mut disagreements: Vec<&String> = lines.iter().flat_map(|l| &l.run.capacity.disagreements).collect();
     disagreements.sort();

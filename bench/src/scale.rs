@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use crate::{Env, Run};
@@ -83,18 +84,11 @@ async fn all_pages(env: &Env, first: &str, items_key: &str) -> Result<(usize, us
         match page["next"].as_str() {
             Some(next) => {
                 let sep = if first.contains('?') { '&' } else { '?' };
-                let base = first.split("&next=").next().unwrap_or(first);
-                path = format!("{base}{sep}next={}", percent_encode(next));
+                path = format!("{first}{sep}next={}", utf8_percent_encode(next, NON_ALPHANUMERIC));
             }
             None => return Ok((items, pages, slowest)),
         }
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
 }
 
 /// A work period with `n` payments (amount-only, days 0): read, and listed 100 a page.

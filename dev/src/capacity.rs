@@ -154,7 +154,8 @@ impl Capacity {
 #[derive(Debug, Clone)]
 struct Sent {
     operation: String,
-    body: Value,
+    /// Shared, so loading it back from the config bag copies no JSON.
+    body: Arc<Value>,
 }
 
 impl Storable for Sent {
@@ -187,7 +188,7 @@ impl Intercept for Capacity {
         let text = body.to_string();
         request.headers_mut().insert("content-length", text.len().to_string());
         *request.body_mut() = SdkBody::from(text);
-        cfg.interceptor_state().store_put(Sent { operation, body });
+        cfg.interceptor_state().store_put(Sent { operation, body: Arc::new(body) });
         Ok(())
     }
 
@@ -265,13 +266,16 @@ fn index_bits(item: &Map<String, Value>) -> u8 {
     INDEXES.iter().enumerate().filter(|(_, (pk, sk))| item.contains_key(*pk) && item.contains_key(*sk)).fold(0, |b, (i, _)| b | 1 << i)
 }
 
-fn key_of(key: &Value) -> String {
-    let get = |name: &str| key.get(name).map(Value::to_string).unwrap_or_default();
+/// An item's (or key's) table key, as a map key.
+fn key_of(item: &Map<String, Value>) -> String {
+    let get = |name: &str| item.get(name).map(Value::to_string).unwrap_or_default();
     format!("{}|{}", get("pk"), get("sk"))
 }
 
-fn obj(v: &Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
+/// `v` as a JSON object, borrowed (an empty one if it is not an object).
+fn obj(v: &Value) -> &Map<String, Value> {
+    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    v.as_object().unwrap_or(&EMPTY)
 }
 
 fn reported(body: &Value, read: bool) -> Option<Units> {
@@ -285,15 +289,26 @@ fn reported(body: &Value, read: bool) -> Option<Units> {
 
 impl State {
     fn seen(&self, key: &Value) -> Seen {
-        self.items.get(&key_of(key)).copied().unwrap_or(Seen { size: 0, indexes: 0 })
+        self.items.get(&key_of(obj(key))).copied().unwrap_or(Seen { size: 0, indexes: 0 })
     }
 
     fn note(&mut self, item: &Map<String, Value>) -> Seen {
         let seen = Seen { size: item_size(item), indexes: index_bits(item) };
         self.tally.largest_item = self.tally.largest_item.max(seen.size);
-        let key = Value::Object(item.clone());
-        self.items.insert(key_of(&key), seen);
+        self.items.insert(key_of(item), seen);
         seen
+    }
+
+    /// Notes an item a read returned, and counts it among the reads: its size.
+    fn note_read(&mut self, item: &Map<String, Value>) -> usize {
+        let size = self.note(item).size;
+        self.tally.read_items += 1;
+        self.tally.read_bytes += size;
+        size
+    }
+
+    fn forget(&mut self, key: &Value) {
+        self.items.remove(&key_of(obj(key)));
     }
 
     /// A successful write of `seen`'s item: the item, plus each index it is in.
@@ -308,7 +323,7 @@ impl State {
     fn update(&mut self, u: &Value, answered: Option<&Value>) -> (Seen, u8) {
         let mut seen = self.seen(&u["Key"]);
         if let Some(new) = answered.and_then(Value::as_object) {
-            let mut full = obj(&u["Key"]);
+            let mut full = obj(&u["Key"]).clone();
             full.extend(new.clone());
             if full.len() > 2 {
                 seen = self.note(&full);
@@ -339,7 +354,7 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
     let read = matches!(sent.operation.as_str(), "GetItem" | "BatchGetItem" | "Query" | "Scan");
     match sent.operation.as_str() {
         "PutItem" => {
-            let seen = state.note(&obj(&req["Item"]));
+            let seen = state.note(obj(&req["Item"]));
             rules.write = if ok { State::write_of(seen, 0) } else { write_units(seen.size) };
         }
         "UpdateItem" => {
@@ -350,7 +365,7 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
             let seen = state.seen(&req["Key"]);
             rules.write = if ok { State::write_of(seen, 0) } else { write_units(seen.size) };
             if ok {
-                state.items.remove(&key_of(&req["Key"]));
+                state.forget(&req["Key"]);
             }
         }
         "BatchWriteItem" => {
@@ -365,11 +380,11 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
                         continue;
                     }
                     if let Some(item) = w.pointer("/PutRequest/Item") {
-                        let seen = state.note(&obj(item));
+                        let seen = state.note(obj(item));
                         rules.write += State::write_of(seen, 0);
                     } else if let Some(key) = w.pointer("/DeleteRequest/Key") {
                         rules.write += State::write_of(state.seen(key), 0);
-                        state.items.remove(&key_of(key));
+                        state.forget(key);
                     }
                 }
             }
@@ -380,13 +395,13 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
             }
             for action in req["TransactItems"].as_array().into_iter().flatten() {
                 let (seen, moved) = if let Some(put) = action.get("Put") {
-                    (state.note(&obj(&put["Item"])), 0)
+                    (state.note(obj(&put["Item"])), 0)
                 } else if let Some(u) = action.get("Update") {
                     state.update(u, None)
                 } else if let Some(d) = action.get("Delete") {
                     let seen = state.seen(&d["Key"]);
                     if ok {
-                        state.items.remove(&key_of(&d["Key"]));
+                        state.forget(&d["Key"]);
                     }
                     (seen, 0)
                 } else if let Some(c) = action.get("ConditionCheck") {
@@ -403,25 +418,17 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
         }
         "GetItem" => {
             let factor = if req["ConsistentRead"] == true { 1.0 } else { 0.5 };
-            let size = resp.get("Item").map(|i| state.note(&obj(i)).size).unwrap_or(0);
+            let size = resp.get("Item").map_or(0, |i| state.note_read(obj(i)));
             rules.read = factor * read_units(size);
-            if resp.get("Item").is_some() {
-                state.tally.read_items += 1;
-                state.tally.read_bytes += size;
-            }
         }
         "BatchGetItem" => {
             for (table, ask) in req["RequestItems"].as_object().into_iter().flatten() {
                 let factor = if ask["ConsistentRead"] == true { 1.0 } else { 0.5 };
-                let found: Vec<Map<String, Value>> =
-                    resp.pointer(&format!("/Responses/{table}")).and_then(Value::as_array).map_or(Vec::new(), |l| l.iter().map(obj).collect());
+                let found: &[Value] = resp.pointer(&format!("/Responses/{table}")).and_then(Value::as_array).map_or(&[], Vec::as_slice);
                 let unprocessed = resp.pointer(&format!("/UnprocessedKeys/{table}/Keys")).and_then(Value::as_array).map_or(0, Vec::len);
                 let asked = ask["Keys"].as_array().map_or(0, Vec::len);
-                for item in &found {
-                    let size = state.note(item).size;
-                    rules.read += factor * read_units(size);
-                    state.tally.read_items += 1;
-                    state.tally.read_bytes += size;
+                for item in found {
+                    rules.read += factor * read_units(state.note_read(obj(item)));
                 }
                 let missing = asked.saturating_sub(found.len() + unprocessed);
                 if missing > 0 {
@@ -434,11 +441,9 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
         "Query" | "Scan" => {
             let consistent = req["ConsistentRead"] == true && req.get("IndexName").is_none();
             let factor = if consistent { 1.0 } else { 0.5 };
-            let items: Vec<Map<String, Value>> = resp["Items"].as_array().map_or(Vec::new(), |l| l.iter().map(obj).collect());
-            let size: usize = items.iter().map(|i| state.note(i).size).sum();
+            let items: &[Value] = resp["Items"].as_array().map_or(&[], Vec::as_slice);
+            let size: usize = items.iter().map(|i| state.note_read(obj(i))).sum();
             rules.read = factor * read_units(size);
-            state.tally.read_items += items.len();
-            state.tally.read_bytes += size;
             // A filter reads items it does not return: the rules cannot see them.
             comparable = resp["ScannedCount"] == resp["Count"];
             if items.is_empty() && comparable {
@@ -475,9 +480,9 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
 
 fn write_request_key(w: &Value) -> String {
     if let Some(item) = w.pointer("/PutRequest/Item") {
-        key_of(item)
+        key_of(obj(item))
     } else {
-        w.pointer("/DeleteRequest/Key").map(key_of).unwrap_or_default()
+        w.pointer("/DeleteRequest/Key").map(|k| key_of(obj(k))).unwrap_or_default()
     }
 }
 
@@ -518,7 +523,7 @@ mod tests {
         let mut state = State::default();
         let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
         let req = json!({"TransactItems": [{"Put": {"Item": item}}, {"ConditionCheck": {"Key": {"pk": {"S": "c"}, "sk": {"S": "d"}}}}]});
-        let sent = Sent { operation: "TransactWriteItems".into(), body: req };
+        let sent = Sent { operation: "TransactWriteItems".into(), body: Arc::new(req) };
         // Local's figure for this call leaves the check out: the rules are used.
         price(&mut state, &sent, true, &json!({"ConsumedCapacity": [{"CapacityUnits": 4.0}]}));
         assert_eq!(state.tally.used, Units { read: 0.0, write: 6.0 });
@@ -531,11 +536,11 @@ mod tests {
         let item = |k: &str| json!({"pk": {"S": k}, "sk": {"S": "s"}});
         let req = json!({"TransactItems": [{"Put": {"Item": item("a")}}, {"Put": {"Item": item("b")}}, {"Put": {"Item": item("c")}}]});
         // Local answers 2 units for any number of puts; AWS charges 2 per put.
-        price(&mut state, &Sent { operation: "TransactWriteItems".into(), body: req }, true, &json!({"ConsumedCapacity": [{"CapacityUnits": 2.0}]}));
+        price(&mut state, &Sent { operation: "TransactWriteItems".into(), body: Arc::new(req) }, true, &json!({"ConsumedCapacity": [{"CapacityUnits": 2.0}]}));
         assert_eq!(state.tally.used.write, 6.0);
         // An empty Query: Local says 0, AWS charges half a unit (eventually consistent).
         let query = json!({"IndexName": "gsi1"});
-        price(&mut state, &Sent { operation: "Query".into(), body: query }, true, &json!({"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": {"CapacityUnits": 0.0}}));
+        price(&mut state, &Sent { operation: "Query".into(), body: Arc::new(query) }, true, &json!({"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": {"CapacityUnits": 0.0}}));
         assert_eq!(state.tally.used.read, 0.5);
         assert_eq!((state.tally.from_rules, state.tally.from_reported, state.tally.compared), (2, 0, 0));
     }
@@ -546,7 +551,7 @@ mod tests {
         let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}, "pad": {"S": "z".repeat(1500)}});
         let failed = json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"});
         assert!(is_condition_failure(&failed));
-        price(&mut state, &Sent { operation: "PutItem".into(), body: json!({"Item": item}) }, false, &failed);
+        price(&mut state, &Sent { operation: "PutItem".into(), body: Arc::new(json!({"Item": item})) }, false, &failed);
         assert_eq!(state.tally.used.write, 2.0, "1.5 KB: two units, no index");
         assert_eq!(state.tally.from_rules, 1);
     }
@@ -555,11 +560,11 @@ mod tests {
     fn an_update_naming_an_index_key_moves_the_item_within_the_index() {
         let mut state = State::default();
         let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
-        price(&mut state, &Sent { operation: "PutItem".into(), body: json!({"Item": item}) }, true, &json!({}));
+        price(&mut state, &Sent { operation: "PutItem".into(), body: Arc::new(json!({"Item": item})) }, true, &json!({}));
         let update = json!({"Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}, "UpdateExpression": "SET #g = :g",
             "ExpressionAttributeNames": {"#g": "gsi1pk"}});
         state.tally = Tally::default();
-        price(&mut state, &Sent { operation: "UpdateItem".into(), body: update }, true, &json!({"ConsumedCapacity": {"CapacityUnits": 3.0}}));
+        price(&mut state, &Sent { operation: "UpdateItem".into(), body: Arc::new(update) }, true, &json!({"ConsumedCapacity": {"CapacityUnits": 3.0}}));
         assert_eq!(state.tally.used.write, 3.0);
         assert_eq!((state.tally.compared, state.tally.agreed), (1, 1));
     }

@@ -223,6 +223,12 @@ impl Db {
         }
     }
 
+    /// Puts `item` only if no item has its key. `Ok(None)`: written;
+    /// `Ok(Some(old))`: the item that was there first.
+    pub async fn put_if_absent(&self, item: Item) -> Result<Option<Item>, DbError> {
+        self.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[]).await
+    }
+
     /// A conditional UpdateItem; a failed condition is [`DbError::ConditionFailed`].
     pub async fn update_if(
         &self,

@@ -319,8 +319,8 @@ pub fn customer_key(customer: &str) -> Item {
     key(format!("FERRY#CUSTOMER#{customer}"), "CUSTOMER")
 }
 
-/// The link's key encodes the reference pair unambiguously.
-/// The key of the subscription a reference pair became.
+/// The key of the subscription a reference pair became; it encodes the pair
+/// unambiguously.
 pub fn subscription_key(reference_subscription_id: &str, reference_product_id: &str) -> Item {
     key(subscription_pk(reference_subscription_id, reference_product_id), "SUB")
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::model::*;
-use crate::db::{all_ok, Db, DbError, Item, Partition, GSI1, GSI1_PK, PK};
+use crate::db::{all_ok, Db, DbError, Item, Partition, GSI1, GSI1_PK};
 
 pub async fn put_product(db: &Db, p: &Product) -> Result<(), DbError> {
     db.put(product_to_item(p)?).await
@@ -66,7 +66,7 @@ pub async fn create_subscriptions(db: &Db, subs: Vec<NewSubscription>) -> Result
         subs.iter().map(|n| subscription_to_item(&n.subscription, n.position).map(|i| (n.position, i))).collect::<Result<_, _>>()?;
     let outcomes = db
         .for_each_item(items, |db, (position, item)| async move {
-            let written = match db.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[]).await? {
+            let written = match db.put_if_absent(item).await? {
                 None => Written::Created,
                 Some(old) => match old.get("id") {
                     Some(AttributeValue::S(id)) => Written::Taken(id.clone()),

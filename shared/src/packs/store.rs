@@ -250,7 +250,7 @@ enum XidPut {
 /// A lost race answers with the pack that stood in the way (ALL_OLD), so it
 /// needs no second read.
 async fn put_new_xid_pack(db: &Db, ns: NamespaceId, item: Item) -> Result<XidPut, DbError> {
-    match db.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[]).await? {
+    match db.put_if_absent(item).await? {
         None => Ok(XidPut::Written),
         Some(old) => {
             let pack = from_item::<PackItem>(old)?.into_domain()?;

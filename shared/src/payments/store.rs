@@ -142,15 +142,19 @@ where
                     // same work period (or payment) is planned on it without a
                     // re-read. Had anyone else changed them meanwhile, that
                     // job's own conditions fail and it is planned again on a read.
-                    let after = match (&plan.delta, ctx.work_periods.get(&job.work_period_id)) {
-                        (None, Some(wp)) => Some(wp.clone()),
-                        (Some(d), Some(wp)) => d.applied_to(wp),
-                        (_, None) => None,
+                    let known = match &plan.delta {
+                        None => true, // the work period is as it was read
+                        Some(d) => match ctx.work_periods.get(&job.work_period_id).and_then(|wp| d.applied_to(wp)) {
+                            Some(wp) => {
+                                ctx.work_periods.insert(job.work_period_id.clone(), wp);
+                                true
+                            }
+                            None => false,
+                        },
                     };
                     ctx.payments.insert(plan.payment.id.clone(), plan.payment.clone());
                     out.insert(job.idx, Ok(plan.payment));
-                    if let Some(wp) = after {
-                        ctx.work_periods.insert(job.work_period_id.clone(), wp);
+                    if known {
                         continue;
                     }
                     false
@@ -249,7 +253,6 @@ pub fn put_payment(db: &Db, p: &Payment, condition: &str, values: &[(&str, Attri
 
 /// Changes a work period's aggregates by these deltas; when days are taken,
 /// on condition that enough are unpaid.
-#[derive(Debug, Clone)]
 pub struct Delta {
     pub days: i64,
     pub amount: Money,
