@@ -121,7 +121,10 @@ struct Checkpoint {
 }
 
 fn sidecar(file: &Path, suffix: &str) -> PathBuf {
-    let mut name = file.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(suffix);
     file.with_file_name(name)
 }
@@ -129,7 +132,11 @@ fn sidecar(file: &Path, suffix: &str) -> PathBuf {
 /// Written to a temporary file and renamed: a kill never leaves half a checkpoint.
 fn save(path: &Path, cp: &Checkpoint) -> Result<(), String> {
     let tmp = sidecar(path, ".tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(cp).map_err(|e| e.to_string())?).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(cp).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -137,18 +144,27 @@ fn append_failures(path: &Path, lines: &[Value]) -> Result<(), String> {
     if lines.is_empty() {
         return Ok(());
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut text = String::new();
     for l in lines {
         text.push_str(&l.to_string());
         text.push('\n');
     }
-    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 enum Progress {
     Bar(indicatif::ProgressBar),
-    Lines { last: Instant, started: Instant, total: u64 },
+    Lines {
+        last: Instant,
+        started: Instant,
+        total: u64,
+    },
 }
 
 impl Progress {
@@ -159,7 +175,10 @@ impl Progress {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
         };
         if bar {
-            let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+            let pb = indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
             let style = indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} records  {per_sec}  ETA {eta}  {msg}",
             )
@@ -171,7 +190,11 @@ impl Progress {
             pb.enable_steady_tick(Duration::from_millis(200));
             Progress::Bar(pb)
         } else {
-            Progress::Lines { last: Instant::now(), started: Instant::now(), total }
+            Progress::Lines {
+                last: Instant::now(),
+                started: Instant::now(),
+                total,
+            }
         }
     }
 
@@ -181,11 +204,17 @@ impl Progress {
                 pb.set_position(done);
                 pb.set_message(format!("failures: {failures}"));
             }
-            Progress::Lines { last, started, total } => {
+            Progress::Lines {
+                last,
+                started,
+                total,
+            } => {
                 if force || last.elapsed() >= Duration::from_secs(2) {
                     *last = Instant::now();
                     let rate = fresh as f64 / started.elapsed().as_secs_f64().max(0.001);
-                    eprintln!("import: {done}/{total} records, {rate:.0} records/s, {failures} failures");
+                    eprintln!(
+                        "import: {done}/{total} records, {rate:.0} records/s, {failures} failures"
+                    );
                 }
             }
         }
@@ -202,7 +231,10 @@ fn summary(total: &Tally, invalid: u64) -> String {
     let mut t = String::new();
     let failed = total.failures() + invalid;
     t.push_str("| outcome | records |\n|---|---:|\n");
-    t.push_str(&format!("| created | {} |\n| already present | {} |\n| failed | {failed} |\n", total.created, total.present));
+    t.push_str(&format!(
+        "| created | {} |\n| already present | {} |\n| failed | {failed} |\n",
+        total.created, total.present
+    ));
     if invalid > 0 {
         t.push_str(&format!("| · invalid in the file | {invalid} |\n"));
     }
@@ -224,24 +256,35 @@ async fn import(
 ) -> Result<i32, String> {
     let content = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let sha = hex::encode(Sha256::digest(&content));
-    let text = String::from_utf8(content).map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
+    let text =
+        String::from_utf8(content).map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
     let (good, bad) = records::parse(kind, &text);
     for b in &bad {
         eprintln!("line {}: {}", b.line, b.message);
     }
     if dry_run {
-        println!("{}: {} records valid, {} invalid; nothing sent (--dry-run)", file.display(), good.len(), bad.len());
+        println!(
+            "{}: {} records valid, {} invalid; nothing sent (--dry-run)",
+            file.display(),
+            good.len(),
+            bad.len()
+        );
         return Ok(if bad.is_empty() { 0 } else { 2 });
     }
     let checkpoint_path = sidecar(&file, ".checkpoint.json");
     let failures_path = sidecar(&file, ".failures.jsonl");
     let chunks = records::chunks(good, chunk_size as usize);
-    let mut cp = match std::fs::read(&checkpoint_path).ok().and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok()) {
+    let mut cp = match std::fs::read(&checkpoint_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
+    {
         Some(cp) if restart => {
             let _ = cp;
             None
         }
-        Some(cp) if cp.file_sha256 != sha || cp.kind != kind.name() || cp.chunk_size != chunk_size => {
+        Some(cp)
+            if cp.file_sha256 != sha || cp.kind != kind.name() || cp.chunk_size != chunk_size =>
+        {
             eprintln!(
                 "{} has changed since {} was written (or the kind or chunk size differs); \
                  run with --restart to import it from the start (records already imported come back as already present)",
@@ -256,7 +299,15 @@ async fn import(
         let _ = std::fs::remove_file(&failures_path);
         let lines: Vec<Value> = bad.iter().map(|b| json!({"line": b.line, "record": b.raw, "error": {"message": b.message, "code": null}})).collect();
         append_failures(&failures_path, &lines)?;
-        let fresh = Checkpoint { version: 1, kind: kind.name().into(), file_sha256: sha.clone(), chunk_size, chunks: chunks.len(), invalid: bad.len() as u64, done: BTreeMap::new() };
+        let fresh = Checkpoint {
+            version: 1,
+            kind: kind.name().into(),
+            file_sha256: sha.clone(),
+            chunk_size,
+            chunks: chunks.len(),
+            invalid: bad.len() as u64,
+            done: BTreeMap::new(),
+        };
         save(&checkpoint_path, &fresh)?;
         cp = Some(fresh);
     }
@@ -270,7 +321,10 @@ async fn import(
     }
     let resumed = cp.done.len();
     if resumed > 0 {
-        eprintln!("resuming: {resumed} of {} chunks already done", chunks.len());
+        eprintln!(
+            "resuming: {resumed} of {} chunks already done",
+            chunks.len()
+        );
     }
     let mut bar = Progress::new(progress, total_records, done_records);
     let file_key = format!("import-{}-{}", kind.name(), &sha[..16]);
@@ -278,11 +332,18 @@ async fn import(
     let permits = Arc::new(Semaphore::new(concurrency as usize));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut in_flight = 0;
-    for chunk in chunks.iter().filter(|c| !cp.done.contains_key(&c.index)).cloned() {
-        let (api, permits, tx, file_key) = (api.clone(), permits.clone(), tx.clone(), file_key.clone());
+    for chunk in chunks
+        .iter()
+        .filter(|c| !cp.done.contains_key(&c.index))
+        .cloned()
+    {
+        let (api, permits, tx, file_key) =
+            (api.clone(), permits.clone(), tx.clone(), file_key.clone());
         in_flight += 1;
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
             let result = send::send_chunk(&api, kind, &chunk, &file_key).await;
             let _ = tx.send((chunk, result));
         });
@@ -291,15 +352,23 @@ async fn import(
     let started = Instant::now();
     let mut fresh_records = 0;
     let mut gave_up = Vec::new();
+    // One listener for the whole run, made before the first result is
+    // awaited: an interrupt that arrives while a result is being saved is
+    // kept until the loop looks again, never lost between two listeners.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let interrupted = loop {
         if in_flight == 0 {
             break false;
         }
         let next = tokio::select! {
+            biased;
+            _ = &mut ctrl_c => break true,
             next = rx.recv() => next,
-            _ = tokio::signal::ctrl_c() => break true,
         };
-        let Some((chunk, result)) = next else { break false };
+        let Some((chunk, result)) = next else {
+            break false;
+        };
         in_flight -= 1;
         match result {
             Ok(outcomes) => {
@@ -311,7 +380,9 @@ async fn import(
                         Outcome::Present => tally.present += 1,
                         Outcome::Failed { reason, error } => {
                             *tally.failed.entry(reason).or_default() += 1;
-                            failures.push(json!({"line": record.line, "record": record.raw, "error": error}));
+                            failures.push(
+                                json!({"line": record.line, "record": record.raw, "error": error}),
+                            );
                         }
                     }
                 }
@@ -324,9 +395,19 @@ async fn import(
             }
             Err(e) => gave_up.push((chunk.index, e)),
         }
-        bar.update(done_records, fresh_records, total.failures() + cp.invalid, false);
+        bar.update(
+            done_records,
+            fresh_records,
+            total.failures() + cp.invalid,
+            false,
+        );
     };
-    bar.update(done_records, fresh_records, total.failures() + cp.invalid, true);
+    bar.update(
+        done_records,
+        fresh_records,
+        total.failures() + cp.invalid,
+        true,
+    );
     bar.finish();
     if interrupted {
         eprintln!(
@@ -348,14 +429,31 @@ async fn import(
         fresh_records as f64 / seconds.max(0.001),
         if total.failures() + cp.invalid > 0 { format!("; failed records are in {}", failures_path.display()) } else { String::new() }
     );
-    Ok(if !gave_up.is_empty() { 3 } else if total.failures() + cp.invalid > 0 { 1 } else { 0 })
+    Ok(if !gave_up.is_empty() {
+        3
+    } else if total.failures() + cp.invalid > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Import { kind, file, api, token, concurrency, chunk_size, attempts, dry_run, restart, progress } => {
+        Command::Import {
+            kind,
+            file,
+            api,
+            token,
+            concurrency,
+            chunk_size,
+            attempts,
+            dry_run,
+            restart,
+            progress,
+        } => {
             let http = match send::client() {
                 Ok(h) => h,
                 Err(e) => {
@@ -363,8 +461,25 @@ async fn main() {
                     std::process::exit(2);
                 }
             };
-            let api = Api { http, base: api, token, attempts, base_delay: Duration::from_millis(200) };
-            import(kind, file, api, concurrency, chunk_size, dry_run, restart, progress).await.unwrap_or_else(|e| {
+            let api = Api {
+                http,
+                base: api,
+                token,
+                attempts,
+                base_delay: Duration::from_millis(200),
+            };
+            import(
+                kind,
+                file,
+                api,
+                concurrency,
+                chunk_size,
+                dry_run,
+                restart,
+                progress,
+            )
+            .await
+            .unwrap_or_else(|e| {
                 eprintln!("error: {e}");
                 2
             })

@@ -4,6 +4,13 @@
 //! into a harmless `ListTables` before it is signed, so DynamoDB Local applies
 //! nothing of it (a partially processed BatchWriteItem writes only its first
 //! half), and the response is replaced by the one DynamoDB would have sent.
+//!
+//! Two faults let the request through: [`Fault::LostAnswer`] (DynamoDB applies
+//! it, the caller gets a 500 `InternalServerError`, as when the answer of a
+//! committed write is lost) and [`Fault::Crash`] (the calling task panics
+//! before the request is sent, as a function cut off at its time limit stops
+//! between two calls). Timeouts and reset connections after the write was
+//! applied happen on the wire: see [`crate::proxy`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +36,21 @@ pub enum Fault {
     Unprocessed,
     /// TransactWriteItems cancelled with `TransactionConflict`; nothing applied.
     TransactionConflict,
+    /// The request is applied, then its answer is replaced by a 500
+    /// `InternalServerError`: the caller cannot tell whether it was.
+    LostAnswer,
+    /// The calling task panics before the request is sent: the request
+    /// handler stops there, as a Lambda cut off at its time limit does.
+    Crash,
+    /// TransactWriteItems cancelled because the condition of its last
+    /// action failed (as when a concurrent change got there first); nothing applied.
+    ConditionFailed,
+    /// A `ValidationException` (HTTP 400), not retryable; nothing applied.
+    Invalid,
 }
+
+/// The message of a [`Fault::Crash`] panic.
+pub const CRASH: &str = "injected crash";
 
 #[derive(Debug, Clone)]
 struct Rule {
@@ -67,13 +88,23 @@ impl Faults {
 
     /// The next `times` calls of `operation` (e.g. "BatchWriteItem") fail with `fault`.
     pub fn inject(&self, operation: &'static str, fault: Fault, times: usize) -> &Self {
-        self.lock().rules.push(Rule { operation, pass: 0, times, fault });
+        self.lock().rules.push(Rule {
+            operation,
+            pass: 0,
+            times,
+            fault,
+        });
         self
     }
 
     /// After `pass` more calls of `operation` succeed, every later one fails.
     pub fn fail_after(&self, operation: &'static str, pass: usize, fault: Fault) -> &Self {
-        self.lock().rules.push(Rule { operation, pass, times: usize::MAX, fault });
+        self.lock().rules.push(Rule {
+            operation,
+            pass,
+            times: usize::MAX,
+            fault,
+        });
         self
     }
 
@@ -88,7 +119,16 @@ impl Faults {
 
     /// All write requests: PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems.
     pub fn write_calls(&self) -> usize {
-        ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"].iter().map(|op| self.calls(op)).sum()
+        [
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "BatchWriteItem",
+            "TransactWriteItems",
+        ]
+        .iter()
+        .map(|op| self.calls(op))
+        .sum()
     }
 
     pub fn faults_injected(&self) -> usize {
@@ -105,7 +145,10 @@ impl Faults {
     fn on_call(&self, operation: &str) -> Option<Fault> {
         let mut state = self.lock();
         *state.calls.entry(operation.to_owned()).or_default() += 1;
-        let rule = state.rules.iter_mut().find(|r| r.operation == operation && (r.pass > 0 || r.times > 0))?;
+        let rule = state
+            .rules
+            .iter_mut()
+            .find(|r| r.operation == operation && (r.pass > 0 || r.times > 0))?;
         if rule.pass > 0 {
             rule.pass -= 1;
             return None;
@@ -131,7 +174,8 @@ impl Storable for Injected {
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 
 fn error_body(kind: &str, message: &str, extra: Value) -> Vec<u8> {
-    let mut v = json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
+    let mut v =
+        json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": message});
     if let (Some(o), Value::Object(more)) = (v.as_object_mut(), extra) {
         o.extend(more);
     }
@@ -150,9 +194,30 @@ impl Intercept for Faults {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = ctx.request_mut();
-        let operation = request.headers().get("x-amz-target").and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("").to_owned();
-        let Some(fault) = self.on_call(&operation) else { return Ok(()) };
-        let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        let operation = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+            .unwrap_or("")
+            .to_owned();
+        let Some(fault) = self.on_call(&operation) else {
+            return Ok(());
+        };
+        match fault {
+            Fault::Crash => std::panic::panic_any(CRASH),
+            Fault::LostAnswer => {
+                let body = error_body("InternalServerError", "Internal server error", json!({}));
+                cfg.interceptor_state()
+                    .store_put(Injected { status: 500, body });
+                return Ok(());
+            }
+            _ => {}
+        }
+        let body: Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
 
         let mut forward: Option<Value> = None; // a reduced request to really send
         let injected = match (fault, operation.as_str()) {
@@ -168,20 +233,72 @@ impl Intercept for Faults {
                     }
                     tables.retain(|_, items| items.as_array().is_some_and(|l| !l.is_empty()));
                 }
-                let has_kept = kept.get("RequestItems").and_then(Value::as_object).is_some_and(|t| !t.is_empty());
+                let has_kept = kept
+                    .get("RequestItems")
+                    .and_then(Value::as_object)
+                    .is_some_and(|t| !t.is_empty());
                 if has_kept {
                     forward = Some(kept);
                 }
-                Injected { status: 200, body: json!({"UnprocessedItems": unprocessed}).to_string().into_bytes() }
+                Injected {
+                    status: 200,
+                    body: json!({"UnprocessedItems": unprocessed})
+                        .to_string()
+                        .into_bytes(),
+                }
             }
             (Fault::Unprocessed, "BatchGetItem") => {
-                let all = body.get("RequestItems").cloned().unwrap_or_else(|| json!({}));
-                let empty: serde_json::Map<String, Value> =
-                    all.as_object().map(|t| t.keys().map(|k| (k.clone(), json!([]))).collect()).unwrap_or_default();
-                Injected { status: 200, body: json!({"Responses": empty, "UnprocessedKeys": all}).to_string().into_bytes() }
+                let all = body
+                    .get("RequestItems")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                let empty: serde_json::Map<String, Value> = all
+                    .as_object()
+                    .map(|t| t.keys().map(|k| (k.clone(), json!([]))).collect())
+                    .unwrap_or_default();
+                Injected {
+                    status: 200,
+                    body: json!({"Responses": empty, "UnprocessedKeys": all})
+                        .to_string()
+                        .into_bytes(),
+                }
             }
+            (Fault::ConditionFailed, _) => {
+                let n = body
+                    .get("TransactItems")
+                    .and_then(Value::as_array)
+                    .map_or(1, Vec::len);
+                let reasons: Vec<Value> = (0..n)
+                    .map(|i| {
+                        if i + 1 == n {
+                            json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"})
+                        } else {
+                            json!({"Code": "None"})
+                        }
+                    })
+                    .collect();
+                Injected {
+                    status: 400,
+                    body: error_body(
+                        "TransactionCanceledException",
+                        "Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed]",
+                        json!({"CancellationReasons": reasons}),
+                    ),
+                }
+            }
+            (Fault::Invalid, _) => Injected {
+                status: 400,
+                body: error_body(
+                    "ValidationException",
+                    "Item size has exceeded the maximum allowed size",
+                    json!({}),
+                ),
+            },
             (Fault::TransactionConflict, _) => {
-                let n = body.get("TransactItems").and_then(Value::as_array).map_or(1, Vec::len);
+                let n = body
+                    .get("TransactItems")
+                    .and_then(Value::as_array)
+                    .map_or(1, Vec::len);
                 let reasons: Vec<Value> = (0..n)
                     .map(|i| {
                         if i == 0 {
@@ -200,14 +317,26 @@ impl Intercept for Faults {
                     ),
                 }
             }
-            _ => Injected { status: 400, body: error_body("ThrottlingException", "Rate of requests exceeds the allowed throughput.", json!({})) },
+            _ => Injected {
+                status: 400,
+                body: error_body(
+                    "ThrottlingException",
+                    "Rate of requests exceeds the allowed throughput.",
+                    json!({}),
+                ),
+            },
         };
         let (target, new_body) = match forward {
             Some(reduced) => (format!("{TARGET_PREFIX}{operation}"), reduced.to_string()),
-            None => (format!("{TARGET_PREFIX}ListTables"), "{\"Limit\":1}".to_owned()),
+            None => (
+                format!("{TARGET_PREFIX}ListTables"),
+                "{\"Limit\":1}".to_owned(),
+            ),
         };
         request.headers_mut().insert("x-amz-target", target);
-        request.headers_mut().insert("content-length", new_body.len().to_string());
+        request
+            .headers_mut()
+            .insert("content-length", new_body.len().to_string());
         *request.body_mut() = SdkBody::from(new_body);
         cfg.interceptor_state().store_put(injected);
         Ok(())
@@ -219,11 +348,15 @@ impl Intercept for Faults {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(injected) = cfg.load::<Injected>().cloned() else { return Ok(()) };
+        let Some(injected) = cfg.load::<Injected>().cloned() else {
+            return Ok(());
+        };
         cfg.interceptor_state().unset::<Injected>();
         let response = ctx.response_mut();
         *response.status_mut() = StatusCode::try_from(injected.status)?;
-        response.headers_mut().insert("content-length", injected.body.len().to_string());
+        response
+            .headers_mut()
+            .insert("content-length", injected.body.len().to_string());
         *response.body_mut() = SdkBody::from(injected.body);
         Ok(())
     }

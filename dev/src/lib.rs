@@ -6,5 +6,6 @@ pub mod dynamo_local;
 pub mod faults;
 pub mod fixtures;
 pub mod front;
+pub mod proxy;
 pub mod template;
 pub mod token;

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
@@ -50,14 +51,21 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 8, base_delay: Duration::from_millis(25), max_delay: Duration::from_secs(2) }
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(25),
+            max_delay: Duration::from_secs(2),
+        }
     }
 }
 
 impl RetryPolicy {
     /// Full jitter: uniform in [0, min(max, base·2^attempt)].
     fn delay(&self, attempt: u32) -> Duration {
-        let cap = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        let cap = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
         cap.mul_f64(fastrand::f64())
     }
 }
@@ -80,9 +88,19 @@ impl From<DbError> for ApiError {
         match err {
             DbError::Exhausted(cause) => {
                 tracing::warn!(%cause, "retries exhausted");
-                ApiError::Unavailable { retry_after_secs: 1 }
+                ApiError::Unavailable {
+                    retry_after_secs: 1,
+                }
             }
-            DbError::ConditionFailed(_) => ApiError::Conflict("A concurrent change conflicted with this request".into()),
+            // A condition no caller turned into its own answer is a concurrent
+            // change: transient, so 503 with Retry-After (never stored as the
+            // Idempotency-Key's answer), not a 409 a correct retry would replay.
+            DbError::ConditionFailed(_) => {
+                tracing::warn!("unhandled condition failure: a concurrent change");
+                ApiError::Unavailable {
+                    retry_after_secs: 1,
+                }
+            }
             DbError::Other(cause) => ApiError::Internal(cause),
         }
     }
@@ -112,18 +130,28 @@ enum Failure {
     Fatal(DbError),
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> Failure {
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> Failure {
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Failure::Retry(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)))
+            Failure::Retry(format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ))
         }
-        SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException") => {
+        SdkError::ServiceError(service)
+            if service.err().code() == Some("ConditionalCheckFailedException") =>
+        {
             Failure::Fatal(DbError::ConditionFailed(vec![0]))
         }
         SdkError::ServiceError(service) if is_retryable_code(service.err().code()) => {
             Failure::Retry(service.err().code().unwrap_or("retryable").to_owned())
         }
-        _ => Failure::Fatal(DbError::Other(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)))),
+        _ => Failure::Fatal(DbError::Other(format!(
+            "{}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        ))),
     }
 }
 
@@ -136,7 +164,11 @@ pub struct Db {
 
 impl Db {
     pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
-        Self { client, table: table.into(), retry: RetryPolicy::default() }
+        Self {
+            client,
+            table: table.into(),
+            retry: RetryPolicy::default(),
+        }
     }
 
     async fn backoff(&self, attempt: u32, cause: &str) -> Result<(), DbError> {
@@ -171,20 +203,37 @@ impl Db {
 
     pub async fn get(&self, key: Item) -> Result<Option<Item>, DbError> {
         self.with_retries(|| {
-            self.client.get_item().table_name(&*self.table).set_key(Some(key.clone())).consistent_read(true).send()
+            self.client
+                .get_item()
+                .table_name(&*self.table)
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
         })
         .await
         .map(|out| out.item)
     }
 
     pub async fn put(&self, item: Item) -> Result<(), DbError> {
-        self.with_retries(|| self.client.put_item().table_name(&*self.table).set_item(Some(item.clone())).send())
-            .await
-            .map(|_| ())
+        self.with_retries(|| {
+            self.client
+                .put_item()
+                .table_name(&*self.table)
+                .set_item(Some(item.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// A conditional PutItem. `Ok(None)`: written. `Ok(Some(old))`: the
     /// condition failed and `old` is the item that stood in the way.
+    ///
+    /// An attempt whose answer was lost (a 500, a timeout, a reset
+    /// connection) may have been applied; its retry then fails the condition
+    /// on our own item. Every item put this way carries something unique to
+    /// its writer (a request id, a lock id, a fresh uuid), so an `old` equal
+    /// to `item` after such an attempt is our own write: `Ok(None)`.
     pub async fn put_if(
         &self,
         item: Item,
@@ -193,6 +242,7 @@ impl Db {
         values: &[(&str, AttributeValue)],
     ) -> Result<Option<Item>, DbError> {
         let mut attempt = 0;
+        let mut ambiguous = false;
         loop {
             let result = self
                 .client
@@ -202,20 +252,34 @@ impl Db {
                 .condition_expression(condition)
                 .set_expression_attribute_names(expr_names(names))
                 .set_expression_attribute_values(expr_values(values))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             match result {
                 Ok(_) => return Ok(None),
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() =>
+                {
                     let old = match e.into_err() {
                         PutItemError::ConditionalCheckFailedException(c) => c.item,
                         _ => None,
                     };
-                    return Ok(Some(old.unwrap_or_default()));
+                    let old = old.unwrap_or_default();
+                    if ambiguous && old == item {
+                        tracing::info!(
+                            "a lost answer's put had been applied: recognised as our own"
+                        );
+                        return Ok(None);
+                    }
+                    return Ok(Some(old));
                 }
                 Err(err) => match classify(err) {
-                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
+                    Failure::Retry(cause) => {
+                        ambiguous = true;
+                        self.backoff(attempt, &cause).await?
+                    }
                     Failure::Fatal(e) => return Err(e),
                 },
             }
@@ -226,7 +290,8 @@ impl Db {
     /// Puts `item` only if no item has its key. `Ok(None)`: written;
     /// `Ok(Some(old))`: the item that was there first.
     pub async fn put_if_absent(&self, item: Item) -> Result<Option<Item>, DbError> {
-        self.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[]).await
+        self.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[])
+            .await
     }
 
     /// A conditional UpdateItem; a failed condition is [`DbError::ConditionFailed`].
@@ -255,7 +320,12 @@ impl Db {
     }
 
     /// A conditional DeleteItem; a failed condition is [`DbError::ConditionFailed`].
-    pub async fn delete_if(&self, key: Item, condition: &str, values: &[(&str, AttributeValue)]) -> Result<(), DbError> {
+    pub async fn delete_if(
+        &self,
+        key: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<(), DbError> {
         let result = self
             .with_retries(|| {
                 self.client
@@ -282,14 +352,26 @@ impl Db {
         self.batch_get_with(keys, false).await
     }
 
-    async fn batch_get_with(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, DbError> {
+    async fn batch_get_with(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, DbError> {
         let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET_LIMIT).map(<[Item]>::to_vec).collect();
-        let found =
-            all_ok(self.for_each_chunk(chunks, move |db, chunk| async move { db.batch_get_chunk(chunk, consistent).await }).await)?;
+        let found = all_ok(
+            self.for_each_chunk(chunks, move |db, chunk| async move {
+                db.batch_get_chunk(chunk, consistent).await
+            })
+            .await,
+        )?;
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn batch_get_chunk(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, DbError> {
+    async fn batch_get_chunk(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, DbError> {
         let mut found = Vec::with_capacity(keys.len());
         let mut pending = keys;
         let mut attempt = 0;
@@ -299,7 +381,12 @@ impl Db {
                 .consistent_read(consistent)
                 .build()
                 .map_err(|e| DbError::Other(e.to_string()))?;
-            let result = self.client.batch_get_item().request_items(&*self.table, request).send().await;
+            let result = self
+                .client
+                .batch_get_item()
+                .request_items(&*self.table, request)
+                .send()
+                .await;
             match result {
                 Ok(out) => {
                     if let Some(mut responses) = out.responses {
@@ -328,8 +415,16 @@ impl Db {
     /// Writes `requests` with BatchWriteItem, 25 a request, chunks concurrent,
     /// until every one is processed or retries run out.
     pub async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), DbError> {
-        let chunks: Vec<Vec<WriteRequest>> = requests.chunks(BATCH_WRITE_LIMIT).map(<[WriteRequest]>::to_vec).collect();
-        all_ok(self.for_each_chunk(chunks, |db, chunk| async move { db.batch_write_chunk(chunk).await }).await)?;
+        let chunks: Vec<Vec<WriteRequest>> = requests
+            .chunks(BATCH_WRITE_LIMIT)
+            .map(<[WriteRequest]>::to_vec)
+            .collect();
+        all_ok(
+            self.for_each_chunk(chunks, |db, chunk| async move {
+                db.batch_write_chunk(chunk).await
+            })
+            .await,
+        )?;
         Ok(())
     }
 
@@ -337,10 +432,18 @@ impl Db {
         let mut pending = requests;
         let mut attempt = 0;
         while !pending.is_empty() {
-            let result = self.client.batch_write_item().request_items(&*self.table, pending.clone()).send().await;
+            let result = self
+                .client
+                .batch_write_item()
+                .request_items(&*self.table, pending.clone())
+                .send()
+                .await;
             match result {
                 Ok(out) => {
-                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&*self.table)).unwrap_or_default();
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(&*self.table))
+                        .unwrap_or_default();
                     if pending.is_empty() {
                         break;
                     }
@@ -369,15 +472,28 @@ impl Db {
                 return result;
             }
         }
+        // One token for every attempt: DynamoDB applies a transaction once per
+        // token (for 10 minutes), so a retry after a lost answer is answered
+        // as the first attempt was instead of running again. Callers also
+        // recognise their own writes after a condition failure (DynamoDB
+        // Local and tokens older than 10 minutes give no such guarantee).
+        let token = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         loop {
-            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
             let err = match result {
                 Ok(_) => return Ok(()),
                 Err(err) => err,
             };
             if let SdkError::ServiceError(service) = &err {
-                if let TransactWriteItemsError::TransactionCanceledException(cancel) = service.err() {
+                if let TransactWriteItemsError::TransactionCanceledException(cancel) = service.err()
+                {
                     let reasons = cancel.cancellation_reasons();
                     let failed: Vec<usize> = reasons
                         .iter()
@@ -394,7 +510,10 @@ impl Db {
                         attempt += 1;
                         continue;
                     }
-                    return Err(DbError::Other(format!("transaction cancelled: {:?}", reasons)));
+                    return Err(DbError::Other(format!(
+                        "transaction cancelled: {:?}",
+                        reasons
+                    )));
                 }
             }
             match classify(err) {
@@ -457,7 +576,8 @@ impl Db {
 
     /// Every item of a GSI1 partition, following pagination, in sort-key order.
     pub async fn query_gsi1(&self, gsi1pk: &str) -> Result<Vec<Item>, DbError> {
-        self.query_all(&Partition::index(GSI1, GSI1_PK, gsi1pk)).await
+        self.query_all(&Partition::index(GSI1, GSI1_PK, gsi1pk))
+            .await
     }
 
     /// Every item of `partition`, following pagination, in sort-key order.
@@ -501,7 +621,10 @@ impl Db {
                 if let Some((sk_attr, prefix)) = partition.sk_prefix {
                     q = q
                         .expression_attribute_names("#sk", sk_attr)
-                        .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()));
+                        .expression_attribute_values(
+                            ":prefix",
+                            AttributeValue::S(prefix.to_owned()),
+                        );
                 }
                 if partition.index.is_none() {
                     q = q.consistent_read(partition.consistent);
@@ -526,7 +649,9 @@ impl Db {
         let mut to_skip = skip;
         let mut items = Vec::new();
         loop {
-            let want = (to_skip as usize).saturating_add(limit + 1 - items.len()).min(1000) as i32;
+            let want = (to_skip as usize)
+                .saturating_add(limit + 1 - items.len())
+                .min(1000) as i32;
             let (page, next) = self.query_page(partition, Some(want), start.take()).await?;
             for item in page {
                 if to_skip > 0 {
@@ -562,7 +687,9 @@ impl Db {
             })
             .await?;
         match out.attributes.as_ref().and_then(|a| a.get("value")) {
-            Some(AttributeValue::N(v)) => v.parse().map_err(|_| DbError::Other(format!("sequence {name} is not a number"))),
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| DbError::Other(format!("sequence {name} is not a number"))),
             _ => Err(DbError::Other(format!("sequence {name} returned no value"))),
         }
     }
@@ -571,7 +698,11 @@ impl Db {
     /// returns every chunk's outcome in chunk order: a caller that must undo a
     /// partial bulk write knows exactly which chunks landed. Every chunk runs to
     /// its end, so nothing is still writing when this returns.
-    pub async fn for_each_chunk<C, T, F, Fut>(&self, chunks: Vec<C>, work: F) -> Vec<Result<T, DbError>>
+    pub async fn for_each_chunk<C, T, F, Fut>(
+        &self,
+        chunks: Vec<C>,
+        work: F,
+    ) -> Vec<Result<T, DbError>>
     where
         C: Send + 'static,
         T: Send + 'static,
@@ -583,7 +714,11 @@ impl Db {
 
     /// [`Db::for_each_chunk`] with single-item writes, [`ITEM_CONCURRENCY`] at
     /// once: one conditional write per item costs half a transaction's capacity.
-    pub async fn for_each_item<C, T, F, Fut>(&self, items: Vec<C>, work: F) -> Vec<Result<T, DbError>>
+    pub async fn for_each_item<C, T, F, Fut>(
+        &self,
+        items: Vec<C>,
+        work: F,
+    ) -> Vec<Result<T, DbError>>
     where
         C: Send + 'static,
         T: Send + 'static,
@@ -593,7 +728,12 @@ impl Db {
         self.for_each_at(ITEM_CONCURRENCY, items, work).await
     }
 
-    async fn for_each_at<C, T, F, Fut>(&self, concurrency: usize, chunks: Vec<C>, work: F) -> Vec<Result<T, DbError>>
+    async fn for_each_at<C, T, F, Fut>(
+        &self,
+        concurrency: usize,
+        chunks: Vec<C>,
+        work: F,
+    ) -> Vec<Result<T, DbError>>
     where
         C: Send + 'static,
         T: Send + 'static,
@@ -622,6 +762,9 @@ impl Db {
         while let Some(joined) = set.join_next().await {
             match joined {
                 Ok((i, outcome)) => results[i] = Some(outcome),
+                // A panic stops the request as it would stop the function:
+                // carrying on would act on half-known writes.
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
                 Err(join) => tracing::error!(error = %join, "chunk task failed"),
             }
         }
@@ -646,12 +789,24 @@ pub struct Partition<'a> {
 impl<'a> Partition<'a> {
     /// `pk = <pk> AND begins_with(sk, <prefix>)` on the table.
     pub fn table(pk: &'a str, sk_prefix: &'a str, consistent: bool) -> Self {
-        Self { index: None, pk_attr: PK, pk, sk_prefix: Some((SK, sk_prefix)), consistent }
+        Self {
+            index: None,
+            pk_attr: PK,
+            pk,
+            sk_prefix: Some((SK, sk_prefix)),
+            consistent,
+        }
     }
 
     /// A whole partition of a global secondary index.
     pub fn index(index: &'a str, pk_attr: &'a str, pk: &'a str) -> Self {
-        Self { index: Some(index), pk_attr, pk, sk_prefix: None, consistent: false }
+        Self {
+            index: Some(index),
+            pk_attr,
+            pk,
+            sk_prefix: None,
+            consistent: false,
+        }
     }
 }
 
@@ -661,11 +816,21 @@ pub fn all_ok<T>(outcomes: Vec<Result<T, DbError>>) -> Result<Vec<T>, DbError> {
 }
 
 fn expr_names(names: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-    (!names.is_empty()).then(|| names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    })
 }
 
 fn expr_values(values: &[(&str, AttributeValue)]) -> Option<HashMap<String, AttributeValue>> {
-    (!values.is_empty()).then(|| values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+    (!values.is_empty()).then(|| {
+        values
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    })
 }
 
 /// A value as an item (serde_dynamo), its failure a [`DbError`].
@@ -687,7 +852,10 @@ pub fn keyed<T: serde::Serialize>(base: Item, value: &T) -> Result<Item, DbError
 
 /// `{pk, sk}` as a key map.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
-    HashMap::from([(PK.to_owned(), AttributeValue::S(pk.into())), (SK.to_owned(), AttributeValue::S(sk.into()))])
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk.into())),
+        (SK.to_owned(), AttributeValue::S(sk.into())),
+    ])
 }
 
 pub fn s(v: impl Into<String>) -> AttributeValue {

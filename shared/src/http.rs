@@ -49,14 +49,20 @@ pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Bod
     // a route with a `{param}` can be handed a path a literal route owns.
     let shadowed = if !route.path.contains('{') {
         None
-    } else if let crate::routes::Match::WrongMethod(allow) = crate::routes::match_route(crate::routes::ROUTES, req.method(), req.uri().path()) {
-        Some(ApiError::MethodNotAllowed { allow: allow.join(", ") })
+    } else if let crate::routes::Match::WrongMethod(allow) =
+        crate::routes::match_route(crate::routes::ROUTES, req.method(), req.uri().path())
+    {
+        Some(ApiError::MethodNotAllowed {
+            allow: allow.join(", "),
+        })
     } else {
         None
     };
     let response = match shadowed {
         Some(err) => error_response(&err),
-        None => run_idempotent(route, app, req, caller).await.unwrap_or_else(|err| to_response(route, &err)),
+        None => run_idempotent(route, app, req, caller)
+            .await
+            .unwrap_or_else(|err| to_response(route, &err)),
     };
     tracing::info!(
         route = %route_key,
@@ -75,21 +81,44 @@ fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
     error_response(err)
 }
 
-async fn run_idempotent(route: &Route, app: App, req: Request, caller: Option<crate::auth::Caller>) -> HandlerResult {
+async fn run_idempotent(
+    route: &Route,
+    app: App,
+    mut req: Request,
+    caller: Option<crate::auth::Caller>,
+) -> HandlerResult {
     let writes = matches!(*req.method(), Method::POST | Method::PATCH);
     // An unauthenticated request goes straight to its handler (and its 401).
     let caller = match caller {
         Some(caller) if writes => caller,
         _ => return (route.handler)(app, req).await,
     };
-    let Some(key) = idempotency::key_of(&req)? else { return (route.handler)(app, req).await };
+    let Some(key) = idempotency::key_of(&req)? else {
+        return (route.handler)(app, req).await;
+    };
     let fingerprint = idempotency::fingerprint(&req);
-    let ticket = match idempotency::begin(&app.db, app.idempotency, &caller.sub, route.name, &key, &fingerprint).await? {
+    req.extensions_mut().insert(idempotency::RequestIds::keyed(
+        &caller.sub,
+        route.name,
+        &key,
+    ));
+    let ticket = match idempotency::begin(
+        &app.db,
+        app.idempotency,
+        &caller.sub,
+        route.name,
+        &key,
+        &fingerprint,
+    )
+    .await?
+    {
         idempotency::Claim::Replay(response) => return Ok(response),
         idempotency::Claim::Proceed(ticket) => ticket,
     };
     let db = app.db.clone();
-    let response = (route.handler)(app, req).await.unwrap_or_else(|err| to_response(route, &err));
+    let response = (route.handler)(app, req)
+        .await
+        .unwrap_or_else(|err| to_response(route, &err));
     if let Err(e) = idempotency::finish(&db, ticket, &response).await {
         // The answer stands; the key is released when its lock expires.
         tracing::error!(error = %e, "could not settle the idempotency record");
@@ -98,24 +127,30 @@ async fn run_idempotent(route: &Route, app: App, req: Request, caller: Option<cr
 }
 
 pub fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> HandlerResult {
-    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(format!("serialize response: {e}")))?;
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| ApiError::Internal(format!("serialize response: {e}")))?;
     Ok(raw_json_response(status, bytes))
 }
 
 pub fn raw_json_response(status: u16, bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Body::Binary(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 pub fn error_response(err: &ApiError) -> Response<Body> {
     // The error body only holds strings and numbers: it always serializes.
-    let bytes = serde_json::to_vec(&err.body()).unwrap_or_else(|_| b"{\"error\":{\"code\":500}}".to_vec());
+    let bytes =
+        serde_json::to_vec(&err.body()).unwrap_or_else(|_| b"{\"error\":{\"code\":500}}".to_vec());
     let mut resp = raw_json_response(err.status(), bytes);
     match err {
         ApiError::Unavailable { retry_after_secs } => {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         ApiError::MethodNotAllowed { allow } => {
             if let Ok(v) = HeaderValue::from_str(allow) {
@@ -146,14 +181,18 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
         .is_some_and(|mime| {
             let mime = mime.trim();
             mime.eq_ignore_ascii_case("application/json")
-                || (mime.len() > 5 && mime[..mime.len() - 5].contains('/') && mime.to_ascii_lowercase().ends_with("+json"))
+                || (mime.len() > 5
+                    && mime[..mime.len() - 5].contains('/')
+                    && mime.to_ascii_lowercase().ends_with("+json"))
         });
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
     let body: &[u8] = req.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes")));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "Request body is over {MAX_BODY_BYTES} bytes"
+        )));
     }
     Ok(body)
 }
@@ -172,7 +211,10 @@ fn require_object(body: &[u8]) -> Result<(), ApiError> {
                 serde_json::Value::Bool(_) => "a boolean",
                 _ => "null",
             };
-            Err(ApiError::field("body", format!("must be a JSON object, got {kind}")))
+            Err(ApiError::field(
+                "body",
+                format!("must be a JSON object, got {kind}"),
+            ))
         }
     }
 }
@@ -180,7 +222,9 @@ fn require_object(body: &[u8]) -> Result<(), ApiError> {
 /// [`json_body`] without the header checks: for bodies already known to be JSON.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("Request body is empty; a JSON document is required"));
+        return Err(ApiError::bad_request(
+            "Request body is empty; a JSON document is required",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
@@ -214,7 +258,8 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
 /// A path parameter that must be a positive integer.
 pub fn path_id(req: &Request, name: &str) -> Result<u64, ApiError> {
     let raw = path_param(req, name)?;
-    parse_positive_id(&raw).ok_or_else(|| ApiError::field(name, format!("must be a positive integer, got {raw:?}")))
+    parse_positive_id(&raw)
+        .ok_or_else(|| ApiError::field(name, format!("must be a positive integer, got {raw:?}")))
 }
 
 pub fn parse_positive_id(raw: &str) -> Option<u64> {
@@ -226,5 +271,7 @@ pub fn parse_positive_id(raw: &str) -> Option<u64> {
 
 /// A query-string parameter, if given.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
-    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
 }

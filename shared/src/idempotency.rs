@@ -37,22 +37,38 @@ pub struct IdempotencyConfig {
 
 impl Default for IdempotencyConfig {
     fn default() -> Self {
-        Self { retention: Duration::from_secs(24 * 3600), lock: Duration::from_secs(60) }
+        Self {
+            retention: Duration::from_secs(24 * 3600),
+            lock: Duration::from_secs(60),
+        }
     }
 }
 
 /// The validated key of a request, if it sent one.
 pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
-    let Some(raw) = req.headers().get(HEADER) else { return Ok(None) };
-    let key = raw.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+    let Some(raw) = req.headers().get(HEADER) else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 characters"));
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 characters",
+        ));
     }
     // Visible ASCII, spaces only inside: exactly the document's pattern.
     let visible = |b: &u8| (b'!'..=b'~').contains(b);
     let bytes = key.as_bytes();
-    if !bytes.iter().all(|b| visible(b) || *b == b' ') || !bytes.first().is_some_and(visible) || !bytes.last().is_some_and(visible) {
-        return Err(ApiError::field("Idempotency-Key", "must be visible ASCII, spaces only inside"));
+    if !bytes.iter().all(|b| visible(b) || *b == b' ')
+        || !bytes.first().is_some_and(visible)
+        || !bytes.last().is_some_and(visible)
+    {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "must be visible ASCII, spaces only inside",
+        ));
     }
     Ok(Some(key.to_owned()))
 }
@@ -61,7 +77,12 @@ pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
 /// and the body as canonical JSON (the raw bytes if it is not JSON, so the
 /// handler's own 400 is what gets stored).
 pub fn fingerprint(req: &Request) -> String {
-    fingerprint_of(req.method().as_str(), req.uri().path(), req.uri().query().unwrap_or_default(), req.body().as_ref())
+    fingerprint_of(
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query().unwrap_or_default(),
+        req.body().as_ref(),
+    )
 }
 
 pub fn fingerprint_of(method: &str, path: &str, query: &str, body: &[u8]) -> String {
@@ -93,7 +114,66 @@ fn record_pk(sub: &str, route: &str, idem_key: &str) -> String {
 }
 
 fn now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Ids a handler gives what it creates. With an Idempotency-Key they are
+/// derived from (caller, route, key, purpose, position), so every run of the
+/// same logical request — a retry after a lost answer, a re-run after the
+/// function was cut off and the key's lock expired, two overlapping sends —
+/// names the same records, and the conditional write that creates each one
+/// finds it instead of creating it twice. Without a key they are random: each
+/// request is then a new one, as the caller asked.
+#[derive(Debug, Clone, Default)]
+pub struct RequestIds {
+    seed: Option<[u8; 32]>,
+}
+
+impl RequestIds {
+    pub fn keyed(sub: &str, route: &str, idem_key: &str) -> Self {
+        let mut hash = Sha256::new();
+        for part in ["allotment-request-ids", sub, route, idem_key] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        Self {
+            seed: Some(hash.finalize().into()),
+        }
+    }
+
+    /// The ids of this request (set by [`crate::http::dispatch`]); random ones if none were set.
+    pub fn of(req: &Request) -> Self {
+        req.extensions()
+            .get::<RequestIds>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether the ids are derived from an Idempotency-Key (records named by
+    /// them may already exist from an earlier run of this request).
+    pub fn is_keyed(&self) -> bool {
+        self.seed.is_some()
+    }
+
+    /// The id of the `position`th record of kind `purpose`, as a UUID.
+    pub fn id(&self, purpose: &str, position: usize) -> String {
+        let Some(seed) = self.seed else {
+            return uuid::Uuid::new_v4().to_string();
+        };
+        let mut hash = Sha256::new();
+        hash.update(seed);
+        hash.update((purpose.len() as u64).to_be_bytes());
+        hash.update(purpose);
+        hash.update((position as u64).to_be_bytes());
+        let digest = hash.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
 }
 
 /// A claimed key, to be settled with [`finish`] once the handler answered.
@@ -135,7 +215,11 @@ pub async fn begin(
     ];
     let names = [("#ttl", "ttl"), ("#state", "state")];
     let Some(old) = db.put_if(item, condition, &names, &values).await? else {
-        return Ok(Claim::Proceed(Ticket { pk, lock_id, retention: config.retention }));
+        return Ok(Claim::Proceed(Ticket {
+            pk,
+            lock_id,
+            retention: config.retention,
+        }));
     };
     // The payload check comes first, whatever state the record is in.
     if str_attr(&old, "fingerprint") != Some(fingerprint) {
@@ -144,7 +228,9 @@ pub async fn begin(
         ));
     }
     if str_attr(&old, "state") != Some(COMPLETED) {
-        return Err(ApiError::Conflict("A request with this Idempotency-Key is still being processed".into()));
+        return Err(ApiError::Conflict(
+            "A request with this Idempotency-Key is still being processed".into(),
+        ));
     }
     replay(&old).map(Claim::Replay)
 }
@@ -172,36 +258,58 @@ fn replay(record: &Item) -> Result<Response<Body>, ApiError> {
     if let Some(ct) = str_attr(record, "content_type").and_then(|v| HeaderValue::from_str(v).ok()) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
-    if let Some(ra) = str_attr(record, "retry_after").and_then(|v| HeaderValue::from_str(v).ok()) {
+    if let Some(ra) = str_attr(record, "retry_after")
+        .filter(|v| !v.is_empty())
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
         resp.headers_mut().insert(header::RETRY_AFTER, ra);
     }
-    resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    resp.headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     Ok(resp)
 }
 
-/// Stores the answer for replay, or — for a 5xx — releases the key so a
-/// retry runs again. Only the holder of the lock can do either.
+/// Stores the answer for replay, or — for a 5xx (a transient refusal is a
+/// 503 with Retry-After) — releases the key so a retry runs again. Only the
+/// holder of the lock can do either.
 pub async fn finish(db: &Db, ticket: Ticket, response: &Response<Body>) -> Result<(), DbError> {
     let status = response.status().as_u16();
     let values = [(":lock", s(&ticket.lock_id))];
     if status >= 500 {
-        return db.delete_if(key(ticket.pk, "IDEM"), "lock_id = :lock", &values).await;
+        return db
+            .delete_if(key(ticket.pk, "IDEM"), "lock_id = :lock", &values)
+            .await;
     }
     let body: &[u8] = response.body().as_ref();
-    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let retry_after = response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let values = [
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    // Only the headers the first answer had are replayed: no empty Retry-After.
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let mut values = vec![
         (":lock", s(&ticket.lock_id)),
         (":completed", s(COMPLETED)),
         (":status", n(status)),
         (":body", AttributeValue::B(Blob::new(deflate(body)))),
         (":ct", s(content_type)),
-        (":ra", s(retry_after)),
         (":ttl", n((now() + ticket.retention).as_secs())),
     ];
+    let mut set =
+        "SET #state = :completed, #status = :status, body = :body, content_type = :ct, #ttl = :ttl"
+            .to_owned();
+    if let Some(ra) = retry_after {
+        values.push((":ra", s(ra)));
+        set.push_str(", retry_after = :ra");
+    }
     db.update_if(
         key(ticket.pk, "IDEM"),
-        "SET #state = :completed, #status = :status, body = :body, content_type = :ct, retry_after = :ra, #ttl = :ttl",
+        &set,
         "lock_id = :lock",
         &[("#state", "state"), ("#status", "status"), ("#ttl", "ttl")],
         &values,

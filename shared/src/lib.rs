@@ -11,8 +11,8 @@ pub mod gifts;
 pub mod http;
 pub mod idempotency;
 pub mod money;
-pub mod pagetoken;
 pub mod packs;
+pub mod pagetoken;
 pub mod payments;
 pub mod routes;
 pub mod validate;
@@ -60,7 +60,10 @@ impl App {
     /// runs, `DYNAMODB_ENDPOINT` (then static dummy credentials are used).
     pub async fn from_env() -> Result<Self, String> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_owned())?;
-        let client = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        let client = match std::env::var("DYNAMODB_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
             Some(endpoint) => local_client(&endpoint),
             None => aws_client().await?,
         };
@@ -72,7 +75,11 @@ impl App {
 /// there is (see `lambda_env_config`), else from `aws_config`'s default chain.
 /// Our bounded retries replace the SDK's.
 pub async fn aws_client() -> Result<Client, String> {
-    let http = if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_some() { None } else { Some(aws_https_client()?) };
+    let http = if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_some() {
+        None
+    } else {
+        Some(aws_https_client()?)
+    };
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let config = match lambda_env_config(env, http.clone()) {
         Some(config) => config,
@@ -84,7 +91,26 @@ pub async fn aws_client() -> Result<Client, String> {
             aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
         }
     };
-    Ok(Client::from_conf(config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()).build()))
+    Ok(Client::from_conf(
+        config
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .timeout_config(timeouts())
+            .build(),
+    ))
+}
+
+/// How long one DynamoDB call may take before it counts as failed (and is
+/// retried by `db.rs`, which treats it as possibly applied): a hung
+/// connection costs seconds, not the function's whole 29 s.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(ATTEMPT_TIMEOUT)
+        .build()
 }
 
 /// Inside Lambda, the runtime hands a function its region and credentials in
@@ -109,7 +135,9 @@ fn lambda_env_config(
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_ENDPOINT_URL",
     ];
-    if var("AWS_LAMBDA_FUNCTION_NAME").is_none() || FULL_CHAIN_ONLY.iter().any(|name| var(name).is_some()) {
+    if var("AWS_LAMBDA_FUNCTION_NAME").is_none()
+        || FULL_CHAIN_ONLY.iter().any(|name| var(name).is_some())
+    {
         return None;
     }
     let region = var("AWS_REGION")?;
@@ -118,7 +146,9 @@ fn lambda_env_config(
     let mut config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(Region::new(region))
-        .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+        .credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
     if let Some(http) = http {
         config = config.http_client(http);
     }
@@ -137,12 +167,20 @@ const AWS_ROOTS_PEM: &str = include_str!("../certs/aws-roots.pem");
 /// here), a cost paid on every cold start for a function that only ever
 /// talks to DynamoDB. `ALLOTMENT_TLS_NATIVE_ROOTS=1` restores the system store
 /// (for partitions whose endpoints chain elsewhere, such as aws-cn).
-pub fn aws_https_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, String> {
+pub fn aws_https_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, String>
+{
     use aws_smithy_http_client::tls;
-    let trust = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
-    let context = tls::TlsContext::builder().with_trust_store(trust).build().map_err(|e| format!("TLS context: {e}"))?;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| format!("TLS context: {e}"))?;
     Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
         .tls_context(context)
         .build_https())
 }
@@ -153,9 +191,16 @@ pub fn local_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "allotment-local"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "allotment-local",
+        ))
         .endpoint_url(endpoint)
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .timeout_config(timeouts())
 }
 
 pub fn local_client(endpoint: &str) -> Client {
@@ -187,22 +232,50 @@ mod tests {
             ("AWS_SESSION_TOKEN", "token"),
         ];
         vars.extend_from_slice(extra);
-        move |name: &str| vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).filter(|v| !v.is_empty())
+        move |name: &str| {
+            vars.iter()
+                .rev()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .filter(|v| !v.is_empty())
+        }
     }
 
     #[test]
     fn lambda_environment_builds_the_client_config_without_the_default_chain() {
         let config = lambda_env_config(lambda_env(&[]), None).map(|b| b.build());
-        assert_eq!(config.and_then(|c| c.region().map(|r| r.to_string())).as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            config
+                .and_then(|c| c.region().map(|r| r.to_string()))
+                .as_deref(),
+            Some("eu-west-1")
+        );
     }
 
     #[test]
     fn anything_the_fast_path_does_not_read_sends_the_client_to_the_default_chain() {
-        assert!(lambda_env_config(lambda_env(&[("AWS_LAMBDA_FUNCTION_NAME", "")]), None).is_none(), "outside Lambda");
-        assert!(lambda_env_config(lambda_env(&[("AWS_ACCESS_KEY_ID", "")]), None).is_none(), "no credentials");
-        assert!(lambda_env_config(lambda_env(&[("AWS_REGION", "")]), None).is_none(), "no region");
-        for name in ["AWS_PROFILE", "AWS_USE_FIPS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_FULL_URI"] {
-            assert!(lambda_env_config(lambda_env(&[(name, "x")]), None).is_none(), "{name} set");
+        assert!(
+            lambda_env_config(lambda_env(&[("AWS_LAMBDA_FUNCTION_NAME", "")]), None).is_none(),
+            "outside Lambda"
+        );
+        assert!(
+            lambda_env_config(lambda_env(&[("AWS_ACCESS_KEY_ID", "")]), None).is_none(),
+            "no credentials"
+        );
+        assert!(
+            lambda_env_config(lambda_env(&[("AWS_REGION", "")]), None).is_none(),
+            "no region"
+        );
+        for name in [
+            "AWS_PROFILE",
+            "AWS_USE_FIPS_ENDPOINT",
+            "AWS_ENDPOINT_URL",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ] {
+            assert!(
+                lambda_env_config(lambda_env(&[(name, "x")]), None).is_none(),
+                "{name} set"
+            );
         }
     }
 }

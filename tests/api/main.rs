@@ -4,6 +4,7 @@
 mod auth;
 mod concurrency;
 mod dynamo_local;
+mod exactly_once;
 mod faults;
 mod ferry;
 mod gifts;

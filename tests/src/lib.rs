@@ -54,7 +54,11 @@ pub fn dynamo_endpoint() -> String {
 
 /// Retries fast enough for tests: 6 attempts, 2 ms base, 40 ms cap.
 pub fn quick_retry() -> RetryPolicy {
-    RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(2), max_delay: Duration::from_millis(40) }
+    RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(40),
+    }
 }
 
 pub struct Resp {
@@ -66,7 +70,12 @@ pub struct Resp {
 
 impl std::fmt::Debug for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, String::from_utf8_lossy(&self.bytes))
+        write!(
+            f,
+            "{} {}",
+            self.status,
+            String::from_utf8_lossy(&self.bytes)
+        )
     }
 }
 
@@ -74,6 +83,8 @@ pub struct TestApi {
     pub base: String,
     pub app: App,
     pub faults: Faults,
+    /// Faults on the wire, when the API reaches DynamoDB through the proxy.
+    pub proxy: Option<allotment_dev::proxy::Proxy>,
     pub table: String,
     http: Client<HttpConnector, Full<Bytes>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -95,14 +106,20 @@ impl TestApi {
         Self::with_config(retry, allotment::idempotency::IdempotencyConfig::default()).await
     }
 
-    pub async fn with_config(retry: RetryPolicy, idempotency: allotment::idempotency::IdempotencyConfig) -> Self {
+    pub async fn with_config(
+        retry: RetryPolicy,
+        idempotency: allotment::idempotency::IdempotencyConfig,
+    ) -> Self {
         Self::with_app(retry, idempotency, |_| {}).await
     }
 
     /// A front whose handlers read Cognito's prefixed scopes (`SCOPE_PREFIX` in AWS).
     pub async fn with_scope_prefix(prefix: &str) -> Self {
         let prefix: std::sync::Arc<str> = prefix.into();
-        Self::with_app(quick_retry(), Default::default(), move |app| app.scope_prefix = prefix).await
+        Self::with_app(quick_retry(), Default::default(), move |app| {
+            app.scope_prefix = prefix
+        })
+        .await
     }
 
     pub async fn with_app(
@@ -110,22 +127,73 @@ impl TestApi {
         idempotency: allotment::idempotency::IdempotencyConfig,
         configure: impl FnOnce(&mut App),
     ) -> Self {
-        let endpoint = dynamo_endpoint();
+        Self::build(retry, idempotency, None, configure).await
+    }
+
+    /// The API reaching DynamoDB Local through the fault proxy
+    /// ([`allotment_dev::proxy`]), with this attempt timeout on every call.
+    pub async fn through_proxy(
+        attempt_timeout: Duration,
+        idempotency: allotment::idempotency::IdempotencyConfig,
+    ) -> Self {
+        Self::build(quick_retry(), idempotency, Some(attempt_timeout), |_| {}).await
+    }
+
+    async fn build(
+        retry: RetryPolicy,
+        idempotency: allotment::idempotency::IdempotencyConfig,
+        proxied: Option<Duration>,
+        configure: impl FnOnce(&mut App),
+    ) -> Self {
+        let mut endpoint = dynamo_endpoint();
+        let mut proxy = None;
+        let mut config = allotment::local_config(&endpoint);
+        if let Some(timeout) = proxied {
+            let (handle, proxy_endpoint, _task) =
+                allotment_dev::proxy::start(&endpoint).await.expect("proxy");
+            endpoint = proxy_endpoint;
+            proxy = Some(handle);
+            config = allotment::local_config(&endpoint).timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(timeout)
+                    .operation_timeout(timeout)
+                    .build(),
+            );
+        }
         let table = format!("t{}", uuid::Uuid::new_v4().simple());
         let faults = Faults::default();
-        let client = aws_sdk_dynamodb::Client::from_conf(allotment::local_config(&endpoint).interceptor(faults.clone()).build());
-        template::ensure_table(&client, &table).await.expect("create table");
+        let client =
+            aws_sdk_dynamodb::Client::from_conf(config.interceptor(faults.clone()).build());
+        template::ensure_table(&client, &table)
+            .await
+            .expect("create table");
         let mut db = Db::new(client, table.as_str());
         db.retry = retry;
         let mut app = App::new(db);
         app.idempotency = idempotency;
         configure(&mut app);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::new(Front {
+                app: app.clone(),
+                secret: SECRET.to_vec(),
+            }),
+        ));
         let http = Client::builder(TokioExecutor::new()).build_http();
         faults.reset_counts();
-        Self { base, app, faults, table, http, server }
+        Self {
+            base,
+            app,
+            faults,
+            proxy,
+            table,
+            http,
+            server,
+        }
     }
 
     pub fn token(&self, sub: &str, scope: &str) -> String {
@@ -137,7 +205,13 @@ impl TestApi {
     }
 
     /// A JSON request with a bearer token.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         if let Some(t) = token {
             headers.push(("authorization".to_owned(), format!("Bearer {t}")));
@@ -147,7 +221,14 @@ impl TestApi {
     }
 
     /// A JSON request with a bearer token and an Idempotency-Key.
-    pub async fn call_with_key(&self, method: &str, path: &str, token: &str, key: &str, body: &[u8]) -> Resp {
+    pub async fn call_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        key: &str,
+        body: &[u8],
+    ) -> Resp {
         let headers = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
             ("authorization".to_owned(), format!("Bearer {token}")),
@@ -156,8 +237,16 @@ impl TestApi {
         self.raw(method, path, &headers, body.to_vec()).await
     }
 
-    pub async fn raw(&self, method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Resp {
-        let mut req = hyper::Request::builder().method(method).uri(format!("{}{path}", self.base));
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(k, v);
         }
@@ -167,11 +256,18 @@ impl TestApi {
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, headers, bytes, body }
+        Resp {
+            status,
+            headers,
+            bytes,
+            body,
+        }
     }
 
     /// Every item in the table (a Scan: tests only, never a request path).
-    pub async fn all_items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    pub async fn all_items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {

@@ -89,8 +89,12 @@ pub struct Resource {
 pub enum Criterion {
     /// A struct variant, so that unknown fields beside `type` are refused too.
     Anyone {},
-    Email { domain: String },
-    Wayf { org: String },
+    Email {
+        domain: String,
+    },
+    Wayf {
+        org: String,
+    },
 }
 
 impl Criterion {
@@ -122,7 +126,11 @@ impl Claimant {
     }
 
     pub fn org(&self) -> Option<String> {
-        self.org.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(str::to_lowercase)
+        self.org
+            .as_deref()
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_lowercase)
     }
 
     /// The index partitions of every criterion this caller matches.
@@ -183,8 +191,19 @@ pub struct ProjectOut<'a> {
 
 impl<'a> From<&'a Project> for ProjectOut<'a> {
     fn from(p: &'a Project) -> Self {
-        let members = p.members.iter().map(|(username, role)| MemberInput { username: username.clone(), role: *role }).collect();
-        Self { id: &p.id, title: &p.title, members }
+        let members = p
+            .members
+            .iter()
+            .map(|(username, role)| MemberInput {
+                username: username.clone(),
+                role: *role,
+            })
+            .collect();
+        Self {
+            id: &p.id,
+            title: &p.title,
+            members,
+        }
     }
 }
 
@@ -266,7 +285,10 @@ pub fn project_key(id: &str) -> Item {
 pub const WALLET_PREFIX: &str = "WALLET#";
 
 pub fn wallet_key(project: &str, category: &str, provider: &str) -> Item {
-    key(project_pk(project), format!("{WALLET_PREFIX}{category}#{provider}"))
+    key(
+        project_pk(project),
+        format!("{WALLET_PREFIX}{category}#{provider}"),
+    )
 }
 
 pub fn gift_pk(id: u64) -> String {
@@ -305,7 +327,6 @@ pub fn claims_of_pk(sub: &str) -> String {
     format!("CLAIMS#{sub}")
 }
 
-
 pub fn project_to_item(p: &Project) -> Result<Item, DbError> {
     keyed(project_key(&p.id), p)
 }
@@ -326,7 +347,14 @@ pub struct CriterionItem {
 }
 
 pub fn criterion_to_item(gift: u64, c: &Criterion) -> Result<Item, DbError> {
-    keyed(criterion_key(gift, c), &CriterionItem { gsi1pk: c.index_pk(), gsi1sk: format!("{gift:016}"), gift_id: gift })
+    keyed(
+        criterion_key(gift, c),
+        &CriterionItem {
+            gsi1pk: c.index_pk(),
+            gsi1sk: format!("{gift:016}"),
+            gift_id: gift,
+        },
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -335,10 +363,36 @@ pub struct ClaimItem {
     pub gsi2sk: String,
     pub gift_id: u64,
     pub claimed_at: String,
+    /// The claiming request's token: a claim whose answer was lost finds
+    /// its own claim by it instead of answering "already claimed".
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
-pub fn claim_to_item(gift: u64, sub: &str, claimed_at: &str) -> Result<Item, DbError> {
-    let claim =
-        ClaimItem { gsi2pk: claims_of_pk(sub), gsi2sk: format!("{gift:016}"), gift_id: gift, claimed_at: claimed_at.to_owned() };
+pub fn claim_to_item(gift: u64, sub: &str, claimed_at: &str, token: &str) -> Result<Item, DbError> {
+    let claim = ClaimItem {
+        gsi2pk: claims_of_pk(sub),
+        gsi2sk: format!("{gift:016}"),
+        gift_id: gift,
+        claimed_at: claimed_at.to_owned(),
+        token: Some(token.to_owned()),
+    };
     keyed(claim_key(gift, sub), &claim)
+}
+
+pub const DEPOSIT_PREFIX: &str = "DEPOSIT#";
+
+/// One deposit into a project's wallet, written in the deposit's
+/// transaction: its key makes the deposit apply once, and the deposits are
+/// the ledger `allotment verify` balances every wallet against.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DepositItem {
+    pub category: String,
+    pub provider: String,
+    pub amount: u64,
+    pub deposited_at: String,
+}
+
+pub fn deposit_key(project: &str, deposit_id: &str) -> Item {
+    key(project_pk(project), format!("{DEPOSIT_PREFIX}{deposit_id}"))
 }

@@ -6,7 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, Update,
+    WriteRequest,
 };
 
 use super::model::*;
@@ -28,42 +29,98 @@ pub async fn get_project(db: &Db, id: &str) -> Result<Option<Project>, DbError> 
 /// Adds `amount` to the project's wallet for (category, provider), creating
 /// it at 0 first; refused (`ConditionFailed`) if the balance would pass
 /// [`MAX_UNITS`]. Returns the wallet after the deposit.
-pub async fn deposit(db: &Db, project: &str, category: &str, provider: &str, amount: u64) -> Result<Wallet, DbError> {
-    let out = db
-        .with_retries(|| {
-            db.client
-                .update_item()
-                .table_name(&*db.table)
-                .set_key(Some(wallet_key(project, category, provider)))
-                .update_expression("SET category = :c, provider = :p ADD balance :amount")
-                .condition_expression("attribute_not_exists(balance) OR balance <= :room")
-                .expression_attribute_values(":c", s(category))
-                .expression_attribute_values(":p", s(provider))
-                .expression_attribute_values(":amount", n(amount))
-                .expression_attribute_values(":room", n(MAX_UNITS - amount))
-                .return_values(ReturnValue::AllNew)
-                .send()
-        })
-        .await?;
-    from_item(out.attributes.unwrap_or_default())
+///
+/// Exactly once: the deposit's record (`DEPOSIT#<deposit_id>`, put under
+/// `attribute_not_exists`) and the wallet's `ADD` are one transaction. A
+/// retry whose earlier attempt was applied — or a re-run of the same request,
+/// whose `deposit_id` is derived from its Idempotency-Key — finds its record
+/// and adds nothing.
+pub async fn deposit(
+    db: &Db,
+    project: &str,
+    category: &str,
+    provider: &str,
+    amount: u64,
+    deposit_id: &str,
+    at: &str,
+) -> Result<Wallet, DbError> {
+    let record = DepositItem {
+        category: category.to_owned(),
+        provider: provider.to_owned(),
+        amount,
+        deposited_at: at.to_owned(),
+    };
+    let record = put(
+        db,
+        crate::db::keyed(deposit_key(project, deposit_id), &record)?,
+        Some("attribute_not_exists(pk)"),
+    )?;
+    let add = Update::builder()
+        .table_name(&*db.table)
+        .set_key(Some(wallet_key(project, category, provider)))
+        .update_expression("SET category = :c, provider = :p ADD balance :amount")
+        .condition_expression("attribute_not_exists(balance) OR balance <= :room")
+        .expression_attribute_values(":c", s(category))
+        .expression_attribute_values(":p", s(provider))
+        .expression_attribute_values(":amount", n(amount))
+        .expression_attribute_values(":room", n(MAX_UNITS - amount))
+        .build()
+        .map_err(build_err)?;
+    match db
+        .transact(vec![
+            record,
+            TransactWriteItem::builder().update(add).build(),
+        ])
+        .await
+    {
+        Ok(()) => {}
+        // The record is there: this deposit was applied already.
+        Err(DbError::ConditionFailed(failed)) if failed.contains(&0) => {
+            tracing::info!(
+                deposit_id,
+                "deposit already applied (a lost answer or a re-run)"
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    db.get(wallet_key(project, category, provider))
+        .await?
+        .map(from_item)
+        .transpose()?
+        .ok_or_else(|| DbError::Other("wallet missing after its deposit".into()))
 }
 
 /// Every wallet of a project, in (category, provider) order.
 pub async fn list_wallets(db: &Db, project: &str) -> Result<Vec<Wallet>, DbError> {
     let pk = project_pk(project);
-    db.query_all(&Partition::table(&pk, WALLET_PREFIX, true)).await?.into_iter().map(from_item).collect()
+    db.query_all(&Partition::table(&pk, WALLET_PREFIX, true))
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
 }
 
 /// Which of these (category, provider) pairs have no wallet in `project`.
-pub async fn missing_wallets(db: &Db, project: &str, pairs: &BTreeSet<(String, String)>) -> Result<Vec<(String, String)>, DbError> {
-    let keys = pairs.iter().map(|(c, p)| wallet_key(project, c, p)).collect();
+pub async fn missing_wallets(
+    db: &Db,
+    project: &str,
+    pairs: &BTreeSet<(String, String)>,
+) -> Result<Vec<(String, String)>, DbError> {
+    let keys = pairs
+        .iter()
+        .map(|(c, p)| wallet_key(project, c, p))
+        .collect();
     let found: BTreeSet<(String, String)> = db
         .batch_get(keys)
         .await?
         .into_iter()
         .map(|item| from_item::<Wallet>(item).map(|w| (w.category, w.provider)))
         .collect::<Result<_, _>>()?;
-    Ok(pairs.iter().filter(|p| !found.contains(p)).cloned().collect())
+    Ok(pairs
+        .iter()
+        .filter(|p| !found.contains(p))
+        .cloned()
+        .collect())
 }
 
 fn put(db: &Db, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, DbError> {
@@ -71,11 +128,15 @@ fn put(db: &Db, item: Item, condition: Option<&str>) -> Result<TransactWriteItem
     if let Some(c) = condition {
         put = put.condition_expression(c);
     }
-    Ok(TransactWriteItem::builder().put(put.build().map_err(build_err)?).build())
+    Ok(TransactWriteItem::builder()
+        .put(put.build().map_err(build_err)?)
+        .build())
 }
 
 /// Writes a new gift — its item, the owner's listing copy and one item per
-/// criterion — in one transaction: all of it or nothing.
+/// criterion — in one transaction: all of it or nothing. The gift's id came
+/// from this request's own sequence step, so a gift already under it can only
+/// be this request's: a retry whose earlier attempt was applied succeeds.
 pub async fn create_gift(db: &Db, gift: &Gift) -> Result<(), DbError> {
     let mut actions = vec![
         put(db, gift_to_item(gift)?, Some("attribute_not_exists(pk)"))?,
@@ -84,7 +145,13 @@ pub async fn create_gift(db: &Db, gift: &Gift) -> Result<(), DbError> {
     for c in &gift.criteria {
         actions.push(put(db, criterion_to_item(gift.id, c)?, None)?);
     }
-    db.transact(actions).await
+    match db.transact(actions).await {
+        Err(DbError::ConditionFailed(failed)) if failed.contains(&0) => {
+            tracing::info!(gift_id = gift.id, "gift already written (a lost answer)");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 pub async fn get_gift(db: &Db, id: u64) -> Result<Option<Gift>, DbError> {
@@ -108,7 +175,9 @@ impl From<ClaimRefused> for ApiError {
     fn from(r: ClaimRefused) -> Self {
         match r {
             ClaimRefused::GiftGone => ApiError::NotFound("Gift not found".into()),
-            ClaimRefused::AlreadyClaimed => ApiError::Conflict("You have already claimed this gift in its current renewal period".into()),
+            ClaimRefused::AlreadyClaimed => ApiError::Conflict(
+                "You have already claimed this gift in its current renewal period".into(),
+            ),
             ClaimRefused::OwnerShort(short) => {
                 let names: Vec<String> = short.iter().map(|(c, p)| format!("{c}/{p}")).collect();
                 ApiError::PaymentRequired(format!(
@@ -116,16 +185,27 @@ impl From<ClaimRefused> for ApiError {
                     names.join(", ")
                 ))
             }
-            ClaimRefused::RecipientFull => {
-                ApiError::Conflict(format!("Claiming this gift would take your wallet above {MAX_UNITS} units"))
-            }
+            ClaimRefused::RecipientFull => ApiError::Conflict(format!(
+                "Claiming this gift would take your wallet above {MAX_UNITS} units"
+            )),
         }
     }
 }
 
 /// The claim transaction. `cutoff`: the latest earlier claim that still
 /// allows this one (`None`: any earlier claim forbids it — renewEvery 0).
-pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Option<&str>) -> Result<Result<(), ClaimRefused>, DbError> {
+/// `token` marks the claim as this request's: when the claim's condition
+/// fails, the claim is read, and one holding `token` is this request's own
+/// (an attempt whose answer was lost, or an earlier run with the same
+/// Idempotency-Key) — success, not "already claimed".
+pub async fn claim_gift(
+    db: &Db,
+    gift: &Gift,
+    sub: &str,
+    now: &str,
+    cutoff: Option<&str>,
+    token: &str,
+) -> Result<Result<(), ClaimRefused>, DbError> {
     let recipient = personal_project(sub);
     let mut actions = Vec::with_capacity(2 + 2 * gift.resources.len());
     let check = ConditionCheck::builder()
@@ -141,7 +221,10 @@ pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Opti
             .set_key(Some(wallet_key(&gift.owner, &r.category, &r.provider)))
             .update_expression("ADD balance :minus")
             .condition_expression("balance >= :amount")
-            .expression_attribute_values(":minus", AttributeValue::N(format!("-{}", r.balance_requested)))
+            .expression_attribute_values(
+                ":minus",
+                AttributeValue::N(format!("-{}", r.balance_requested)),
+            )
             .expression_attribute_values(":amount", n(r.balance_requested))
             .build()
             .map_err(build_err)?;
@@ -161,7 +244,9 @@ pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Opti
             .map_err(build_err)?;
         actions.push(TransactWriteItem::builder().update(credit).build());
     }
-    let mut claim = Put::builder().table_name(&*db.table).set_item(Some(claim_to_item(gift.id, sub, now)?));
+    let mut claim = Put::builder()
+        .table_name(&*db.table)
+        .set_item(Some(claim_to_item(gift.id, sub, now, token)?));
     claim = match cutoff {
         None => claim.condition_expression("attribute_not_exists(pk)"),
         Some(cutoff) => claim
@@ -169,10 +254,24 @@ pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Opti
             .expression_attribute_values(":cutoff", s(cutoff)),
     };
     let claim_index = actions.len();
-    actions.push(TransactWriteItem::builder().put(claim.build().map_err(build_err)?).build());
+    actions.push(
+        TransactWriteItem::builder()
+            .put(claim.build().map_err(build_err)?)
+            .build(),
+    );
 
     match db.transact(actions).await {
         Ok(()) => Ok(Ok(())),
+        Err(DbError::ConditionFailed(failed))
+            if failed.contains(&claim_index) && own_claim(db, gift.id, sub, token).await? =>
+        {
+            tracing::info!(
+                gift_id = gift.id,
+                sub,
+                "claim already applied (a lost answer or a re-run)"
+            );
+            Ok(Ok(()))
+        }
         Err(DbError::ConditionFailed(failed)) => {
             let k = gift.resources.len();
             let refused = if failed.contains(&0) {
@@ -183,7 +282,12 @@ pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Opti
                 let short = failed
                     .iter()
                     .filter(|&&i| (1..=k).contains(&i))
-                    .map(|&i| (gift.resources[i - 1].category.clone(), gift.resources[i - 1].provider.clone()))
+                    .map(|&i| {
+                        (
+                            gift.resources[i - 1].category.clone(),
+                            gift.resources[i - 1].provider.clone(),
+                        )
+                    })
                     .collect();
                 ClaimRefused::OwnerShort(short)
             } else {
@@ -193,6 +297,16 @@ pub async fn claim_gift(db: &Db, gift: &Gift, sub: &str, now: &str, cutoff: Opti
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether the claim of `sub` on `gift` is the one `token` wrote.
+async fn own_claim(db: &Db, gift: u64, sub: &str, token: &str) -> Result<bool, DbError> {
+    let claim = db
+        .get(claim_key(gift, sub))
+        .await?
+        .map(from_item::<ClaimItem>)
+        .transpose()?;
+    Ok(claim.and_then(|c| c.token).as_deref() == Some(token))
 }
 
 /// Deletes a gift and everything of it, safe to re-run after a crash at any
@@ -210,23 +324,42 @@ pub async fn delete_gift(db: &Db, gift: &Gift) -> Result<usize, DbError> {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .build()
             .map_err(build_err)?;
-        let unlist = Delete::builder().table_name(&*db.table).set_key(Some(listing_key(&gift.owner, gift.id))).build().map_err(build_err)?;
-        db.transact(vec![TransactWriteItem::builder().update(mark).build(), TransactWriteItem::builder().delete(unlist).build()])
-            .await?;
+        let unlist = Delete::builder()
+            .table_name(&*db.table)
+            .set_key(Some(listing_key(&gift.owner, gift.id)))
+            .build()
+            .map_err(build_err)?;
+        db.transact(vec![
+            TransactWriteItem::builder().update(mark).build(),
+            TransactWriteItem::builder().delete(unlist).build(),
+        ])
+        .await?;
     }
     let pk = gift_pk(gift.id);
     let mut removed = 0;
     // Criteria and claims, a page at a time (a popular gift has many claims).
     let mut start = None;
     loop {
-        let partition = Partition { index: None, pk_attr: PK, pk: &pk, sk_prefix: None, consistent: true };
+        let partition = Partition {
+            index: None,
+            pk_attr: PK,
+            pk: &pk,
+            sk_prefix: None,
+            consistent: true,
+        };
         let (page, next) = db.query_page(&partition, Some(1000), start.take()).await?;
         let deletes: Vec<WriteRequest> = page
             .into_iter()
             .filter(|item| !matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk == "GIFT"))
             .map(|item| {
-                let key: Item = item.into_iter().filter(|(k, _)| k == PK || k == SK).collect();
-                DeleteRequest::builder().set_key(Some(key)).build().map(|d| WriteRequest::builder().delete_request(d).build())
+                let key: Item = item
+                    .into_iter()
+                    .filter(|(k, _)| k == PK || k == SK)
+                    .collect();
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
             })
             .collect::<Result<_, _>>()
             .map_err(build_err)?;
@@ -237,10 +370,12 @@ pub async fn delete_gift(db: &Db, gift: &Gift) -> Result<usize, DbError> {
             None => break,
         }
     }
-    db.delete_if(gift_key(gift.id), "attribute_exists(pk)", &[]).await.or_else(|e| match e {
-        DbError::ConditionFailed(_) => Ok(()),
-        e => Err(e),
-    })?;
+    db.delete_if(gift_key(gift.id), "attribute_exists(pk)", &[])
+        .await
+        .or_else(|e| match e {
+            DbError::ConditionFailed(_) => Ok(()),
+            e => Err(e),
+        })?;
     Ok(removed)
 }
 
@@ -258,14 +393,19 @@ pub async fn browse_gifts(
     let partition = Partition::table(&pk, LISTING_PREFIX, consistent);
     let start = after.map(|sk| HashMap::from([(PK.to_owned(), s(&pk)), (SK.to_owned(), s(sk))]));
     let (items, more) = db.query_window(&partition, start, skip, limit).await?;
-    Ok((items.into_iter().map(from_item).collect::<Result<_, _>>()?, more))
+    Ok((
+        items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+        more,
+    ))
 }
 
 /// The ids of gifts with a criterion in any of these index partitions (one
 /// Query each, all at once).
 pub async fn candidate_gifts(db: &Db, criteria_pks: &[String]) -> Result<BTreeSet<u64>, DbError> {
     let partitions = db
-        .for_each_chunk(criteria_pks.to_vec(), |db, pk| async move { db.query_all(&Partition::index(GSI1, GSI1_PK, &pk)).await })
+        .for_each_chunk(criteria_pks.to_vec(), |db, pk| async move {
+            db.query_all(&Partition::index(GSI1, GSI1_PK, &pk)).await
+        })
         .await;
     let mut ids = BTreeSet::new();
     for item in crate::db::all_ok(partitions)?.into_iter().flatten() {
@@ -290,8 +430,13 @@ pub async fn claims_of(db: &Db, sub: &str) -> Result<HashMap<u64, String>, DbErr
 /// delete marks it.
 pub async fn live_gifts(db: &Db, ids: &BTreeSet<u64>) -> Result<Vec<Gift>, DbError> {
     let keys = ids.iter().map(|id| gift_key(*id)).collect();
-    let mut gifts: Vec<Gift> =
-        db.batch_get(keys).await?.into_iter().map(from_item::<Gift>).filter(|g| !matches!(g, Ok(g) if g.deleting)).collect::<Result<_, _>>()?;
+    let mut gifts: Vec<Gift> = db
+        .batch_get(keys)
+        .await?
+        .into_iter()
+        .map(from_item::<Gift>)
+        .filter(|g| !matches!(g, Ok(g) if g.deleting))
+        .collect::<Result<_, _>>()?;
     gifts.sort_by_key(|g| g.id);
     Ok(gifts)
 }

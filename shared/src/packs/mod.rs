@@ -27,11 +27,17 @@ pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Name
         None => None,
         Some(p) if p > 0 && p as u64 != id.0 => Some(NamespaceId(p as u64)),
         Some(p) if p > 0 => {
-            errors.push(FieldError::new("parent_id", "cannot be the namespace itself"));
+            errors.push(FieldError::new(
+                "parent_id",
+                "cannot be the namespace itself",
+            ));
             None
         }
         Some(_) => {
-            errors.push(FieldError::new("parent_id", "must be a positive integer or null"));
+            errors.push(FieldError::new(
+                "parent_id",
+                "must be a positive integer or null",
+            ));
             None
         }
     };
@@ -41,7 +47,12 @@ pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Name
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    Ok(Namespace { id, name, parent_id, owner_id: input.owner_id as u64 })
+    Ok(Namespace {
+        id,
+        name,
+        parent_id,
+        owner_id: input.owner_id as u64,
+    })
 }
 
 /// Validates every pack, collecting every problem, before anything is written.
@@ -54,11 +65,21 @@ pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, ApiError
         let minutes = if (1..=MAX_MINUTES).contains(&pack.number_of_minutes) {
             Some(pack.number_of_minutes as u32)
         } else {
-            errors.push(FieldError::new(field("number_of_minutes"), format!("must be an integer from 1 to {MAX_MINUTES}")));
+            errors.push(FieldError::new(
+                field("number_of_minutes"),
+                format!("must be an integer from 1 to {MAX_MINUTES}"),
+            ));
             None
         };
-        let expires = parse_date(&pack.expires_at).map_err(|m| errors.push(FieldError::new(field("expires_at"), m))).ok();
-        let xid = match pack.purchase_xid.as_deref().map(PurchaseXid::parse).transpose() {
+        let expires = parse_date(&pack.expires_at)
+            .map_err(|m| errors.push(FieldError::new(field("expires_at"), m)))
+            .ok();
+        let xid = match pack
+            .purchase_xid
+            .as_deref()
+            .map(PurchaseXid::parse)
+            .transpose()
+        {
             Ok(x) => x,
             Err(m) => {
                 errors.push(FieldError::new(field("purchase_xid"), m));
@@ -66,7 +87,11 @@ pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, ApiError
             }
         };
         if let (Some(number_of_minutes), Some(expires_at)) = (minutes, expires) {
-            specs.push(PackSpec { number_of_minutes, expires_at, purchase_xid: xid });
+            specs.push(PackSpec {
+                number_of_minutes,
+                expires_at,
+                purchase_xid: xid,
+            });
         }
     }
     if !errors.is_empty() {
@@ -96,8 +121,13 @@ pub async fn post_minutes_handler(app: App, req: Request) -> HandlerResult {
     require_admin(&req)?;
     let id = NamespaceId(path_id(&req, "id")?);
     let specs = validate_packs(json_body(&req)?)?;
-    let packs = create_packs(&app.db, id, specs).await?;
-    tracing::info!(namespace_id = id.0, packs = packs.len(), "packs provisioned");
+    let ids = crate::idempotency::RequestIds::of(&req);
+    let packs = create_packs(&app.db, id, specs, &ids, app.clock.now()).await?;
+    tracing::info!(
+        namespace_id = id.0,
+        packs = packs.len(),
+        "packs provisioned"
+    );
     json_response(201, &packs)
 }
 
@@ -108,7 +138,12 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
     let include_expired = match query_param(&req, "include_expired").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::field("include_expired", format!("must be true or false, got {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::field(
+                "include_expired",
+                format!("must be true or false, got {other:?}"),
+            ))
+        }
     };
     // Packs exist only in a registered namespace, and namespaces are never
     // removed: the namespace is read only when it has no packs to show.
@@ -117,11 +152,22 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
         return Err(ApiError::NotFound("Namespace Not Found".into()));
     }
     let today = OffsetDateTime::now_utc().date();
-    let purchased_minutes = packs.iter().filter(|p| p.is_current(today)).map(|p| u64::from(p.number_of_minutes)).sum();
+    let purchased_minutes = packs
+        .iter()
+        .filter(|p| p.is_current(today))
+        .map(|p| u64::from(p.number_of_minutes))
+        .sum();
     if !include_expired {
         packs.retain(|p| p.is_current(today));
     }
-    json_response(200, &MinutesOut { namespace_id: id, purchased_minutes, packs: &packs })
+    json_response(
+        200,
+        &MinutesOut {
+            namespace_id: id,
+            purchased_minutes,
+            packs: &packs,
+        },
+    )
 }
 
 /// `PATCH /namespaces/{id}/minutes/move/{target_id}`
@@ -131,19 +177,27 @@ pub async fn move_minutes_handler(app: App, req: Request) -> HandlerResult {
     let from = NamespaceId(path_id(&req, "id")?);
     let to = NamespaceId(path_id(&req, "target_id")?);
     if from == to {
-        return Err(ApiError::bad_request("Namespace and target namespace must differ"));
+        return Err(ApiError::bad_request(
+            "Namespace and target namespace must differ",
+        ));
     }
     let (source, target) = get_namespace_pair(&app.db, from, to).await?;
     let source = source.ok_or_else(|| ApiError::NotFound("Namespace Not Found".into()))?;
     let target = target.ok_or_else(|| ApiError::NotFound("Target namespace Not Found".into()))?;
     if !source.is_top_level() || !target.is_top_level() {
-        return Err(ApiError::bad_request("Both namespaces must be top-level namespaces"));
+        return Err(ApiError::bad_request(
+            "Both namespaces must be top-level namespaces",
+        ));
     }
     if source.owner_id != target.owner_id {
-        return Err(ApiError::bad_request("Both namespaces must have the same owner"));
+        return Err(ApiError::bad_request(
+            "Both namespaces must have the same owner",
+        ));
     }
     let Moved { moved, remaining } = move_packs(&app.db, from, to, deadline).await?;
     tracing::info!(from = from.0, to = to.0, moved, remaining, "packs moved");
-    json_response(202, &serde_json::json!({"message": "202 Accepted", "moved": moved, "remaining": remaining}))
+    json_response(
+        202,
+        &serde_json::json!({"message": "202 Accepted", "moved": moved, "remaining": remaining}),
+    )
 }
-

@@ -36,7 +36,9 @@ impl PurchaseXid {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let chars = raw.chars().count();
         if chars == 0 || chars > MAX_XID_CHARS {
-            return Err(format!("must be 1 to {MAX_XID_CHARS} characters, got {chars}"));
+            return Err(format!(
+                "must be 1 to {MAX_XID_CHARS} characters, got {chars}"
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -106,7 +108,12 @@ pub struct NamespaceOut<'a> {
 
 impl<'a> From<&'a Namespace> for NamespaceOut<'a> {
     fn from(ns: &'a Namespace) -> Self {
-        Self { id: ns.id.0, name: &ns.name, parent_id: ns.parent_id.map(|p| p.0), owner_id: ns.owner_id }
+        Self {
+            id: ns.id.0,
+            name: &ns.name,
+            parent_id: ns.parent_id.map(|p| p.0),
+            owner_id: ns.owner_id,
+        }
     }
 }
 
@@ -179,12 +186,19 @@ impl NamespaceItem {
     }
 
     pub(super) fn into_domain(self) -> Namespace {
-        Namespace { id: NamespaceId(self.id), name: self.name, parent_id: self.parent_id.map(NamespaceId), owner_id: self.owner_id }
+        Namespace {
+            id: NamespaceId(self.id),
+            name: self.name,
+            parent_id: self.parent_id.map(NamespaceId),
+            owner_id: self.owner_id,
+        }
     }
 }
 
 /// A pack as stored. `request_id` marks the request that created it, so that
-/// request (and only it) can undo its own partial writes.
+/// request (and only it) can undo its own partial writes; another request
+/// that reports the pack as stored first removes it (adoption), so a pack
+/// somebody was told exists is never undone.
 #[derive(Serialize, Deserialize)]
 pub(super) struct PackItem {
     pub(super) pk: String,
@@ -197,22 +211,27 @@ pub(super) struct PackItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) purchase_xid: Option<String>,
     pub(super) created_at: String,
-    pub(super) request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) request_id: Option<String>,
 }
 
 impl PackItem {
     pub(super) fn into_domain(self) -> Result<Pack, DbError> {
-        let expires_at =
-            parse_date(&self.expires_at).map_err(|m| DbError::Other(format!("stored pack {}: expires_at {m}", self.pk)))?;
+        let expires_at = parse_date(&self.expires_at)
+            .map_err(|m| DbError::Other(format!("stored pack {}: expires_at {m}", self.pk)))?;
         let purchase_xid = self
             .purchase_xid
             .as_deref()
             .map(PurchaseXid::parse)
             .transpose()
             .map_err(|m| DbError::Other(format!("stored pack {}: purchase_xid {m}", self.pk)))?;
-        Ok(Pack { namespace_id: NamespaceId(self.namespace_id), expires_at, number_of_minutes: self.number_of_minutes, purchase_xid })
+        Ok(Pack {
+            namespace_id: NamespaceId(self.namespace_id),
+            expires_at,
+            number_of_minutes: self.number_of_minutes,
+            purchase_xid,
+        })
     }
 }
 
 pub(super) use crate::db::{from_item, to_item};
-

@@ -3,13 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 
 use super::model::*;
 use crate::db::{self, all_ok, Db, DbError, Item, GSI1_PK, PK};
 use crate::error::ApiError;
+use crate::idempotency::RequestIds;
 use crate::validate;
 
 pub async fn put_namespace(db: &Db, ns: &Namespace) -> Result<(), DbError> {
@@ -17,7 +16,10 @@ pub async fn put_namespace(db: &Db, ns: &Namespace) -> Result<(), DbError> {
 }
 
 pub async fn get_namespace(db: &Db, id: NamespaceId) -> Result<Option<Namespace>, DbError> {
-    db.get(namespace_key(id)).await?.map(|item| from_item::<NamespaceItem>(item).map(NamespaceItem::into_domain)).transpose()
+    db.get(namespace_key(id))
+        .await?
+        .map(|item| from_item::<NamespaceItem>(item).map(NamespaceItem::into_domain))
+        .transpose()
 }
 
 /// Both namespaces in one BatchGetItem.
@@ -26,7 +28,9 @@ pub async fn get_namespace_pair(
     a: NamespaceId,
     b: NamespaceId,
 ) -> Result<(Option<Namespace>, Option<Namespace>), DbError> {
-    let found = db.batch_get(vec![namespace_key(a), namespace_key(b)]).await?;
+    let found = db
+        .batch_get(vec![namespace_key(a), namespace_key(b)])
+        .await?;
     let mut by_id: HashMap<u64, Namespace> = HashMap::new();
     for item in found {
         let ns = from_item::<NamespaceItem>(item)?.into_domain();
@@ -37,7 +41,11 @@ pub async fn get_namespace_pair(
 
 /// Every pack of a namespace, oldest first.
 pub async fn list_packs(db: &Db, id: NamespaceId) -> Result<Vec<Pack>, DbError> {
-    db.query_gsi1(&packs_gsi_pk(id)).await?.into_iter().map(|item| from_item::<PackItem>(item)?.into_domain()).collect()
+    db.query_gsi1(&packs_gsi_pk(id))
+        .await?
+        .into_iter()
+        .map(|item| from_item::<PackItem>(item)?.into_domain())
+        .collect()
 }
 
 /// Namespace `ns` (strongly consistent: it may have been registered a moment
@@ -45,32 +53,138 @@ pub async fn list_packs(db: &Db, id: NamespaceId) -> Result<Vec<Pack>, DbError> 
 /// are read eventually consistent — half the capacity of a re-sync — because
 /// a stale answer is caught by the conditional write that follows: a pack
 /// missed is found by its failed `attribute_not_exists`, and a pack seen in
-/// another namespace is re-read strongly consistent before it becomes a 409.
+/// another namespace is re-read strongly consistent before it becomes a 409
+/// (the consistent read replaces what the stale one saw, absence included).
 async fn get_xid_packs(
     db: &Db,
     ns: NamespaceId,
     xids: &[&PurchaseXid],
-) -> Result<(Option<Namespace>, HashMap<String, Pack>), DbError> {
+) -> Result<(Option<Namespace>, HashMap<String, Stored>), DbError> {
     let keys: Vec<Item> = xids.iter().map(|x| pack_key_of(xid_pack_pk(x))).collect();
     let (namespace, packs) = tokio::join!(get_namespace(db, ns), db.batch_get_eventual(keys));
     let mut by_xid = packs_by_xid(packs?)?;
-    let elsewhere: Vec<Item> =
-        by_xid.values().filter(|p| p.namespace_id != ns).filter_map(|p| p.purchase_xid.as_ref()).map(|x| pack_key_of(xid_pack_pk(x))).collect();
+    let elsewhere: Vec<String> = by_xid
+        .iter()
+        .filter(|(_, s)| s.pack.namespace_id != ns)
+        .map(|(x, _)| x.clone())
+        .collect();
     if !elsewhere.is_empty() {
-        by_xid.extend(packs_by_xid(db.batch_get(elsewhere).await?)?);
+        let keys = elsewhere
+            .iter()
+            .filter_map(|x| by_xid.remove(x))
+            .map(|s| pack_key_of(s.pk))
+            .collect();
+        by_xid.extend(packs_by_xid(db.batch_get(keys).await?)?);
     }
     Ok((namespace?, by_xid))
 }
 
-fn packs_by_xid(items: Vec<Item>) -> Result<HashMap<String, Pack>, DbError> {
+/// A stored xid pack and what adoption needs to know of it.
+struct Stored {
+    pack: Pack,
+    pk: String,
+    request_id: Option<String>,
+    created_at: String,
+}
+
+impl Stored {
+    fn of(item: Item) -> Result<Self, DbError> {
+        let raw = from_item::<PackItem>(item)?;
+        let (pk, request_id, created_at) = (
+            raw.pk.clone(),
+            raw.request_id.clone(),
+            raw.created_at.clone(),
+        );
+        Ok(Self {
+            pack: raw.into_domain()?,
+            pk,
+            request_id,
+            created_at,
+        })
+    }
+
+    /// Whether its creating request may still undo it: it carries that
+    /// request's id and was created within [`ADOPT_WINDOW`].
+    fn undoable(&self, now: time::OffsetDateTime) -> bool {
+        let cutoff = validate::format_timestamp(now - ADOPT_WINDOW);
+        self.request_id.is_some() && self.created_at.as_str() >= cutoff.as_str()
+    }
+}
+
+/// A request undoes its packs only within [`UNDO_WINDOW`] of creating them
+/// (a request lives 29 s at most); a pack is adopted before it is reported
+/// if it is younger than [`ADOPT_WINDOW`], which leaves minutes for clocks
+/// that disagree.
+pub const UNDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+pub const ADOPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn packs_by_xid(items: Vec<Item>) -> Result<HashMap<String, Stored>, DbError> {
     let mut by_xid = HashMap::new();
     for item in items {
-        let pack = from_item::<PackItem>(item)?.into_domain()?;
-        if let Some(xid) = &pack.purchase_xid {
-            by_xid.insert(xid.as_str().to_owned(), pack);
+        let stored = Stored::of(item)?;
+        if let Some(xid) = &stored.pack.purchase_xid {
+            by_xid.insert(xid.as_str().to_owned(), stored);
         }
     }
     Ok(by_xid)
+}
+
+/// The marker a pack request writes once it has succeeded: from then on it
+/// never undoes, so its packs need no adoption (a re-sync stays write-free).
+fn committed_key(request_id: &str) -> Item {
+    db::key(format!("PACKREQ#{request_id}"), "PACKREQ")
+}
+
+/// Of these young stored packs, the ones whose creating request has not
+/// said it succeeded (one strongly consistent read per distinct request).
+async fn uncommitted(
+    db: &Db,
+    young: Vec<(String, String, String)>,
+) -> Result<Vec<(String, String, String)>, DbError> {
+    if young.is_empty() {
+        return Ok(young);
+    }
+    let requests: HashSet<&String> = young.iter().map(|(_, _, rid)| rid).collect();
+    let committed: HashSet<String> = db
+        .batch_get(requests.into_iter().map(|rid| committed_key(rid)).collect())
+        .await?
+        .into_iter()
+        .filter_map(|mut item| match item.remove(PK) {
+            Some(AttributeValue::S(pk)) => pk.strip_prefix("PACKREQ#").map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    Ok(young
+        .into_iter()
+        .filter(|(_, _, rid)| !committed.contains(rid))
+        .collect())
+}
+
+/// Makes packs another request created moments ago permanent before they are
+/// reported as stored: `REMOVE request_id` under `request_id = :theirs`, so
+/// their creator's undo (conditioned on its id) no longer deletes them.
+/// Returns the xids of the packs that were gone (undone first): the caller
+/// creates those itself.
+async fn adopt(db: &Db, packs: Vec<(String, String, String)>) -> Result<Vec<String>, DbError> {
+    let outcomes = db
+        .for_each_item(packs, |db, (xid, pk, rid)| async move {
+            let result = db
+                .update_if(
+                    pack_key_of(pk.clone()),
+                    "REMOVE request_id",
+                    "request_id = :rid",
+                    &[],
+                    &[(":rid", db::s(rid))],
+                )
+                .await;
+            if applied(result)? {
+                return Ok(None);
+            }
+            // Adopted by someone else (no request_id) or undone (gone).
+            Ok(db.get(pack_key_of(pk)).await?.is_none().then_some(xid))
+        })
+        .await;
+    Ok(all_ok(outcomes)?.into_iter().flatten().collect())
 }
 
 /// What creating packs can end in, short of success.
@@ -90,10 +204,15 @@ impl From<CreateError> for ApiError {
     fn from(err: CreateError) -> Self {
         match err {
             CreateError::NamespaceNotFound => ApiError::NotFound("Namespace Not Found".into()),
-            CreateError::NotTopLevel => ApiError::bad_request("Namespace must be a top-level namespace"),
+            CreateError::NotTopLevel => {
+                ApiError::bad_request("Namespace must be a top-level namespace")
+            }
             CreateError::XidTaken(xids) => ApiError::Conflict(format!(
                 "purchase_xid {} already provisioned to another namespace",
-                xids.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")
+                xids.iter()
+                    .map(|x| format!("{x:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             CreateError::Db(e) => e.into(),
         }
@@ -116,18 +235,34 @@ struct NewPack {
 /// 2. Each new xid pack is one PutItem conditioned on
 ///    `attribute_not_exists(pk)`, many at once (not a transaction: each pack
 ///    stands alone, and a transactional write costs twice the capacity); a
-///    pack without xid has a fresh key and goes through BatchWriteItem. A lost
-///    race answers with the winner's pack: same namespace, it is returned;
-///    another namespace, 409.
-/// 3. If the request fails after writing some packs (409 from a race, or
+///    pack without xid has its own key (derived from the Idempotency-Key when
+///    one was sent, so a re-run rewrites the same items) and goes through
+///    BatchWriteItem. A lost race answers with the winner's pack: same
+///    namespace, it is returned; another namespace, 409.
+/// 3. A stored pack another request created moments ago is adopted before it
+///    is reported (see [`adopt`]), so its creator's undo cannot remove a pack
+///    this answer says exists.
+/// 4. If the request fails after writing some packs (409 from a race, or
 ///    retries exhausted), it deletes what it wrote before answering, so an
 ///    error never leaves half a request behind and a retry converges.
-pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Result<Vec<Pack>, CreateError> {
+pub async fn create_packs(
+    db: &Db,
+    ns: NamespaceId,
+    specs: Vec<PackSpec>,
+    ids: &RequestIds,
+    now: time::OffsetDateTime,
+) -> Result<Vec<Pack>, CreateError> {
+    let started = std::time::Instant::now();
     // Distinct packs in request order; the same xid twice is one pack.
     let mut seen: HashSet<&PurchaseXid> = HashSet::new();
-    let distinct: Vec<&PackSpec> =
-        specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
-    let xids: Vec<&PurchaseXid> = distinct.iter().filter_map(|s| s.purchase_xid.as_ref()).collect();
+    let distinct: Vec<&PackSpec> = specs
+        .iter()
+        .filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x)))
+        .collect();
+    let xids: Vec<&PurchaseXid> = distinct
+        .iter()
+        .filter_map(|s| s.purchase_xid.as_ref())
+        .collect();
 
     let (namespace, mut stored) = get_xid_packs(db, ns, &xids).await?;
     match namespace {
@@ -135,14 +270,29 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
         Some(n) if !n.is_top_level() => return Err(CreateError::NotTopLevel),
         Some(_) => {}
     }
-    let taken: Vec<String> =
-        stored.iter().filter(|(_, p)| p.namespace_id != ns).map(|(x, _)| x.clone()).collect();
+    let taken: Vec<String> = stored
+        .iter()
+        .filter(|(_, p)| p.pack.namespace_id != ns)
+        .map(|(x, _)| x.clone())
+        .collect();
     if !taken.is_empty() {
         return Err(CreateError::XidTaken(sorted(taken)));
     }
+    let young: Vec<(String, String, String)> = stored
+        .iter()
+        .filter(|(_, p)| p.undoable(now))
+        .filter_map(|(x, p)| {
+            p.request_id
+                .clone()
+                .map(|rid| (x.clone(), p.pk.clone(), rid))
+        })
+        .collect();
+    for gone in adopt(db, uncommitted(db, young).await?).await? {
+        stored.remove(&gone);
+    }
 
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let created_at = validate::now_timestamp();
+    let request_id = ids.id("pack-request", 0);
+    let created_at = validate::format_timestamp(now);
     let mut with_xid = Vec::new();
     let mut without_xid = Vec::new();
     for (position, spec) in distinct.iter().enumerate() {
@@ -154,8 +304,16 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
         };
         match &spec.purchase_xid {
             Some(xid) if stored.contains_key(xid.as_str()) => {}
-            Some(xid) => with_xid.push(NewPack { pk: xid_pack_pk(xid), pack, position }),
-            None => without_xid.push(NewPack { pk: format!("PACK#U#{}", uuid::Uuid::new_v4()), pack, position }),
+            Some(xid) => with_xid.push(NewPack {
+                pk: xid_pack_pk(xid),
+                pack,
+                position,
+            }),
+            None => without_xid.push(NewPack {
+                pk: format!("PACK#U#{}", ids.id("pack", position)),
+                pack,
+                position,
+            }),
         }
     }
 
@@ -170,27 +328,54 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
             expires_at: validate::format_date(p.pack.expires_at),
             purchase_xid: p.pack.purchase_xid.as_ref().map(|x| x.as_str().to_owned()),
             created_at: created_at.clone(),
-            request_id: request_id.clone(),
+            request_id: Some(request_id.clone()),
         })
     };
     let xid_items: Vec<Item> = with_xid.iter().map(item_of).collect::<Result<_, _>>()?;
     let plain_requests = without_xid
         .iter()
-        .map(|p| Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item_of(p)?)).build().map_err(build_err)?).build()))
+        .map(|p| {
+            Ok(WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item_of(p)?))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build())
+        })
         .collect::<Result<Vec<_>, DbError>>()?;
 
     let (xid_outcomes, plain_outcome) = tokio::join!(
-        db.for_each_item(xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
+        db.for_each_item(xid_items, move |db, item| async move {
+            put_new_xid_pack(&db, ns, item).await
+        }),
         db.batch_write(plain_requests),
     );
 
     let mut failure: Option<CreateError> = plain_outcome.err().map(CreateError::from);
     let mut taken = Vec::new();
+    let mut raced = Vec::new();
     for outcome in xid_outcomes {
         match outcome {
             Ok(XidPut::Written) => {}
-            Ok(XidPut::Raced(pack)) => {
-                stored.extend(pack.purchase_xid.clone().map(|x| (x.as_str().to_owned(), pack)));
+            Ok(XidPut::Raced(winner)) => {
+                if let Some(rid) = winner.request_id.clone().filter(|rid| *rid != request_id) {
+                    raced.extend(
+                        winner
+                            .pack
+                            .purchase_xid
+                            .as_ref()
+                            .map(|x| (x.as_str().to_owned(), winner.pk.clone(), rid)),
+                    );
+                }
+                stored.extend(
+                    winner
+                        .pack
+                        .purchase_xid
+                        .clone()
+                        .map(|x| (x.as_str().to_owned(), winner)),
+                );
             }
             Ok(XidPut::Taken(xid)) => taken.push(xid),
             Err(e) => {
@@ -201,22 +386,60 @@ pub async fn create_packs(db: &Db, ns: NamespaceId, specs: Vec<PackSpec>) -> Res
     if !taken.is_empty() {
         failure = Some(CreateError::XidTaken(sorted(taken)));
     }
+    if failure.is_none() && !raced.is_empty() {
+        // The winners are reported as this request's packs: adopt them. One
+        // undone meanwhile would have to be written again: this request is
+        // answered 503 instead (undone below), and its retry writes it.
+        match adopt(db, uncommitted(db, raced).await?).await {
+            Ok(gone) if gone.is_empty() => {}
+            Ok(_) => {
+                failure = Some(CreateError::Db(DbError::Exhausted(
+                    "a concurrent request undid a pack".into(),
+                )))
+            }
+            Err(e) => failure = Some(e.into()),
+        }
+    }
     if let Some(err) = failure {
         let xid_pks = with_xid.iter().map(|p| p.pk.clone()).collect();
         let plain_pks = without_xid.iter().map(|p| p.pk.clone()).collect();
-        if let Err(undo) = undo_packs(db, &request_id, xid_pks, plain_pks).await {
+        if started.elapsed() > UNDO_WINDOW {
+            // Another request may have adopted these already; leave them.
+            tracing::error!(
+                request_id,
+                "too late to undo a failed pack request; its packs stay"
+            );
+        } else if let Err(undo) = undo_packs(db, &request_id, xid_pks, plain_pks).await {
             tracing::error!(error = %undo, request_id, "could not undo a failed pack request");
         }
         return Err(err);
     }
 
+    if !with_xid.is_empty() || !without_xid.is_empty() {
+        // Nothing of this request will be undone now: say so, so that a
+        // re-sync reports its packs without adopting them. (If this write
+        // fails, re-syncs adopt instead: slower, as safe.)
+        let mut marker = committed_key(&request_id);
+        marker.insert(
+            "ttl".into(),
+            db::n((now + time::Duration::days(1)).unix_timestamp()),
+        );
+        if let Err(e) = db.put(marker).await {
+            tracing::warn!(error = %e, request_id, "could not mark the pack request committed");
+        }
+    }
+
     // Assemble the answer in request order.
-    let mut fresh: HashMap<usize, Pack> = with_xid.into_iter().chain(without_xid).map(|p| (p.position, p.pack)).collect();
+    let mut fresh: HashMap<usize, Pack> = with_xid
+        .into_iter()
+        .chain(without_xid)
+        .map(|p| (p.position, p.pack))
+        .collect();
     let mut out = Vec::with_capacity(distinct.len());
     for (position, spec) in distinct.iter().enumerate() {
         let pack = match &spec.purchase_xid {
             Some(xid) => match stored.remove(xid.as_str()) {
-                Some(p) => Some(p),
+                Some(p) => Some(p.pack),
                 None => fresh.remove(&position),
             },
             None => fresh.remove(&position),
@@ -240,7 +463,7 @@ fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
 enum XidPut {
     Written,
     /// Another request created it first, in this namespace: returned as stored.
-    Raced(Pack),
+    Raced(Stored),
     /// Another request provisioned the xid to another namespace first.
     Taken(String),
 }
@@ -253,9 +476,12 @@ async fn put_new_xid_pack(db: &Db, ns: NamespaceId, item: Item) -> Result<XidPut
     match db.put_if_absent(item).await? {
         None => Ok(XidPut::Written),
         Some(old) => {
-            let pack = from_item::<PackItem>(old)?.into_domain()?;
-            match (pack.purchase_xid.clone(), pack.namespace_id == ns) {
-                (Some(_), true) => Ok(XidPut::Raced(pack)),
+            let winner = Stored::of(old)?;
+            match (
+                winner.pack.purchase_xid.clone(),
+                winner.pack.namespace_id == ns,
+            ) {
+                (Some(_), true) => Ok(XidPut::Raced(winner)),
                 (Some(xid), false) => Ok(XidPut::Taken(xid.as_str().to_owned())),
                 (None, _) => Err(DbError::Other("a pack without xid under an xid key".into())),
             }
@@ -266,7 +492,12 @@ async fn put_new_xid_pack(db: &Db, ns: NamespaceId, item: Item) -> Result<XidPut
 /// Deletes what request `request_id` wrote: xid packs only where this request
 /// created them (a condition on `request_id`), packs without xid by key (their
 /// keys are this request's own).
-async fn undo_packs(db: &Db, request_id: &str, xid_pks: Vec<String>, plain_pks: Vec<String>) -> Result<(), DbError> {
+async fn undo_packs(
+    db: &Db,
+    request_id: &str,
+    xid_pks: Vec<String>,
+    plain_pks: Vec<String>,
+) -> Result<(), DbError> {
     let deletes = plain_pks
         .into_iter()
         .map(|pk| {
@@ -283,7 +514,13 @@ async fn undo_packs(db: &Db, request_id: &str, xid_pks: Vec<String>, plain_pks: 
         .for_each_item(xid_pks, move |db, pk| {
             let rid = rid.clone();
             async move {
-                let deleted = db.delete_if(pack_key_of(pk), "request_id = :rid", &[(":rid", AttributeValue::S(rid))]).await;
+                let deleted = db
+                    .delete_if(
+                        pack_key_of(pk),
+                        "request_id = :rid",
+                        &[(":rid", AttributeValue::S(rid))],
+                    )
+                    .await;
                 applied(deleted)
             }
         })
@@ -323,7 +560,12 @@ pub struct Moved {
 /// so never duplicated. Updates not started by `deadline` are left for the
 /// next call (at least [`MOVE_AT_LEAST`] are always made), so no request runs
 /// past API Gateway's limit however many packs a namespace holds.
-pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId, deadline: std::time::Instant) -> Result<Moved, DbError> {
+pub async fn move_packs(
+    db: &Db,
+    from: NamespaceId,
+    to: NamespaceId,
+    deadline: std::time::Instant,
+) -> Result<Moved, DbError> {
     let pks: Vec<(usize, String)> = db
         .query_gsi1(&packs_gsi_pk(from))
         .await?
@@ -346,7 +588,11 @@ pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId, deadline: s
                     "SET namespace_id = :to, #gpk = :gpk",
                     "namespace_id = :from",
                     &[("#gpk", GSI1_PK)],
-                    &[(":to", db::n(to.0)), (":from", db::n(from.0)), (":gpk", db::s(packs_gsi_pk(to)))],
+                    &[
+                        (":to", db::n(to.0)),
+                        (":from", db::n(from.0)),
+                        (":gpk", db::s(packs_gsi_pk(to))),
+                    ],
                 )
                 .await;
             applied(moved).map(Some)
@@ -355,5 +601,8 @@ pub async fn move_packs(db: &Db, from: NamespaceId, to: NamespaceId, deadline: s
     let outcomes = all_ok(outcomes)?;
     let moved = outcomes.iter().filter(|o| **o == Some(true)).count();
     let attempted = outcomes.iter().filter(|o| o.is_some()).count();
-    Ok(Moved { moved, remaining: total - attempted })
+    Ok(Moved {
+        moved,
+        remaining: total - attempted,
+    })
 }

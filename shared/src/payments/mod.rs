@@ -16,7 +16,10 @@ use self::store::*;
 use crate::auth::{caller, Caller, SCOPE_ADMIN};
 use crate::db::{Db, Item};
 use crate::error::{ApiError, FieldError};
-use crate::http::{json_body, json_bytes, json_response, parse_json, path_param, query_param, HandlerResult};
+use crate::http::{
+    json_body, json_bytes, json_response, parse_json, path_param, query_param, HandlerResult,
+};
+use crate::idempotency::RequestIds;
 use crate::money::Money;
 use crate::validate::{now_timestamp, parse_date, BulkLimit};
 use crate::App;
@@ -32,7 +35,10 @@ fn id_param(req: &Request, name: &str) -> Result<String, ApiError> {
     if valid_id(&id) {
         Ok(id)
     } else {
-        Err(ApiError::field(name, "must be 1 to 64 letters, digits, '-' or '_'"))
+        Err(ApiError::field(
+            name,
+            "must be 1 to 64 letters, digits, '-' or '_'",
+        ))
     }
 }
 
@@ -47,19 +53,29 @@ pub fn validate_work_period(id: String, input: WorkPeriodInput) -> Result<WorkPe
     let mut errors = Vec::new();
     let resource_booking_id = text(&mut errors, "resourceBookingId", &input.resource_booking_id);
     let user_handle = text(&mut errors, "userHandle", &input.user_handle);
-    let start = parse_date(&input.start_date).map_err(|m| errors.push(FieldError::new("startDate", m))).ok();
-    let end = parse_date(&input.end_date).map_err(|m| errors.push(FieldError::new("endDate", m))).ok();
+    let start = parse_date(&input.start_date)
+        .map_err(|m| errors.push(FieldError::new("startDate", m)))
+        .ok();
+    let end = parse_date(&input.end_date)
+        .map_err(|m| errors.push(FieldError::new("endDate", m)))
+        .ok();
     if let (Some(s), Some(e)) = (start, end) {
         if e < s {
             errors.push(FieldError::new("endDate", "must not be before startDate"));
         }
     }
     if !(0..=MAX_DAYS).contains(&input.days_worked) {
-        errors.push(FieldError::new("daysWorked", format!("must be an integer from 0 to {MAX_DAYS}")));
+        errors.push(FieldError::new(
+            "daysWorked",
+            format!("must be an integer from 0 to {MAX_DAYS}"),
+        ));
     }
     let billing_account_id = match input.billing_account_id {
         Some(b) if b <= 0 => {
-            errors.push(FieldError::new("billingAccountId", "must be a positive integer or null"));
+            errors.push(FieldError::new(
+                "billingAccountId",
+                "must be a positive integer or null",
+            ));
             None
         }
         other => other.map(|b| b as u64),
@@ -94,26 +110,44 @@ pub struct NewPayment {
 pub fn validate_new_payment(input: PaymentInput) -> Result<NewPayment, ApiError> {
     let mut errors = Vec::new();
     if !valid_id(&input.work_period_id) {
-        errors.push(FieldError::new("workPeriodId", "must be 1 to 64 letters, digits, '-' or '_'"));
+        errors.push(FieldError::new(
+            "workPeriodId",
+            "must be 1 to 64 letters, digits, '-' or '_'",
+        ));
     }
     let days = match input.days {
         Some(d) if !(0..=MAX_DAYS).contains(&d) => {
-            errors.push(FieldError::new("days", format!("must be an integer from 0 to {MAX_DAYS}")));
+            errors.push(FieldError::new(
+                "days",
+                format!("must be an integer from 0 to {MAX_DAYS}"),
+            ));
             None
         }
         other => other.map(|d| d as u8),
     };
     match (days, input.amount) {
-        (Some(0), None) => errors.push(FieldError::new("amount", "is required, above 0, when days is 0 (an additional payment)")),
-        (Some(0), Some(a)) if !a.is_positive() => errors.push(FieldError::new("amount", "must be above 0")),
+        (Some(0), None) => errors.push(FieldError::new(
+            "amount",
+            "is required, above 0, when days is 0 (an additional payment)",
+        )),
+        (Some(0), Some(a)) if !a.is_positive() => {
+            errors.push(FieldError::new("amount", "must be above 0"))
+        }
         (Some(0), Some(_)) => {}
-        (_, Some(_)) => errors.push(FieldError::new("amount", "is computed from memberRate and days; give it only with days: 0")),
+        (_, Some(_)) => errors.push(FieldError::new(
+            "amount",
+            "is computed from memberRate and days; give it only with days: 0",
+        )),
         _ => {}
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    Ok(NewPayment { work_period_id: input.work_period_id, days, amount: input.amount })
+    Ok(NewPayment {
+        work_period_id: input.work_period_id,
+        days,
+        amount: input.amount,
+    })
 }
 
 /// An update, checked on its own and against the caller's scopes.
@@ -149,21 +183,30 @@ pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChang
         Some(raw) => match PaymentStatus::parse(raw) {
             Some(s) => Some(s),
             None => {
-                errors.push(FieldError::new("status", "must be scheduled, cancelled, in-progress, completed or failed"));
+                errors.push(FieldError::new(
+                    "status",
+                    "must be scheduled, cancelled, in-progress, completed or failed",
+                ));
                 None
             }
         },
     };
     let days = match patch.days {
         Some(d) if !(0..=MAX_DAYS).contains(&d) => {
-            errors.push(FieldError::new("days", format!("must be an integer from 0 to {MAX_DAYS}")));
+            errors.push(FieldError::new(
+                "days",
+                format!("must be an integer from 0 to {MAX_DAYS}"),
+            ));
             None
         }
         other => other.map(|d| d as u8),
     };
     let billing_account_id = match patch.billing_account_id {
         Some(b) if b <= 0 => {
-            errors.push(FieldError::new("billingAccountId", "must be a positive integer"));
+            errors.push(FieldError::new(
+                "billingAccountId",
+                "must be a positive integer",
+            ));
             None
         }
         other => other.map(|b| b as u64),
@@ -181,14 +224,22 @@ pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChang
     };
     let editor = who.has_scope(SCOPE_ADMIN) || who.has_scope(SCOPE_PAYMENTS);
     if change.changes_money() && !editor {
-        return Err(ApiError::Forbidden("Changing a payment's amounts needs scope admin or payments".into()));
+        return Err(ApiError::Forbidden(
+            "Changing a payment's amounts needs scope admin or payments".into(),
+        ));
     }
     match status {
         Some(PaymentStatus::Scheduled | PaymentStatus::Cancelled) if !editor => {
-            return Err(ApiError::Forbidden("Scheduling or cancelling needs scope admin or payments".into()))
+            return Err(ApiError::Forbidden(
+                "Scheduling or cancelling needs scope admin or payments".into(),
+            ))
         }
-        Some(PaymentStatus::InProgress | PaymentStatus::Completed | PaymentStatus::Failed) if !who.has_scope(SCOPE_PROCESS) => {
-            return Err(ApiError::Forbidden("Setting in-progress, completed or failed needs scope payments:process".into()))
+        Some(PaymentStatus::InProgress | PaymentStatus::Completed | PaymentStatus::Failed)
+            if !who.has_scope(SCOPE_PROCESS) =>
+        {
+            return Err(ApiError::Forbidden(
+                "Setting in-progress, completed or failed needs scope payments:process".into(),
+            ))
         }
         _ => {}
     }
@@ -197,23 +248,50 @@ pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChang
 
 // ---------------------------------------------------------------- planning
 
-fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::Date) -> Result<Plan, ApiError> {
-    let wp = ctx
-        .work_periods
-        .get(&input.work_period_id)
-        .ok_or_else(|| ApiError::NotFound(format!("Work period {} not found", input.work_period_id)))?;
-    let billing_account_id =
-        wp.billing_account_id.ok_or_else(|| ApiError::Conflict("The work period has no billing account".into()))?;
-    let member_rate = wp.member_rate.ok_or_else(|| ApiError::Conflict("The work period has no member rate".into()))?;
+fn plan_create(
+    db: &Db,
+    ctx: &Ctx,
+    input: &NewPayment,
+    id: &str,
+    sub: &str,
+    today: time::Date,
+) -> Result<Planned, ApiError> {
+    // The id is this job's own (fresh, or derived from its Idempotency-Key):
+    // a payment under it is one this request already created.
+    if let Some(done) = ctx.payments.get(id) {
+        return Ok(Planned::Done(done.clone()));
+    }
+    let wp = ctx.work_periods.get(&input.work_period_id).ok_or_else(|| {
+        ApiError::NotFound(format!("Work period {} not found", input.work_period_id))
+    })?;
+    let billing_account_id = wp
+        .billing_account_id
+        .ok_or_else(|| ApiError::Conflict("The work period has no billing account".into()))?;
+    let member_rate = wp
+        .member_rate
+        .ok_or_else(|| ApiError::Conflict("The work period has no member rate".into()))?;
     if wp.start_date > today {
-        return Err(ApiError::bad_request(format!("The work period has not started (it starts {})", crate::validate::format_date(wp.start_date))));
+        return Err(ApiError::bad_request(format!(
+            "The work period has not started (it starts {})",
+            crate::validate::format_date(wp.start_date)
+        )));
     }
     let days = match input.days {
         Some(0) => 0,
-        _ if wp.days_unpaid == 0 => return Err(ApiError::Conflict("The work period has no unpaid days left".into())),
+        _ if wp.days_unpaid == 0 => {
+            return Err(ApiError::Conflict(
+                "The work period has no unpaid days left".into(),
+            ))
+        }
         None => wp.days_unpaid,
         Some(d) if d > wp.days_unpaid => {
-            return Err(ApiError::field("days", format!("{d} days exceed the {} unpaid days of the work period", wp.days_unpaid)))
+            return Err(ApiError::field(
+                "days",
+                format!(
+                    "{d} days exceed the {} unpaid days of the work period",
+                    wp.days_unpaid
+                ),
+            ))
         }
         Some(d) => d,
     };
@@ -223,7 +301,7 @@ fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::D
     };
     let at = now_timestamp();
     let payment = Payment {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: id.to_owned(),
         work_period_id: wp.id.clone(),
         member_rate,
         customer_rate: wp.customer_rate,
@@ -236,10 +314,23 @@ fn plan_create(db: &Db, ctx: &Ctx, input: &NewPayment, sub: &str, today: time::D
         created_by: sub.to_owned(),
         updated_by: sub.to_owned(),
         version: 1,
+        write_token: Some(id.to_owned()),
     };
-    let delta = Delta { days: i64::from(days), amount, from: None, to: Some(PaymentStatus::Scheduled) };
-    let actions = vec![payment_put_new(db, &payment)?, update_work_period(db, &wp.id, &delta)?];
-    Ok(Plan { payment, actions, delta: Some(delta) })
+    let delta = Delta {
+        days: i64::from(days),
+        amount,
+        from: None,
+        to: Some(PaymentStatus::Scheduled),
+    };
+    let actions = vec![
+        payment_put_new(db, &payment)?,
+        update_work_period(db, &wp.id, &delta)?,
+    ];
+    Ok(Planned::Write(Plan {
+        payment,
+        actions,
+        delta: Some(delta),
+    }))
 }
 
 fn transition_allowed(from: PaymentStatus, to: PaymentStatus) -> Result<(), ApiError> {
@@ -248,24 +339,58 @@ fn transition_allowed(from: PaymentStatus, to: PaymentStatus) -> Result<(), ApiE
         // Re-stating the status is a no-op, except `scheduled`, which SPEC §4
         // allows only from `failed` (a scheduled payment is not rescheduled).
         (a, b) if a == b && a != Scheduled => Ok(()),
-        (Scheduled, Cancelled | InProgress | Failed) | (Failed, Cancelled | Scheduled) | (InProgress, Completed | Failed) => Ok(()),
-        (InProgress, Cancelled) => Err(ApiError::Conflict("An in-progress payment cannot be cancelled".into())),
-        (_, Scheduled) => Err(ApiError::Conflict(format!("Only a failed payment can be scheduled again; this one is {}", from.as_str()))),
-        _ => Err(ApiError::Conflict(format!("A payment cannot go from {} to {}", from.as_str(), to.as_str()))),
+        (Scheduled, Cancelled | InProgress | Failed)
+        | (Failed, Cancelled | Scheduled)
+        | (InProgress, Completed | Failed) => Ok(()),
+        (InProgress, Cancelled) => Err(ApiError::Conflict(
+            "An in-progress payment cannot be cancelled".into(),
+        )),
+        (_, Scheduled) => Err(ApiError::Conflict(format!(
+            "Only a failed payment can be scheduled again; this one is {}",
+            from.as_str()
+        ))),
+        _ => Err(ApiError::Conflict(format!(
+            "A payment cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        ))),
     }
 }
 
-fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) -> Result<Plan, ApiError> {
-    let current = ctx.payments.get(id).ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
+fn plan_update(
+    db: &Db,
+    ctx: &Ctx,
+    id: &str,
+    change: &PaymentChange,
+    token: &str,
+    sub: &str,
+) -> Result<Planned, ApiError> {
+    let current = ctx
+        .payments
+        .get(id)
+        .ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
+    if current.write_token.as_deref() == Some(token) {
+        return Ok(Planned::Done(current.clone()));
+    }
     let wp = ctx
         .work_periods
         .get(&current.work_period_id)
         .ok_or_else(|| ApiError::Conflict("The payment's work period no longer exists".into()))?;
     if current.status == PaymentStatus::Cancelled {
-        return Err(ApiError::Conflict("A cancelled payment cannot be changed".into()));
+        return Err(ApiError::Conflict(
+            "A cancelled payment cannot be changed".into(),
+        ));
     }
-    if change.changes_money() && matches!(current.status, PaymentStatus::InProgress | PaymentStatus::Completed) {
-        return Err(ApiError::Conflict(format!("Amounts cannot change while the payment is {}", current.status.as_str())));
+    if change.changes_money()
+        && matches!(
+            current.status,
+            PaymentStatus::InProgress | PaymentStatus::Completed
+        )
+    {
+        return Err(ApiError::Conflict(format!(
+            "Amounts cannot change while the payment is {}",
+            current.status.as_str()
+        )));
     }
     let mut next = current.clone();
     if let Some(to) = change.status {
@@ -286,29 +411,56 @@ fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) 
     }
     next.amount = match change.amount {
         Some(a) => a,
-        None if next.days > 0 && (change.days.is_some() || change.member_rate.is_some()) => Money::for_days(next.member_rate, next.days),
+        None if next.days > 0 && (change.days.is_some() || change.member_rate.is_some()) => {
+            Money::for_days(next.member_rate, next.days)
+        }
         None => current.amount,
     };
     if next.days == 0 && !next.amount.is_positive() {
-        return Err(ApiError::field("amount", "must be above 0 for a payment of 0 days"));
+        return Err(ApiError::field(
+            "amount",
+            "must be above 0 for a payment of 0 days",
+        ));
     }
     // Days this payment may hold: the unpaid ones, plus its own if it holds them now.
-    let held = if current.status.is_active() { current.days } else { 0 };
+    let held = if current.status.is_active() {
+        current.days
+    } else {
+        0
+    };
     let available = wp.days_unpaid + held;
     if next.status.is_active() && next.days > available {
         return Err(if change.days.is_some() {
-            ApiError::field("days", format!("{} days exceed the {available} days this payment may take", next.days))
+            ApiError::field(
+                "days",
+                format!(
+                    "{} days exceed the {available} days this payment may take",
+                    next.days
+                ),
+            )
         } else {
             ApiError::Conflict("No unpaid days remain on the work period for this payment".into())
         });
     }
-    let take = |p: &Payment| if p.status.is_active() { (i64::from(p.days), p.amount) } else { (0, Money::ZERO) };
+    let take = |p: &Payment| {
+        if p.status.is_active() {
+            (i64::from(p.days), p.amount)
+        } else {
+            (0, Money::ZERO)
+        }
+    };
     let (old_days, old_amount) = take(current);
     let (new_days, new_amount) = take(&next);
     next.updated_at = now_timestamp();
     next.updated_by = sub.to_owned();
     next.version = current.version + 1;
-    let delta = Delta { days: new_days - old_days, amount: new_amount - old_amount, from: Some(current.status), to: Some(next.status) };
+    next.write_token = Some(token.to_owned());
+    let delta = Delta {
+        days: new_days - old_days,
+        amount: new_amount - old_amount,
+        from: Some(current.status),
+        to: Some(next.status),
+    };
     let mut actions = vec![payment_put_versioned(db, &next, current.version)?];
     let delta = if delta.is_empty() {
         None
@@ -316,41 +468,75 @@ fn plan_update(db: &Db, ctx: &Ctx, id: &str, change: &PaymentChange, sub: &str) 
         actions.push(update_work_period(db, &wp.id, &delta)?);
         Some(delta)
     };
-    Ok(Plan { payment: next, actions, delta })
+    Ok(Planned::Write(Plan {
+        payment: next,
+        actions,
+        delta,
+    }))
 }
 
 // ---------------------------------------------------------------- operations
 
-/// Creates payments; one result per input, in order.
-pub async fn create_payments(db: &Db, sub: &str, inputs: Vec<Result<NewPayment, ApiError>>) -> Vec<Result<Payment, ApiError>> {
+/// Creates payments; one result per input, in order. The `i`th payment's id
+/// is `ids.id("payment", i)`: with an Idempotency-Key, a re-run of the same
+/// request finds the payments an earlier run created and answers with them.
+pub async fn create_payments(
+    db: &Db,
+    sub: &str,
+    ids: &RequestIds,
+    inputs: Vec<Result<NewPayment, ApiError>>,
+) -> Vec<Result<Payment, ApiError>> {
     let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
     let mut jobs = Vec::new();
     for (idx, input) in inputs.into_iter().enumerate() {
         match input {
             Ok(p) => {
-                jobs.push(Job::new(idx, p.work_period_id.clone(), None, p));
+                let id = ids.id("payment", idx);
+                jobs.push(Job::new(idx, p.work_period_id.clone(), id.clone(), id, p));
                 results.push(None);
             }
             Err(e) => results.push(Some(Err(e))),
         }
     }
     let wp_ids: HashSet<String> = jobs.iter().map(|j| j.work_period_id.clone()).collect();
+    // Fresh random ids cannot exist yet; derived ones may, from an earlier run.
+    let earlier: HashSet<String> = if ids.is_keyed() {
+        jobs.iter().map(|j| j.payment_id.clone()).collect()
+    } else {
+        HashSet::new()
+    };
     let mut ctx = Ctx::default();
-    if let Err(e) = ctx.load(db, &wp_ids, &HashSet::new()).await {
+    if let Err(e) = ctx.load(db, &wp_ids, &earlier).await {
         let e = ApiError::from(e);
-        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(e.clone()))).collect();
+        return results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(e.clone())))
+            .collect();
     }
     let today = OffsetDateTime::now_utc().date();
-    let mut done = run_jobs(db, ctx, jobs, |ctx, input| plan_create(db, ctx, input, sub, today)).await;
+    let mut done = run_jobs(db, ctx, jobs, |ctx, input, id| {
+        plan_create(db, ctx, input, id, sub, today)
+    })
+    .await;
     results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.or_else(|| done.remove(&i)).unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into()))))
+        .map(|(i, r)| {
+            r.or_else(|| done.remove(&i))
+                .unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into())))
+        })
         .collect()
 }
 
-/// Updates payments; one result per input, in order.
-pub async fn update_payments(db: &Db, sub: &str, inputs: Vec<Result<(String, PaymentChange), ApiError>>) -> Vec<Result<Payment, ApiError>> {
+/// Updates payments; one result per input, in order. The `i`th update writes
+/// the token `ids.id("payment-update", i)`, by which a lost answer's retry
+/// or a re-run of the same request recognises it as done.
+pub async fn update_payments(
+    db: &Db,
+    sub: &str,
+    ids: &RequestIds,
+    inputs: Vec<Result<(String, PaymentChange), ApiError>>,
+) -> Vec<Result<Payment, ApiError>> {
     let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
     let mut valid = Vec::new();
     for (idx, input) in inputs.into_iter().enumerate() {
@@ -365,27 +551,46 @@ pub async fn update_payments(db: &Db, sub: &str, inputs: Vec<Result<(String, Pay
     let payment_ids: HashSet<String> = valid.iter().map(|(_, (id, _))| id.clone()).collect();
     let mut ctx = Ctx::default();
     let loaded = ctx.load(db, &HashSet::new(), &payment_ids).await;
-    let wp_ids: HashSet<String> = ctx.payments.values().map(|p| p.work_period_id.clone()).collect();
+    let wp_ids: HashSet<String> = ctx
+        .payments
+        .values()
+        .map(|p| p.work_period_id.clone())
+        .collect();
     let loaded = match loaded {
         Ok(()) => ctx.load(db, &wp_ids, &HashSet::new()).await,
         Err(e) => Err(e),
     };
     if let Err(e) = loaded {
         let e = ApiError::from(e);
-        return results.into_iter().map(|r| r.unwrap_or_else(|| Err(e.clone()))).collect();
+        return results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(e.clone())))
+            .collect();
     }
     let mut jobs = Vec::new();
     for (idx, (id, change)) in valid {
         match ctx.payments.get(&id) {
-            Some(p) => jobs.push(Job::new(idx, p.work_period_id.clone(), Some(id.clone()), (id, change))),
+            Some(p) => jobs.push(Job::new(
+                idx,
+                p.work_period_id.clone(),
+                id.clone(),
+                ids.id("payment-update", idx),
+                (id, change),
+            )),
             None => results[idx] = Some(Err(ApiError::NotFound(format!("Payment {id} not found")))),
         }
     }
-    let mut done = run_jobs(db, ctx, jobs, |ctx, (id, change)| plan_update(db, ctx, id, change, sub)).await;
+    let mut done = run_jobs(db, ctx, jobs, |ctx, (id, change), token| {
+        plan_update(db, ctx, id, change, token, sub)
+    })
+    .await;
     results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| r.or_else(|| done.remove(&i)).unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into()))))
+        .map(|(i, r)| {
+            r.or_else(|| done.remove(&i))
+                .unwrap_or_else(|| Err(ApiError::Internal("payment left unanswered".into())))
+        })
         .collect()
 }
 
@@ -411,12 +616,15 @@ pub struct Cursor {
 }
 
 fn encode_cursor(c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(c).unwrap_or_default())
 }
 
 fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
     let bad = || ApiError::field("next", "is not a token this API issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| bad())?;
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if !valid_id(&cursor.id) || !cursor.sort.ends_with(&format!("#{}", cursor.id)) {
         return Err(bad());
@@ -428,12 +636,18 @@ pub fn parse_list_query(req: &Request) -> Result<ListQuery, ApiError> {
     let work_period_id = query_param(req, "workPeriodId");
     if let Some(id) = &work_period_id {
         if !valid_id(id) {
-            return Err(ApiError::field("workPeriodId", "must be 1 to 64 letters, digits, '-' or '_'"));
+            return Err(ApiError::field(
+                "workPeriodId",
+                "must be 1 to 64 letters, digits, '-' or '_'",
+            ));
         }
     }
     let status = match query_param(req, "status") {
         None => None,
-        Some(raw) => Some(PaymentStatus::parse(&raw).ok_or_else(|| ApiError::field("status", "is not a payment status"))?),
+        Some(raw) => Some(
+            PaymentStatus::parse(&raw)
+                .ok_or_else(|| ApiError::field("status", "is not a payment status"))?,
+        ),
     };
     let per_page = match query_param(req, "perPage") {
         None => 20,
@@ -443,29 +657,56 @@ pub fn parse_list_query(req: &Request) -> Result<ListQuery, ApiError> {
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| ApiError::field("perPage", "must be an integer from 1 to 100"))?,
     };
-    let next = query_param(req, "next").map(|raw| decode_cursor(&raw)).transpose()?;
-    Ok(ListQuery { work_period_id, status, per_page, next })
+    let next = query_param(req, "next")
+        .map(|raw| decode_cursor(&raw))
+        .transpose()?;
+    Ok(ListQuery {
+        work_period_id,
+        status,
+        per_page,
+        next,
+    })
 }
 
 /// One page of payments: by work period (optionally one status), by one
 /// status, or every status in turn. Always Queries, never a Scan.
-pub async fn list_payments(db: &Db, q: ListQuery) -> Result<(Vec<Payment>, Option<String>), ApiError> {
+pub async fn list_payments(
+    db: &Db,
+    q: ListQuery,
+) -> Result<(Vec<Payment>, Option<String>), ApiError> {
     let (index, partitions): (&str, Vec<String>) = match (&q.work_period_id, q.status) {
         (Some(wp), _) => ("gsi1", vec![by_work_period_pk(wp)]),
         (None, Some(st)) => ("gsi2", vec![by_status_pk(st)]),
-        (None, None) => ("gsi2", PaymentStatus::ALL.iter().map(|s| by_status_pk(*s)).collect()),
+        (None, None) => (
+            "gsi2",
+            PaymentStatus::ALL
+                .iter()
+                .map(|s| by_status_pk(*s))
+                .collect(),
+        ),
     };
-    let (pk_attr, sk_attr) = if index == "gsi1" { ("gsi1pk", "gsi1sk") } else { ("gsi2pk", "gsi2sk") };
+    let (pk_attr, sk_attr) = if index == "gsi1" {
+        ("gsi1pk", "gsi1sk")
+    } else {
+        ("gsi2pk", "gsi2sk")
+    };
     let mut start = 0;
     let mut exclusive: Option<Item> = None;
     if let Some(c) = &q.next {
-        start = partitions.iter().position(|p| *p == c.partition).ok_or_else(|| ApiError::field("next", "does not belong to this listing"))?;
+        start = partitions
+            .iter()
+            .position(|p| *p == c.partition)
+            .ok_or_else(|| ApiError::field("next", "does not belong to this listing"))?;
         let mut k = payment_key(&c.id);
         k.insert(pk_attr.into(), AttributeValue::S(c.partition.clone()));
         k.insert(sk_attr.into(), AttributeValue::S(c.sort.clone()));
         exclusive = Some(k);
     }
-    let status_filter = if q.work_period_id.is_some() { q.status } else { None };
+    let status_filter = if q.work_period_id.is_some() {
+        q.status
+    } else {
+        None
+    };
     let mut items: Vec<(String, String, Payment)> = Vec::new();
     for partition in &partitions[start..] {
         let mut page_start = exclusive.take();
@@ -510,7 +751,13 @@ pub async fn list_payments(db: &Db, q: ListQuery) -> Result<(Vec<Payment>, Optio
     items.truncate(q.per_page);
     // A full page may have more after it; its last item is where the next starts.
     let next = if items.len() == q.per_page {
-        items.last().map(|(p, sort, pay)| encode_cursor(&Cursor { partition: p.clone(), sort: sort.clone(), id: pay.id.clone() }))
+        items.last().map(|(p, sort, pay)| {
+            encode_cursor(&Cursor {
+                partition: p.clone(),
+                sort: sort.clone(),
+                id: pay.id.clone(),
+            })
+        })
     } else {
         None
     };
@@ -536,7 +783,9 @@ pub async fn put_work_period_handler(app: App, req: Request) -> HandlerResult {
 pub async fn get_work_period_handler(app: App, req: Request) -> HandlerResult {
     caller(&req)?.require_any(&read_scopes())?;
     let id = id_param(&req, "id")?;
-    let wp = get_work_period(&app.db, &id).await?.ok_or_else(|| ApiError::NotFound(format!("Work period {id} not found")))?;
+    let wp = get_work_period(&app.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Work period {id} not found")))?;
     json_response(200, &WorkPeriodOut::from(&wp))
 }
 
@@ -550,11 +799,17 @@ pub async fn post_payment_handler(app: App, req: Request) -> HandlerResult {
     let who = caller(&req)?;
     who.require_any(&[SCOPE_ADMIN, SCOPE_PAYMENTS])?;
     if starts_with_array(&req) {
-        return Err(ApiError::field("body", "must be one payment object; send arrays to POST /work-period-payments/bulk"));
+        return Err(ApiError::field(
+            "body",
+            "must be one payment object; send arrays to POST /work-period-payments/bulk",
+        ));
     }
     let input = validate_new_payment(json_body(&req)?)?;
-    let mut results = create_payments(&app.db, &who.sub, vec![Ok(input)]).await;
-    let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
+    let mut results =
+        create_payments(&app.db, &who.sub, &RequestIds::of(&req), vec![Ok(input)]).await;
+    let payment = results
+        .pop()
+        .unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
     tracing::info!(payment_id = %payment.id, work_period_id = %payment.work_period_id, days = payment.days, "payment created");
     json_response(201, &PaymentOut::from(&payment))
 }
@@ -578,7 +833,10 @@ fn error_entry(input: &Value, err: &ApiError) -> Value {
     };
     if let ApiError::BadRequest { details, .. } = err {
         if !details.is_empty() {
-            entry.insert("error".into(), json!({"message": err.to_string(), "code": err.status(), "details": details}));
+            entry.insert(
+                "error".into(),
+                json!({"message": err.to_string(), "code": err.status(), "details": details}),
+            );
             return Value::Object(entry);
         }
     }
@@ -617,8 +875,11 @@ pub async fn post_payments_bulk_handler(app: App, req: Request) -> HandlerResult
     let who = caller(&req)?;
     who.require_any(&[SCOPE_ADMIN, SCOPE_PAYMENTS])?;
     let inputs = bulk_items(&req)?;
-    let parsed = inputs.iter().map(|v| item_of::<PaymentInput>(v).and_then(validate_new_payment)).collect();
-    let results = create_payments(&app.db, &who.sub, parsed).await;
+    let parsed = inputs
+        .iter()
+        .map(|v| item_of::<PaymentInput>(v).and_then(validate_new_payment))
+        .collect();
+    let results = create_payments(&app.db, &who.sub, &RequestIds::of(&req), parsed).await;
     let created = results.iter().filter(|r| r.is_ok()).count();
     tracing::info!(items = inputs.len(), created, "bulk payments");
     bulk_response(&inputs, results)
@@ -630,8 +891,16 @@ pub async fn patch_payment_handler(app: App, req: Request) -> HandlerResult {
     who.require_any(&read_scopes())?;
     let id = id_param(&req, "id")?;
     let change = validate_change(&who, json_body(&req)?)?;
-    let mut results = update_payments(&app.db, &who.sub, vec![Ok((id, change))]).await;
-    let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
+    let mut results = update_payments(
+        &app.db,
+        &who.sub,
+        &RequestIds::of(&req),
+        vec![Ok((id, change))],
+    )
+    .await;
+    let payment = results
+        .pop()
+        .unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
     json_response(200, &PaymentOut::from(&payment))
 }
 
@@ -643,16 +912,24 @@ pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResul
     let parsed = inputs
         .iter()
         .map(|v| {
-            let mut fields = v.as_object().cloned().ok_or_else(|| ApiError::field("body", "each entry must be a JSON object"))?;
+            let mut fields = v
+                .as_object()
+                .cloned()
+                .ok_or_else(|| ApiError::field("body", "each entry must be a JSON object"))?;
             let id = match fields.remove("id") {
                 Some(Value::String(id)) if valid_id(&id) => id,
-                _ => return Err(ApiError::field("id", "is required: 1 to 64 letters, digits, '-' or '_'")),
+                _ => {
+                    return Err(ApiError::field(
+                        "id",
+                        "is required: 1 to 64 letters, digits, '-' or '_'",
+                    ))
+                }
             };
             let patch: PaymentPatch = item_of(&Value::Object(fields))?;
             Ok((id, validate_change(&who, patch)?))
         })
         .collect();
-    let results = update_payments(&app.db, &who.sub, parsed).await;
+    let results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), parsed).await;
     bulk_response(&inputs, results)
 }
 
@@ -660,7 +937,9 @@ pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResul
 pub async fn get_payment_handler(app: App, req: Request) -> HandlerResult {
     caller(&req)?.require_any(&read_scopes())?;
     let id = id_param(&req, "id")?;
-    let p = get_payment(&app.db, &id).await?.ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
+    let p = get_payment(&app.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
     json_response(200, &PaymentOut::from(&p))
 }
 

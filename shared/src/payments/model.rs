@@ -33,7 +33,13 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 5] = [Self::Scheduled, Self::InProgress, Self::Completed, Self::Failed, Self::Cancelled];
+    pub const ALL: [PaymentStatus; 5] = [
+        Self::Scheduled,
+        Self::InProgress,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,7 +75,11 @@ impl PaymentStatus {
 
 /// A work period id: 1–64 letters, digits, `-` or `_` (UUIDs in practice).
 pub fn valid_id(raw: &str) -> bool {
-    !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +142,9 @@ pub struct Payment {
     pub updated_by: String,
     /// Optimistic-concurrency version, bumped by every update.
     pub version: u64,
+    /// The token of the job that last wrote it (not on the wire): a job whose
+    /// answer was lost finds its own write by it and does not write again.
+    pub write_token: Option<String>,
 }
 
 // ---------------------------------------------------------------- wire shapes
@@ -201,7 +214,9 @@ pub struct PaymentInput {
 }
 
 /// `Some(None)` when the field is `null`, `None` when it is absent.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -314,13 +329,17 @@ fn opt_n<T: FromStr>(item: &Item, name: &str, what: &str) -> Result<Option<T>, D
 }
 
 fn get_money(item: &Item, name: &str, what: &str) -> Result<Money, DbError> {
-    item.get(name).and_then(Money::from_attr).ok_or_else(|| corrupt(what, name))
+    item.get(name)
+        .and_then(Money::from_attr)
+        .ok_or_else(|| corrupt(what, name))
 }
 
 fn opt_money(item: &Item, name: &str, what: &str) -> Result<Option<Money>, DbError> {
     match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(attr) => Money::from_attr(attr).map(Some).ok_or_else(|| corrupt(what, name)),
+        Some(attr) => Money::from_attr(attr)
+            .map(Some)
+            .ok_or_else(|| corrupt(what, name)),
     }
 }
 
@@ -373,6 +392,9 @@ pub fn payment_to_item(p: &Payment) -> Item {
     item.insert("created_by".into(), s(&p.created_by));
     item.insert("updated_by".into(), s(&p.updated_by));
     item.insert("version".into(), n(p.version));
+    if let Some(token) = &p.write_token {
+        item.insert("write_token".into(), s(token));
+    }
     item
 }
 
@@ -386,20 +408,31 @@ pub fn payment_from_item(item: &Item) -> Result<Payment, DbError> {
         billing_account_id: get_n(item, "billing_account_id", P)?,
         days: get_n(item, "days", P)?,
         amount: get_money(item, "amount", P)?,
-        status: PaymentStatus::parse(get_s(item, "status", P)?).ok_or_else(|| corrupt(P, "status"))?,
+        status: PaymentStatus::parse(get_s(item, "status", P)?)
+            .ok_or_else(|| corrupt(P, "status"))?,
         created_at: get_s(item, "created_at", P)?.to_owned(),
         updated_at: get_s(item, "updated_at", P)?.to_owned(),
         created_by: get_s(item, "created_by", P)?.to_owned(),
         updated_by: get_s(item, "updated_by", P)?.to_owned(),
         version: get_n(item, "version", P)?,
+        write_token: match item.get("write_token") {
+            Some(AttributeValue::S(t)) => Some(t.clone()),
+            _ => None,
+        },
     })
 }
 
 /// The work period's registration fields as update-expression values.
-pub fn work_period_fields(wp: &WorkPeriod) -> Vec<(&'static str, &'static str, Option<AttributeValue>)> {
+pub fn work_period_fields(
+    wp: &WorkPeriod,
+) -> Vec<(&'static str, &'static str, Option<AttributeValue>)> {
     vec![
         ("id", ":id", Some(s(&wp.id))),
-        ("resource_booking_id", ":rb", Some(s(&wp.resource_booking_id))),
+        (
+            "resource_booking_id",
+            ":rb",
+            Some(s(&wp.resource_booking_id)),
+        ),
         ("user_handle", ":uh", Some(s(&wp.user_handle))),
         ("start_date", ":sd", Some(s(format_date(wp.start_date)))),
         ("end_date", ":ed", Some(s(format_date(wp.end_date)))),

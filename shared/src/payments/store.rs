@@ -4,6 +4,14 @@
 //! work periods share one TransactWriteItems. Payments of the same work period
 //! go in successive rounds, each planned on that period's fresh state, so a
 //! failure of one never stops the others and none is planned on stale days.
+//!
+//! Exactly once when an answer is lost: every job has a token fixed before
+//! its first plan — the id of the payment it creates, or the `write_token`
+//! its update stores — derived from the Idempotency-Key when one was sent.
+//! A job whose transaction failed its conditions is planned again on a fresh
+//! read of its work period and payment; if that read shows its own token,
+//! the earlier attempt (or an earlier run of the same request) was applied
+//! and the job is answered with what it wrote, never written twice.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -26,7 +34,12 @@ pub struct Ctx {
 
 impl Ctx {
     /// (Re)reads these work periods and payments, strongly consistent.
-    pub async fn load(&mut self, db: &Db, wp_ids: &HashSet<String>, payment_ids: &HashSet<String>) -> Result<(), DbError> {
+    pub async fn load(
+        &mut self,
+        db: &Db,
+        wp_ids: &HashSet<String>,
+        payment_ids: &HashSet<String>,
+    ) -> Result<(), DbError> {
         let mut keys: Vec<Item> = wp_ids.iter().map(|id| work_period_key(id)).collect();
         keys.extend(payment_ids.iter().map(|id| payment_key(id)));
         for id in wp_ids {
@@ -51,6 +64,15 @@ impl Ctx {
     }
 }
 
+/// What planning a job decided.
+pub enum Planned {
+    /// Write this.
+    Write(Plan),
+    /// Already written by this job (an attempt whose answer was lost, or an
+    /// earlier run of the same request): answer with it.
+    Done(Payment),
+}
+
 /// One payment write: the payment as it will be, and the actions that write it.
 pub struct Plan {
     pub payment: Payment,
@@ -64,15 +86,34 @@ pub struct Job<I> {
     pub idx: usize,
     /// The work period it touches; jobs of one period run one per round.
     pub work_period_id: String,
-    /// The payment it updates, if any (re-read after a conflict).
-    pub payment_id: Option<String>,
+    /// The payment it creates or updates (re-read after a conflict).
+    pub payment_id: String,
+    /// The created payment's id, or the token an update writes.
+    pub token: String,
     pub input: I,
     conflicts: u32,
+    /// Its transaction failed beside others for a reason of its own: it is
+    /// written alone from then on, so one bad payment answers only for itself.
+    alone: bool,
 }
 
 impl<I> Job<I> {
-    pub fn new(idx: usize, work_period_id: String, payment_id: Option<String>, input: I) -> Self {
-        Self { idx, work_period_id, payment_id, input, conflicts: 0 }
+    pub fn new(
+        idx: usize,
+        work_period_id: String,
+        payment_id: String,
+        token: String,
+        input: I,
+    ) -> Self {
+        Self {
+            idx,
+            work_period_id,
+            payment_id,
+            token,
+            input,
+            conflicts: 0,
+            alone: false,
+        }
     }
 }
 
@@ -82,31 +123,45 @@ enum Outcome {
     Conflict,
     /// Another item of its transaction failed; it was not applied.
     NotRun,
+    /// Its shared transaction failed for good (not busy, not a condition):
+    /// it is tried again in a transaction of its own.
+    Isolate,
     Failed(DbError),
 }
 
 /// Runs `jobs` to completion: plans each on the current state, writes a round
 /// of transactions, re-reads what changed, and goes on until every job has an
 /// answer. Returns one result per job index.
-pub async fn run_jobs<I, F>(db: &Db, mut ctx: Ctx, jobs: Vec<Job<I>>, plan: F) -> HashMap<usize, Result<Payment, ApiError>>
+pub async fn run_jobs<I, F>(
+    db: &Db,
+    mut ctx: Ctx,
+    jobs: Vec<Job<I>>,
+    plan: F,
+) -> HashMap<usize, Result<Payment, ApiError>>
 where
     I: Send + 'static,
-    F: Fn(&Ctx, &I) -> Result<Plan, ApiError>,
+    F: Fn(&Ctx, &I, &str) -> Result<Planned, ApiError>,
 {
     let mut out = HashMap::new();
     let mut queues: BTreeMap<String, VecDeque<Job<I>>> = BTreeMap::new();
     for job in jobs {
-        queues.entry(job.work_period_id.clone()).or_default().push_back(job);
+        queues
+            .entry(job.work_period_id.clone())
+            .or_default()
+            .push_back(job);
     }
     while !queues.is_empty() {
         // Plan the head of every queue; a job that cannot be planned is answered now.
         let mut round: Vec<(Job<I>, Plan)> = Vec::new();
         for queue in queues.values_mut() {
             while let Some(job) = queue.pop_front() {
-                match plan(&ctx, &job.input) {
-                    Ok(p) => {
+                match plan(&ctx, &job.input, &job.token) {
+                    Ok(Planned::Write(p)) => {
                         round.push((job, p));
                         break;
+                    }
+                    Ok(Planned::Done(payment)) => {
+                        out.insert(job.idx, Ok(payment));
                     }
                     Err(e) => {
                         out.insert(job.idx, Err(e));
@@ -121,6 +176,10 @@ where
         let mut actions_in_last = 0;
         for entry in round {
             let n = entry.1.actions.len();
+            if entry.0.alone {
+                chunks.insert(0, vec![entry]);
+                continue;
+            }
             if chunks.is_empty() || actions_in_last + n > TRANSACT_LIMIT {
                 chunks.push(Vec::new());
                 actions_in_last = 0;
@@ -130,7 +189,11 @@ where
                 last.push(entry);
             }
         }
-        let written = db.for_each_chunk(chunks, |db, chunk| async move { Ok(write_chunk(&db, chunk).await) }).await;
+        let written = db
+            .for_each_chunk(chunks, |db, chunk| async move {
+                Ok(write_chunk(&db, chunk).await)
+            })
+            .await;
 
         let mut stale_wps = HashSet::new();
         let mut stale_payments = HashSet::new();
@@ -144,7 +207,11 @@ where
                     // job's own conditions fail and it is planned again on a read.
                     let known = match &plan.delta {
                         None => true, // the work period is as it was read
-                        Some(d) => match ctx.work_periods.get(&job.work_period_id).and_then(|wp| d.applied_to(wp)) {
+                        Some(d) => match ctx
+                            .work_periods
+                            .get(&job.work_period_id)
+                            .and_then(|wp| d.applied_to(wp))
+                        {
                             Some(wp) => {
                                 ctx.work_periods.insert(job.work_period_id.clone(), wp);
                                 true
@@ -152,7 +219,8 @@ where
                             None => false,
                         },
                     };
-                    ctx.payments.insert(plan.payment.id.clone(), plan.payment.clone());
+                    ctx.payments
+                        .insert(plan.payment.id.clone(), plan.payment.clone());
                     out.insert(job.idx, Ok(plan.payment));
                     if known {
                         continue;
@@ -164,10 +232,21 @@ where
                     false
                 }
                 Outcome::NotRun => true,
+                Outcome::Isolate => {
+                    job.alone = true;
+                    true
+                }
                 Outcome::Conflict => {
                     job.conflicts += 1;
                     if job.conflicts > MAX_CONFLICTS {
-                        out.insert(job.idx, Err(ApiError::Conflict("The work period kept changing; retry".into())));
+                        // Transient: 503 with Retry-After, never stored as the key's answer.
+                        tracing::warn!(work_period_id = %job.work_period_id, "work period kept changing");
+                        out.insert(
+                            job.idx,
+                            Err(ApiError::Unavailable {
+                                retry_after_secs: 1,
+                            }),
+                        );
                         false
                     } else {
                         true
@@ -175,17 +254,21 @@ where
                 }
             };
             stale_wps.insert(job.work_period_id.clone());
-            if let Some(pid) = &job.payment_id {
-                stale_payments.insert(pid.clone());
-            }
+            // Re-read with its work period: a failed condition may be this
+            // job's own earlier attempt, found by its token.
+            stale_payments.insert(job.payment_id.clone());
             if requeue {
-                queues.entry(job.work_period_id.clone()).or_default().push_front(job);
+                queues
+                    .entry(job.work_period_id.clone())
+                    .or_default()
+                    .push_front(job);
             }
         }
         queues.retain(|_, q| !q.is_empty());
         // Only what a remaining job will be planned on needs reading again.
         stale_wps.retain(|id| queues.contains_key(id));
-        let pending_payments: HashSet<&String> = queues.values().flatten().filter_map(|j| j.payment_id.as_ref()).collect();
+        let pending_payments: HashSet<&String> =
+            queues.values().flatten().map(|j| &j.payment_id).collect();
         stale_payments.retain(|id| pending_payments.contains(id));
         if !stale_wps.is_empty() || !stale_payments.is_empty() {
             if let Err(e) = ctx.load(db, &stale_wps, &stale_payments).await {
@@ -213,9 +296,13 @@ async fn write_chunk<I>(db: &Db, chunk: Vec<(Job<I>, Plan)>) -> Written<I> {
     }
     let result = db.transact(actions).await;
     let failed: HashSet<usize> = match &result {
-        Err(DbError::ConditionFailed(indices)) => indices.iter().filter_map(|a| owner.get(*a).copied()).collect(),
+        Err(DbError::ConditionFailed(indices)) => indices
+            .iter()
+            .filter_map(|a| owner.get(*a).copied())
+            .collect(),
         _ => HashSet::new(),
     };
+    let shared = chunk.len() > 1;
     let mut result = Some(result);
     chunk
         .into_iter()
@@ -225,6 +312,7 @@ async fn write_chunk<I>(db: &Db, chunk: Vec<(Job<I>, Plan)>) -> Written<I> {
                 Some(Ok(())) => Outcome::Written,
                 Some(Err(DbError::ConditionFailed(_))) if failed.contains(&i) => Outcome::Conflict,
                 Some(Err(DbError::ConditionFailed(_))) => Outcome::NotRun,
+                Some(Err(DbError::Other(_))) if shared => Outcome::Isolate,
                 _ => match result.take() {
                     Some(Err(e)) => Outcome::Failed(e),
                     _ => Outcome::Failed(DbError::Exhausted("transaction failed".into())),
@@ -240,15 +328,25 @@ fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> ApiError {
 }
 
 /// Puts the payment item, on condition `condition`.
-pub fn put_payment(db: &Db, p: &Payment, condition: &str, values: &[(&str, AttributeValue)]) -> Result<TransactWriteItem, ApiError> {
-    let mut put = Put::builder().table_name(&*db.table).set_item(Some(payment_to_item(p))).condition_expression(condition);
+pub fn put_payment(
+    db: &Db,
+    p: &Payment,
+    condition: &str,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, ApiError> {
+    let mut put = Put::builder()
+        .table_name(&*db.table)
+        .set_item(Some(payment_to_item(p)))
+        .condition_expression(condition);
     for (k, v) in values {
         put = put.expression_attribute_values(*k, v.clone());
     }
     if condition.contains("#pk") {
         put = put.expression_attribute_names("#pk", "pk");
     }
-    put.build().map(|put| TransactWriteItem::builder().put(put).build()).map_err(build_err)
+    put.build()
+        .map(|put| TransactWriteItem::builder().put(put).build())
+        .map_err(build_err)
 }
 
 /// Changes a work period's aggregates by these deltas; when days are taken,
@@ -284,12 +382,23 @@ impl Delta {
     }
 }
 
-pub fn update_work_period(db: &Db, work_period_id: &str, d: &Delta) -> Result<TransactWriteItem, ApiError> {
-    let mut adds = vec!["days_unpaid :neg_days", "days_paid :days", "payment_total :amount"];
+pub fn update_work_period(
+    db: &Db,
+    work_period_id: &str,
+    d: &Delta,
+) -> Result<TransactWriteItem, ApiError> {
+    let mut adds = vec![
+        "days_unpaid :neg_days",
+        "days_paid :days",
+        "payment_total :amount",
+    ];
     let mut values = vec![
         (":neg_days", n(-d.days)),
         (":days", n(d.days)),
-        (":amount", AttributeValue::N((d.amount.decimal()).to_string())),
+        (
+            ":amount",
+            AttributeValue::N((d.amount.decimal()).to_string()),
+        ),
     ];
     let (from_clause, to_clause);
     if d.from != d.to {
@@ -304,7 +413,11 @@ pub fn update_work_period(db: &Db, work_period_id: &str, d: &Delta) -> Result<Tr
             values.push((":one", n(1)));
         }
     }
-    let condition = if d.days > 0 { "attribute_exists(pk) AND days_unpaid >= :days" } else { "attribute_exists(pk)" };
+    let condition = if d.days > 0 {
+        "attribute_exists(pk) AND days_unpaid >= :days"
+    } else {
+        "attribute_exists(pk)"
+    };
     let mut update = Update::builder()
         .table_name(&*db.table)
         .set_key(Some(work_period_key(work_period_id)))
@@ -313,7 +426,10 @@ pub fn update_work_period(db: &Db, work_period_id: &str, d: &Delta) -> Result<Tr
     for (k, v) in values {
         update = update.expression_attribute_values(k, v);
     }
-    update.build().map(|u| TransactWriteItem::builder().update(u).build()).map_err(build_err)
+    update
+        .build()
+        .map(|u| TransactWriteItem::builder().update(u).build())
+        .map_err(build_err)
 }
 
 /// Registers (creates or replaces) a work period, keeping its aggregates:
@@ -335,13 +451,25 @@ pub async fn put_work_period(db: &Db, wp: &WorkPeriod) -> Result<WorkPeriod, Api
     sets.push("days_unpaid = :dw - if_not_exists(days_paid, :zero)".into());
     sets.push("payment_total = if_not_exists(payment_total, :zero)".into());
     for status in PaymentStatus::ALL {
-        sets.push(format!("{c} = if_not_exists({c}, :zero)", c = status.counter()));
+        sets.push(format!(
+            "{c} = if_not_exists({c}, :zero)",
+            c = status.counter()
+        ));
     }
     let mut expr = format!("SET {}", sets.join(", "));
     if !removes.is_empty() {
         expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
     }
-    match db.update_if(work_period_key(&wp.id), &expr, "attribute_not_exists(pk) OR days_paid <= :dw", &[], &values).await {
+    match db
+        .update_if(
+            work_period_key(&wp.id),
+            &expr,
+            "attribute_not_exists(pk) OR days_paid <= :dw",
+            &[],
+            &values,
+        )
+        .await
+    {
         Ok(()) => {}
         Err(DbError::ConditionFailed(_)) => {
             return Err(ApiError::Conflict(format!(
@@ -351,22 +479,38 @@ pub async fn put_work_period(db: &Db, wp: &WorkPeriod) -> Result<WorkPeriod, Api
         }
         Err(e) => return Err(e.into()),
     }
-    get_work_period(db, &wp.id).await?.ok_or_else(|| ApiError::Internal("work period vanished after its write".into()))
+    get_work_period(db, &wp.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("work period vanished after its write".into()))
 }
 
 pub async fn get_work_period(db: &Db, id: &str) -> Result<Option<WorkPeriod>, DbError> {
-    db.get(work_period_key(id)).await?.map(|item| work_period_from_item(&item)).transpose()
+    db.get(work_period_key(id))
+        .await?
+        .map(|item| work_period_from_item(&item))
+        .transpose()
 }
 
 pub async fn get_payment(db: &Db, id: &str) -> Result<Option<Payment>, DbError> {
-    db.get(payment_key(id)).await?.map(|item| payment_from_item(&item)).transpose()
+    db.get(payment_key(id))
+        .await?
+        .map(|item| payment_from_item(&item))
+        .transpose()
 }
 
 pub fn payment_put_new(db: &Db, p: &Payment) -> Result<TransactWriteItem, ApiError> {
     put_payment(db, p, "attribute_not_exists(#pk)", &[])
 }
 
-pub fn payment_put_versioned(db: &Db, p: &Payment, expected_version: u64) -> Result<TransactWriteItem, ApiError> {
-    put_payment(db, p, "version = :version", &[(":version", n(expected_version))])
+pub fn payment_put_versioned(
+    db: &Db,
+    p: &Payment,
+    expected_version: u64,
+) -> Result<TransactWriteItem, ApiError> {
+    put_payment(
+        db,
+        p,
+        "version = :version",
+        &[(":version", n(expected_version))],
+    )
 }
-

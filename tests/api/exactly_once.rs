@@ -1,0 +1,528 @@
+//! Exactly once when the answer is lost: a write DynamoDB applied whose answer
+//! never arrived (a 500 after commit, a timeout, a reset connection), a
+//! request cut off midway and re-run with its Idempotency-Key, a transient
+//! refusal. Each test fails on the code before its fix.
+
+use std::time::Duration;
+
+use allotment::idempotency::IdempotencyConfig;
+use allotment_dev::proxy::WireFault;
+use allotment_tests::{quick_retry, Fault, Resp, TestApi};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+
+use crate::gifts::{create_gift, deposit, gift_body, project, user};
+use crate::packs::{namespace, pack, post_packs};
+
+fn clerk(api: &TestApi) -> String {
+    api.token("clerk", "payments")
+}
+
+async fn given_wp(api: &TestApi, id: &str, days_worked: u64) {
+    let body = json!({
+        "resourceBookingId": "rb-1", "userHandle": "alice", "startDate": "2026-01-05", "endDate": "2026-01-11",
+        "daysWorked": days_worked, "memberRate": 250, "customerRate": 310.5, "billingAccountId": 80000071
+    });
+    let r = api
+        .call(
+            "PUT",
+            &format!("/work-periods/{id}"),
+            Some(&api.admin()),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+async fn wp(api: &TestApi, id: &str) -> Value {
+    api.call(
+        "GET",
+        &format!("/work-periods/{id}"),
+        Some(&api.admin()),
+        None,
+    )
+    .await
+    .body
+}
+
+async fn payments_of(api: &TestApi, wp: &str) -> Vec<Value> {
+    let r = api
+        .call(
+            "GET",
+            &format!("/work-period-payments?workPeriodId={wp}&perPage=100"),
+            Some(&api.admin()),
+            None,
+        )
+        .await;
+    r.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn post_key(api: &TestApi, path: &str, token: &str, key: &str, body: &Value) -> Resp {
+    api.call_with_key("POST", path, token, key, body.to_string().as_bytes())
+        .await
+}
+
+#[tokio::test]
+async fn a_lost_answer_after_a_payment_committed_creates_it_once() {
+    let api = TestApi::start().await;
+    given_wp(&api, "wp1", 5).await;
+    // An additional payment (days 0) has no days condition to stop a second copy.
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let r = api
+        .call(
+            "POST",
+            "/work-period-payments",
+            Some(&clerk(&api)),
+            Some(json!({"workPeriodId": "wp1", "days": 0, "amount": 40})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(api.faults.faults_injected(), 1);
+    // A payment with days: the retry must not answer a false 409.
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let r = api
+        .call(
+            "POST",
+            "/work-period-payments",
+            Some(&clerk(&api)),
+            Some(json!({"workPeriodId": "wp1", "days": 2})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let listed = payments_of(&api, "wp1").await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let w = wp(&api, "wp1").await;
+    assert_eq!(w["daysPaid"], 2);
+    assert_eq!(w["paymentTotal"].as_f64(), Some(140.0));
+}
+
+#[tokio::test]
+async fn a_lost_answer_in_bulk_and_in_patches_applies_each_once() {
+    let api = TestApi::start().await;
+    for id in ["a", "b", "c"] {
+        given_wp(&api, id, 5).await;
+    }
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let body = json!([{"workPeriodId": "a", "days": 0, "amount": 10}, {"workPeriodId": "b", "days": 1}, {"workPeriodId": "c"}]);
+    let r = api
+        .call(
+            "POST",
+            "/work-period-payments/bulk",
+            Some(&clerk(&api)),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    for entry in r.body.as_array().unwrap() {
+        assert!(entry.get("error").is_none(), "{r:?}");
+    }
+    for (id, n, days) in [("a", 1, 0), ("b", 1, 1), ("c", 1, 5)] {
+        assert_eq!(payments_of(&api, id).await.len(), n, "{id}");
+        assert_eq!(wp(&api, id).await["daysPaid"], days, "{id}");
+    }
+    // Cancelling gives the days back once; its lost answer is not a 409.
+    let id = r.body[1]["id"].as_str().unwrap().to_owned();
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let r = api
+        .call(
+            "PATCH",
+            &format!("/work-period-payments/{id}"),
+            Some(&clerk(&api)),
+            Some(json!({"status": "cancelled"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(wp(&api, "b").await["daysPaid"], 0);
+    // A change with no days (one conditional put, not a transaction).
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let other = payments_of(&api, "c").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.faults.inject("PutItem", Fault::LostAnswer, 1);
+    let r = api
+        .call(
+            "PATCH",
+            &format!("/work-period-payments/{other}"),
+            Some(&clerk(&api)),
+            Some(json!({"customerRate": 300})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["customerRate"].as_f64(), Some(300.0));
+    let _ = id;
+}
+
+#[tokio::test]
+async fn a_lost_deposit_answer_credits_the_wallet_once() {
+    let api = TestApi::start().await;
+    project(&api, "p", &[("pi", "PI")]).await;
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let r = deposit(&api, "p", "cpu", 7).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["balance"], 7, "{r:?}");
+    assert_eq!(api.faults.faults_injected(), 1);
+    let r = deposit(&api, "p", "cpu", 7).await;
+    assert_eq!(
+        r.body["balance"], 14,
+        "a deposit without a key is a new deposit: {r:?}"
+    );
+    let deposits = api
+        .all_items()
+        .await
+        .into_iter()
+        .filter(
+            |i| matches!(i.get("sk"), Some(AttributeValue::S(sk)) if sk.starts_with("DEPOSIT#")),
+        )
+        .count();
+    assert_eq!(deposits, 2, "one record per deposit");
+}
+
+#[tokio::test]
+async fn a_lost_claim_answer_is_the_claim_not_a_409() {
+    let api = TestApi::start().await;
+    project(&api, "sandbox", &[("pi", "PI")]).await;
+    assert_eq!(deposit(&api, "sandbox", "cpu", 100).await.status, 200);
+    let gift = create_gift(
+        &api,
+        &user("pi", None, None),
+        gift_body("sandbox", &[("cpu", 10)], json!([{"type": "anyone"}]), 0),
+    )
+    .await;
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let carol = user("carol", None, None);
+    let r = api
+        .call(
+            "POST",
+            "/gifts/claim",
+            Some(&carol),
+            Some(json!({"giftId": gift})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mine = api.call("GET", "/me/wallets", Some(&carol), None).await;
+    assert_eq!(mine.body["wallets"][0]["balance"], 10, "{mine:?}");
+    let owner = api
+        .call("GET", "/projects/sandbox/wallets", Some(&api.admin()), None)
+        .await;
+    assert_eq!(owner.body["wallets"][0]["balance"], 90, "{owner:?}");
+    // And a second claim is still refused.
+    let r = api
+        .call(
+            "POST",
+            "/gifts/claim",
+            Some(&carol),
+            Some(json!({"giftId": gift})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_lost_answer_on_a_gifts_creation_is_its_creation() {
+    let api = TestApi::start().await;
+    project(&api, "sandbox", &[("pi", "PI")]).await;
+    assert_eq!(deposit(&api, "sandbox", "cpu", 100).await.status, 200);
+    api.faults
+        .inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let r = api
+        .call(
+            "POST",
+            "/gifts",
+            Some(&user("pi", None, None)),
+            Some(gift_body(
+                "sandbox",
+                &[("cpu", 10)],
+                json!([{"type": "anyone"}]),
+                0,
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let listed = api
+        .call(
+            "GET",
+            "/gifts?project=sandbox",
+            Some(&user("pi", None, None)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_key_records_own_lost_answer_does_not_conflict_with_itself() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    // The first PutItem of a keyed request is its Idempotency-Key record.
+    api.faults.inject("PutItem", Fault::LostAnswer, 1);
+    let body = json!({"packs": [pack(5, "2099-01-01", Some("k1"))]});
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "key-1", &body).await;
+    assert_eq!(r.status, 201, "not 409 'still being processed': {r:?}");
+    let again = post_key(&api, "/namespaces/1/minutes", &api.admin(), "key-1", &body).await;
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(again.bytes, r.bytes);
+}
+
+#[tokio::test]
+async fn lost_answers_on_pack_puts_report_every_pack_once() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    api.faults.inject("PutItem", Fault::LostAnswer, 3);
+    let packs: Vec<Value> = (0..20)
+        .map(|i| pack(1, "2099-01-01", Some(&format!("x{i}"))))
+        .collect();
+    let r = post_packs(&api, 1, packs).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body.as_array().map(Vec::len), Some(20));
+    assert_eq!(api.count_prefix("PACK#").await, 20);
+}
+
+/// A pack another request created a moment ago is adopted before a re-sync
+/// reports it, so its creator's undo (conditioned on its request id) can no
+/// longer delete it; an old pack is reported without any write.
+#[tokio::test]
+async fn a_pack_a_resync_reported_survives_its_creators_undo() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    let now = allotment::validate::now_timestamp();
+    let in_flight = |xid: &str, created_at: &str| {
+        let mut item = std::collections::HashMap::new();
+        for (k, v) in [
+            ("pk", format!("PACK#X#{xid}")),
+            ("sk", "PACK".into()),
+            ("gsi1pk", "NSPACKS#1".into()),
+            ("gsi1sk", format!("{created_at}#0000#PACK#X#{xid}")),
+            ("expires_at", "2099-01-01".into()),
+            ("purchase_xid", xid.into()),
+            ("created_at", created_at.into()),
+            ("request_id", "request-a".into()),
+        ] {
+            item.insert(k.to_owned(), AttributeValue::S(v));
+        }
+        item.insert("namespace_id".into(), AttributeValue::N("1".into()));
+        item.insert("number_of_minutes".into(), AttributeValue::N("5".into()));
+        item
+    };
+    // Request A has just written x1 (and is still running); x2 is an old pack.
+    for (xid, at) in [("x1", now.as_str()), ("x2", "2020-01-01T00:00:00.000Z")] {
+        api.app
+            .db
+            .client
+            .put_item()
+            .table_name(&api.table)
+            .set_item(Some(in_flight(xid, at)))
+            .send()
+            .await
+            .unwrap();
+    }
+    api.faults.reset_counts();
+    let r = post_packs(&api, 1, vec![pack(5, "2099-01-01", Some("x2"))]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(
+        api.faults.write_calls(),
+        0,
+        "an old pack is reported without a write"
+    );
+    let r = post_packs(&api, 1, vec![pack(5, "2099-01-01", Some("x1"))]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // A fails now and undoes what it wrote, exactly as its undo does.
+    let undo = api
+        .app
+        .db
+        .client
+        .delete_item()
+        .table_name(&api.table)
+        .set_key(Some(allotment::db::key("PACK#X#x1", "PACK")))
+        .condition_expression("request_id = :rid")
+        .expression_attribute_values(":rid", AttributeValue::S("request-a".into()))
+        .send()
+        .await;
+    assert!(undo.is_err(), "the undo's condition no longer holds");
+    assert_eq!(
+        api.count_prefix("PACK#X#x1").await,
+        1,
+        "the pack the re-sync reported is still there"
+    );
+}
+
+/// A failure that is not a condition (an item DynamoDB refuses) in a shared
+/// transaction answers only for the payment that caused it: the others are
+/// written in transactions of their own.
+#[tokio::test]
+async fn one_failed_transaction_does_not_fail_the_other_payments_of_its_chunk() {
+    let api = TestApi::start().await;
+    for id in ["a", "b", "c"] {
+        given_wp(&api, id, 5).await;
+    }
+    api.faults.inject("TransactWriteItems", Fault::Invalid, 1);
+    let body = json!([{"workPeriodId": "a", "days": 1}, {"workPeriodId": "b", "days": 1}, {"workPeriodId": "c", "days": 1}]);
+    let r = api
+        .call(
+            "POST",
+            "/work-period-payments/bulk",
+            Some(&clerk(&api)),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    for entry in r.body.as_array().unwrap() {
+        assert!(
+            entry.get("error").is_none(),
+            "each payment written on its own: {r:?}"
+        );
+    }
+    assert_eq!(
+        api.faults.calls("TransactWriteItems"),
+        4,
+        "one shared attempt, then one each"
+    );
+}
+
+/// "The work period kept changing" is transient: a 503 with Retry-After that
+/// the Idempotency-Key does not keep, so the client's retry with the same key
+/// runs again and succeeds.
+#[tokio::test]
+async fn a_transient_conflict_is_503_and_not_stored_as_the_keys_answer() {
+    let api = TestApi::start().await;
+    given_wp(&api, "wp1", 5).await;
+    api.faults
+        .inject("TransactWriteItems", Fault::ConditionFailed, 6);
+    let body = json!({"workPeriodId": "wp1", "days": 1});
+    let r = post_key(&api, "/work-period-payments", &clerk(&api), "pay-1", &body).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let r = post_key(&api, "/work-period-payments", &clerk(&api), "pay-1", &body).await;
+    assert_eq!(r.status, 201, "the retry ran again: {r:?}");
+    assert!(r.headers.get("idempotent-replayed").is_none());
+    assert_eq!(payments_of(&api, "wp1").await.len(), 1);
+}
+
+/// A request cut off after some of its writes (its function killed at the
+/// time limit) and sent again with the same key once the lock expired runs
+/// again from the start: the payments its first run wrote are found by
+/// their derived ids, not written again.
+#[tokio::test]
+async fn a_bulk_request_cut_off_midway_and_rerun_with_its_key_pays_each_item_once() {
+    let config = IdempotencyConfig {
+        lock: Duration::ZERO,
+        ..IdempotencyConfig::default()
+    };
+    let api = TestApi::with_config(quick_retry(), config).await;
+    given_wp(&api, "wp1", 5).await;
+    // Two payments of one work period go in two rounds: the crash comes before the second.
+    api.faults.fail_after("TransactWriteItems", 1, Fault::Crash);
+    let body = json!([{"workPeriodId": "wp1", "days": 0, "amount": 15}, {"workPeriodId": "wp1", "days": 2}]);
+    let r = post_key(
+        &api,
+        "/work-period-payments/bulk",
+        &clerk(&api),
+        "bulk-1",
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 500, "the function died: {r:?}");
+    assert_eq!(
+        payments_of(&api, "wp1").await.len(),
+        1,
+        "the first round was written"
+    );
+    api.faults.clear();
+    // The lock (zero here) expires once the clock has moved past its millisecond.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(
+        &api,
+        "/work-period-payments/bulk",
+        &clerk(&api),
+        "bulk-1",
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("error").is_none()),
+        "{r:?}"
+    );
+    let listed = payments_of(&api, "wp1").await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let w = wp(&api, "wp1").await;
+    assert_eq!(
+        (w["daysPaid"].clone(), w["paymentTotal"].as_f64()),
+        (json!(2), Some(115.0))
+    );
+}
+
+/// On the wire: the proxy forwards the write to DynamoDB Local, then answers
+/// after the client's attempt timeout or resets the connection. The SDK's own
+/// timeout and dispatch-failure paths run, and each write applies once.
+#[tokio::test]
+async fn timeouts_and_resets_after_the_write_applied_are_each_one_effect() {
+    let api =
+        TestApi::through_proxy(Duration::from_millis(1000), IdempotencyConfig::default()).await;
+    let proxy = api.proxy.clone().unwrap();
+    given_wp(&api, "wp1", 5).await;
+    project(&api, "p", &[("pi", "PI")]).await;
+    namespace(&api, 1, None, 7).await;
+    proxy.inject(
+        "TransactWriteItems",
+        WireFault::SlowAnswer(Duration::from_millis(2500)),
+        1,
+    );
+    let r = api
+        .call(
+            "POST",
+            "/work-period-payments",
+            Some(&clerk(&api)),
+            Some(json!({"workPeriodId": "wp1", "days": 0, "amount": 5})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    proxy.inject("TransactWriteItems", WireFault::Reset, 1);
+    let r = deposit(&api, "p", "cpu", 7).await;
+    assert_eq!(
+        (r.status, r.body["balance"].clone()),
+        (200, json!(7)),
+        "{r:?}"
+    );
+    proxy.inject("PutItem", WireFault::Reset, 2);
+    let r = post_packs(
+        &api,
+        1,
+        vec![
+            pack(1, "2099-01-01", Some("w1")),
+            pack(1, "2099-01-01", Some("w2")),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(payments_of(&api, "wp1").await.len(), 1);
+    assert_eq!(api.count_prefix("PACK#").await, 2);
+    let injected = proxy.injected();
+    assert_eq!(
+        (injected.get("slow answer"), injected.get("reset")),
+        (Some(&1), Some(&3))
+    );
+}
