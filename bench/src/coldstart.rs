@@ -72,11 +72,7 @@ async fn medians(env: &Env, binary: &Path, event: &[u8], starts: usize) -> Resul
         inits.push(s.init_ms);
         warm.push(s.warm_ms);
     }
-    Ok(Medians {
-        cold_ms: median(times),
-        init_ms: median(inits),
-        warm_ms: median(warm),
-    })
+    Ok(Medians { cold_ms: median(times), init_ms: median(inits), warm_ms: median(warm) })
 }
 
 /// Serves the same event twice — a cold invocation, then a warm one — and
@@ -94,10 +90,7 @@ fn response(status: u16, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
     r
 }
 
-async fn handle(
-    stub: Arc<Stub>,
-    req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+async fn handle(stub: Arc<Stub>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.method() == hyper::Method::GET && path.ends_with("/runtime/invocation/next") {
         let _ = stub.first_poll.set(Instant::now());
@@ -107,43 +100,20 @@ async fn handle(
             std::future::pending::<()>().await;
             return Ok(response(500, Vec::new()));
         };
-        let deadline = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            + Duration::from_secs(30);
+        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(30);
         let mut r = response(200, event);
         let h = r.headers_mut();
-        h.insert(
-            "lambda-runtime-aws-request-id",
-            hyper::header::HeaderValue::from_static("bench-request-1"),
-        );
-        h.insert(
-            "lambda-runtime-deadline-ms",
-            hyper::header::HeaderValue::from(deadline.as_millis() as u64),
-        );
+        h.insert("lambda-runtime-aws-request-id", hyper::header::HeaderValue::from_static("bench-request-1"));
+        h.insert("lambda-runtime-deadline-ms", hyper::header::HeaderValue::from(deadline.as_millis() as u64));
         h.insert(
             "lambda-runtime-invoked-function-arn",
-            hyper::header::HeaderValue::from_static(
-                "arn:aws:lambda:us-east-1:000000000000:function:bench",
-            ),
+            hyper::header::HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:bench"),
         );
-        h.insert(
-            "lambda-runtime-trace-id",
-            hyper::header::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
-        );
+        h.insert("lambda-runtime-trace-id", hyper::header::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
         return Ok(r);
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().to_vec())
-        .unwrap_or_default();
-    let body = if path.ends_with("/response") {
-        body
-    } else {
-        format!("{{\"error\": {}}}", String::from_utf8_lossy(&body)).into_bytes()
-    };
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let body = if path.ends_with("/response") { body } else { format!("{{\"error\": {}}}", String::from_utf8_lossy(&body)).into_bytes() };
     let _ = stub.answers.send((Instant::now(), body));
     Ok(response(202, b"{}".to_vec()))
 }
@@ -161,37 +131,24 @@ struct Started {
 
 /// Execs `binary`, gives it `event`, and times exec → its response.
 async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started, String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stub = Arc::new(Stub {
-        events: Mutex::new(vec![event.clone(), event]),
-        first_poll: Default::default(),
-        answers: tx,
-    });
+    let stub = Arc::new(Stub { events: Mutex::new(vec![event.clone(), event]), first_poll: Default::default(), answers: tx });
     let polled = stub.clone();
     let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
+            let Ok((stream, _)) = listener.accept().await else { return };
             let stub = stub.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| handle(stub.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     });
     let home = std::env::temp_dir().join("allotment-bench-home");
     let _ = std::fs::create_dir_all(&home);
-    let name = binary
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let started = Instant::now();
     let mut child = tokio::process::Command::new(binary)
         .env_clear()
@@ -208,11 +165,7 @@ async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started,
         .env("AWS_ENDPOINT_URL_DYNAMODB", &env.endpoint)
         .env("TABLE_NAME", &env.table)
         .stdin(Stdio::null())
-        .stdout(if std::env::var_os("BENCH_FUNCTION_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stdout(if std::env::var_os("BENCH_FUNCTION_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -222,36 +175,18 @@ async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started,
     let second = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
     let _ = child.kill().await;
     server.abort();
-    let (t1, answer) = first
-        .map_err(|_| format!("{name} did not answer within 30 s"))?
-        .ok_or(format!("{name} exited before answering"))?;
-    let (t2, _) = second
-        .map_err(|_| format!("{name} did not answer twice"))?
-        .ok_or(format!("{name} exited"))?;
+    let (t1, answer) = first.map_err(|_| format!("{name} did not answer within 30 s"))?.ok_or(format!("{name} exited before answering"))?;
+    let (t2, _) = second.map_err(|_| format!("{name} did not answer twice"))?.ok_or(format!("{name} exited"))?;
     let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-    let init_ms = polled
-        .first_poll
-        .get()
-        .map(|t| (*t - started).as_secs_f64() * 1000.0)
-        .unwrap_or(f64::NAN);
-    Ok(Started {
-        ms: (t1 - started).as_secs_f64() * 1000.0,
-        init_ms,
-        warm_ms: (t2 - t1).as_secs_f64() * 1000.0,
-        answer,
-        peak_rss_kib,
-    })
+    let init_ms = polled.first_poll.get().map(|t| (*t - started).as_secs_f64() * 1000.0).unwrap_or(f64::NAN);
+    Ok(Started { ms: (t1 - started).as_secs_f64() * 1000.0, init_ms, warm_ms: (t2 - t1).as_secs_f64() * 1000.0, answer, peak_rss_kib })
 }
 
 /// VmHWM: the process's peak resident set, in KiB.
 fn peak_rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -269,20 +204,12 @@ fn stripped_size(binary: &Path) -> Result<u64, String> {
     let mut out = binary.as_os_str().to_owned();
     out.push(format!(".stripped-{}", uuid::Uuid::new_v4().simple()));
     let out = PathBuf::from(out);
-    let result = std::process::Command::new("strip")
-        .arg("-o")
-        .arg(&out)
-        .arg(binary)
-        .output();
+    let result = std::process::Command::new("strip").arg("-o").arg(&out).arg(binary).output();
     let size = std::fs::metadata(&out).map(|m| m.len());
     let _ = std::fs::remove_file(&out);
     let result = result.map_err(|e| format!("strip: {e}"))?;
     if !result.status.success() {
-        return Err(format!(
-            "strip {} failed: {}",
-            binary.display(),
-            String::from_utf8_lossy(&result.stderr).trim()
-        ));
+        return Err(format!("strip {} failed: {}", binary.display(), String::from_utf8_lossy(&result.stderr).trim()));
     }
     size.map_err(|e| format!("{}: {e}", out.display()))
 }
@@ -294,31 +221,16 @@ fn events_dir() -> PathBuf {
 pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdStarts, String> {
     // The samples' data: namespaces 123 and 124 (one owner) and their work period.
     for ns in [123, 124] {
-        env.expect(
-            "PUT",
-            &format!("/namespaces/{ns}"),
-            json!({"name": "acme", "owner_id": 7})
-                .to_string()
-                .into_bytes(),
-            200,
-        )
-        .await?;
+        env.expect("PUT", &format!("/namespaces/{ns}"), json!({"name": "acme", "owner_id": 7}).to_string().into_bytes(), 200).await?;
     }
     let wp = json!({"resourceBookingId": "rb-7", "userHandle": "alice", "startDate": "2026-11-16", "endDate": "2026-11-22",
         "daysWorked": 10, "memberRate": 250.00, "customerRate": 310.50, "billingAccountId": 80000071});
-    env.expect(
-        "PUT",
-        "/work-periods/wp-2026-47",
-        wp.to_string().into_bytes(),
-        200,
-    )
-    .await?;
+    env.expect("PUT", "/work-periods/wp-2026-47", wp.to_string().into_bytes(), 200).await?;
 
     let mut functions = Vec::new();
     for route in ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)) {
         let binary = bin_dir.join(route.binary);
-        let event = std::fs::read(events_dir().join(format!("{}.json", route.binary)))
-            .map_err(|e| format!("{}: {e}", route.binary))?;
+        let event = std::fs::read(events_dir().join(format!("{}.json", route.binary))).map_err(|e| format!("{}: {e}", route.binary))?;
         let (mut times, mut inits, mut warm) = (Vec::new(), Vec::new(), Vec::new());
         let mut status = 0;
         for _ in 0..starts {
@@ -347,25 +259,15 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     let baseline = medians(env, &baseline_bin, &event, starts).await?;
 
     // Peak memory of a function serving a 1000-pack request.
-    let mut big: Value = serde_json::from_slice(
-        &std::fs::read(events_dir().join("post-minutes.json")).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
+    let mut big: Value = serde_json::from_slice(&std::fs::read(events_dir().join("post-minutes.json")).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let packs: Vec<Value> =
         (0..1000).map(|i| json!({"number_of_minutes": 10000, "expires_at": "2031-01-01", "purchase_xid": format!("{}-{i}", &run[..8])})).collect();
     big["body"] = Value::String(json!({"packs": packs}).to_string());
-    let s = start_once(
-        env,
-        &bin_dir.join("post-minutes"),
-        serde_json::to_vec(&big).map_err(|e| e.to_string())?,
-    )
-    .await?;
+    let s = start_once(env, &bin_dir.join("post-minutes"), serde_json::to_vec(&big).map_err(|e| e.to_string())?).await?;
     if s.answer["statusCode"] != 201 {
-        return Err(format!(
-            "1000-pack request answered {}",
-            s.answer["statusCode"]
-        ));
+        return Err(format!("1000-pack request answered {}", s.answer["statusCode"]));
     }
     let (fresh, pooled) = connection_cost(env, 200).await?;
     Ok(ColdStarts {
@@ -385,17 +287,9 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
 /// The same raw GetItem (plain HTTP, no SDK) sent `n` times on a fresh
 /// connection each and `n` times on one pooled connection: medians, ms.
 async fn connection_cost(env: &Env, n: usize) -> Result<(f64, f64), String> {
-    type Raw = hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Full<Bytes>,
-    >;
-    let client = || -> Raw {
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http()
-    };
-    let body =
-        json!({"TableName": env.table, "Key": {"pk": {"S": "bench#absent"}, "sk": {"S": "x"}}})
-            .to_string();
+    type Raw = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+    let client = || -> Raw { hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http() };
+    let body = json!({"TableName": env.table, "Key": {"pk": {"S": "bench#absent"}, "sk": {"S": "x"}}}).to_string();
     let send = |c: &Raw| {
         let req = hyper::Request::post(&env.endpoint)
             .header("x-amz-target", "DynamoDB_20120810.GetItem")
@@ -405,15 +299,9 @@ async fn connection_cost(env: &Env, n: usize) -> Result<(f64, f64), String> {
         let c = c.clone();
         async move {
             let t = Instant::now();
-            let resp = c
-                .request(req.map_err(|e| e.to_string())?)
-                .await
-                .map_err(|e| e.to_string())?;
+            let resp = c.request(req.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
             let status = resp.status();
-            resp.into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
+            resp.into_body().collect().await.map_err(|e| e.to_string())?;
             if !status.is_success() {
                 return Err(format!("raw GetItem: {status}"));
             }

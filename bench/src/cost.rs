@@ -34,10 +34,7 @@ impl CostLine {
     /// Units per item, as measured.
     pub fn measured(&self) -> Units {
         let n = self.run.items.max(1) as f64;
-        Units {
-            read: self.run.capacity.used.read / n,
-            write: self.run.capacity.used.write / n,
-        }
+        Units { read: self.run.capacity.used.read / n, write: self.run.capacity.used.write / n }
     }
 
     pub fn ratio(&self) -> f64 {

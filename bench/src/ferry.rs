@@ -10,34 +10,16 @@ use crate::{timed, Env, Run};
 /// Registers the product once, and a customer per request; returns the requests.
 async fn requests(env: &Env, batch: usize, count: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let product = json!({"group": "ssl", "name": "SSL DV", "prices": [{"contract_period": 12, "billing_period": 12, "price": 49.00}]});
-    env.expect(
-        "PUT",
-        "/ferry/products/ssl-dv",
-        product.to_string().into_bytes(),
-        200,
-    )
-    .await?;
+    env.expect("PUT", "/ferry/products/ssl-dv", product.to_string().into_bytes(), 200).await?;
     let mut out = Vec::new();
     for _ in 0..count {
         let n = env.next();
         let customer = format!("bench-{n}");
         let body = json!({"reference_customer_id": format!("ref-{n}")});
-        env.expect(
-            "PUT",
-            &format!("/ferry/customers/{customer}"),
-            body.to_string().into_bytes(),
-            200,
-        )
-        .await?;
-        let ssl: Vec<Value> = (0..batch)
-            .map(|i| subscription(&format!("s{n}-{i}")))
-            .collect();
-        let body =
-            json!({"reference_customer_id": format!("ref-{n}"), "subscriptions": {"ssl": ssl}});
-        out.push((
-            format!("/ferry/customers/{customer}/subscriptions"),
-            body.to_string().into_bytes(),
-        ));
+        env.expect("PUT", &format!("/ferry/customers/{customer}"), body.to_string().into_bytes(), 200).await?;
+        let ssl: Vec<Value> = (0..batch).map(|i| subscription(&format!("s{n}-{i}"))).collect();
+        let body = json!({"reference_customer_id": format!("ref-{n}"), "subscriptions": {"ssl": ssl}});
+        out.push((format!("/ferry/customers/{customer}/subscriptions"), body.to_string().into_bytes()));
     }
     Ok(out)
 }
@@ -45,36 +27,17 @@ async fn requests(env: &Env, batch: usize, count: usize) -> Result<Vec<(String, 
 /// One customer's `n` subscriptions, as requests of up to 1000.
 pub async fn requests_for_one(env: &Env, n: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let product = json!({"group": "ssl", "name": "SSL DV", "prices": [{"contract_period": 12, "billing_period": 12, "price": 49.00}]});
-    env.expect(
-        "PUT",
-        "/ferry/products/ssl-dv",
-        product.to_string().into_bytes(),
-        200,
-    )
-    .await?;
+    env.expect("PUT", "/ferry/products/ssl-dv", product.to_string().into_bytes(), 200).await?;
     let c = env.next();
     let customer = format!("scale-{c}");
-    env.expect(
-        "PUT",
-        &format!("/ferry/customers/{customer}"),
-        json!({"reference_customer_id": format!("ref-{c}")})
-            .to_string()
-            .into_bytes(),
-        200,
-    )
-    .await?;
+    env.expect("PUT", &format!("/ferry/customers/{customer}"), json!({"reference_customer_id": format!("ref-{c}")}).to_string().into_bytes(), 200)
+        .await?;
     Ok((0..n)
         .step_by(1000)
         .map(|start| {
-            let ssl: Vec<Value> = (start..(start + 1000).min(n))
-                .map(|i| subscription(&format!("s{c}-{i}")))
-                .collect();
-            let body =
-                json!({"reference_customer_id": format!("ref-{c}"), "subscriptions": {"ssl": ssl}});
-            (
-                format!("/ferry/customers/{customer}/subscriptions"),
-                body.to_string().into_bytes(),
-            )
+            let ssl: Vec<Value> = (start..(start + 1000).min(n)).map(|i| subscription(&format!("s{c}-{i}"))).collect();
+            let body = json!({"reference_customer_id": format!("ref-{c}"), "subscriptions": {"ssl": ssl}});
+            (format!("/ferry/customers/{customer}/subscriptions"), body.to_string().into_bytes())
         })
         .collect())
 }

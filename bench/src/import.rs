@@ -15,10 +15,7 @@ pub async fn import_packs(env: &Env, bin_dir: &Path, records: usize) -> Result<R
     for ns in first..first + namespaces {
         env.namespace(ns).await?;
     }
-    let dir = std::env::temp_dir().join(format!(
-        "allotment-bench-import-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let dir = std::env::temp_dir().join(format!("allotment-bench-import-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = dir.join("packs.jsonl");
     let mut lines = String::new();
@@ -45,11 +42,7 @@ pub async fn import_packs(env: &Env, bin_dir: &Path, records: usize) -> Result<R
     let run = env.counted(records, started);
     let _ = std::fs::remove_dir_all(&dir);
     if !out.status.success() {
-        return Err(format!(
-            "import failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("import failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     }
     Ok(run)
 }

@@ -30,14 +30,12 @@ use std::time::Instant;
 
 use allotment::db::{Db, Item};
 use allotment::App;
-use allotment_dev::capacity::{Capacity, Tally};
 use allotment_dev::dynamo_local::DynamoLocal;
+use allotment_dev::capacity::{Capacity, Tally};
 use allotment_dev::faults::Faults;
 use allotment_dev::front::{serve, Front};
 use allotment_dev::{template, token};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, PutRequest, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, PutRequest, TransactWriteItem, WriteRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -139,46 +137,16 @@ impl Env {
         let table = format!("bench{}", uuid::Uuid::new_v4().simple());
         let faults = Faults::default();
         let capacity = Capacity::default();
-        let config = allotment::local_config(&endpoint)
-            .interceptor(faults.clone())
-            .interceptor(capacity.clone());
+        let config = allotment::local_config(&endpoint).interceptor(faults.clone()).interceptor(capacity.clone());
         let client = aws_sdk_dynamodb::Client::from_conf(config.build());
         template::ensure_table(&client, &table).await?;
         let app = App::new(Db::new(client, table.as_str()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
-        let base = format!(
-            "http://{}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        );
-        tokio::spawn(serve(
-            listener,
-            Arc::new(Front {
-                app: app.clone(),
-                secret: SECRET.to_vec(),
-            }),
-        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        tokio::spawn(serve(listener, Arc::new(Front { app: app.clone(), secret: SECRET.to_vec() })));
         let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        let token = token::mint(
-            SECRET,
-            "bench",
-            "admin payments payments:process",
-            3600 * 4,
-            json!({}),
-        );
-        Ok(Self {
-            endpoint,
-            faults,
-            capacity,
-            app,
-            table,
-            base,
-            http,
-            token,
-            seq: Default::default(),
-            cpu_at_start: Default::default(),
-        })
+        let token = token::mint(SECRET, "bench", "admin payments payments:process", 3600 * 4, json!({}));
+        Ok(Self { endpoint, faults, capacity, app, table, base, http, token, seq: Default::default(), cpu_at_start: Default::default() })
     }
 
     /// Starts counting DynamoDB requests and capacity afresh.
@@ -198,11 +166,7 @@ impl Env {
             ddb_requests: ddb_total(&self.faults),
             ddb_writes: self.faults.write_calls(),
             capacity: self.capacity.tally(),
-            cpu_s: self
-                .cpu_at_start
-                .lock()
-                .map(|at| cpu_seconds() - *at)
-                .unwrap_or(f64::NAN),
+            cpu_s: self.cpu_at_start.lock().map(|at| cpu_seconds() - *at).unwrap_or(f64::NAN),
         }
     }
 
@@ -210,23 +174,12 @@ impl Env {
         self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(u16, Bytes), String> {
+    pub async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
         self.call_as(&self.token, method, path, body).await
     }
 
     /// A request with another caller's token.
-    pub async fn call_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(u16, Bytes), String> {
+    pub async fn call_as(&self, token: &str, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
         let req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -236,43 +189,20 @@ impl Env {
             .map_err(|e| e.to_string())?;
         let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok((status, bytes))
     }
 
-    async fn expect(
-        &self,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-        want: u16,
-    ) -> Result<Bytes, String> {
+    async fn expect(&self, method: &str, path: &str, body: Vec<u8>, want: u16) -> Result<Bytes, String> {
         let (status, bytes) = self.call(method, path, body).await?;
         if status != want {
-            return Err(format!(
-                "{method} {path}: {status} {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(400)])
-            ));
+            return Err(format!("{method} {path}: {status} {}", String::from_utf8_lossy(&bytes[..bytes.len().min(400)])));
         }
         Ok(bytes)
     }
 
     async fn namespace(&self, id: u64) -> Result<(), String> {
-        self.expect(
-            "PUT",
-            &format!("/namespaces/{id}"),
-            json!({"name": "bench", "owner_id": 1})
-                .to_string()
-                .into_bytes(),
-            200,
-        )
-        .await
-        .map(|_| ())
+        self.expect("PUT", &format!("/namespaces/{id}"), json!({"name": "bench", "owner_id": 1}).to_string().into_bytes(), 200).await.map(|_| ())
     }
 
     /// Registers work periods `ids` with 10 days each, 8 at a time (untimed).
@@ -303,48 +233,19 @@ fn pack_item(run: u64, i: usize) -> Item {
     HashMap::from([
         ("pk".to_owned(), AttributeValue::S(pk.clone())),
         ("sk".to_owned(), AttributeValue::S("PACK".into())),
-        (
-            "gsi1pk".to_owned(),
-            AttributeValue::S(format!("NSPACKS#{run}")),
-        ),
-        (
-            "gsi1sk".to_owned(),
-            AttributeValue::S(format!("2026-11-24T00:00:00.000Z#{i:04}#{pk}")),
-        ),
-        (
-            "namespace_id".to_owned(),
-            AttributeValue::N(run.to_string()),
-        ),
-        (
-            "number_of_minutes".to_owned(),
-            AttributeValue::N("10000".into()),
-        ),
-        (
-            "expires_at".to_owned(),
-            AttributeValue::S("2031-01-01".into()),
-        ),
-        (
-            "purchase_xid".to_owned(),
-            AttributeValue::S(format!("c{run}-{i}")),
-        ),
-        (
-            "created_at".to_owned(),
-            AttributeValue::S("2026-11-24T00:00:00.000Z".into()),
-        ),
-        (
-            "request_id".to_owned(),
-            AttributeValue::S("00000000-0000-0000-0000-000000000000".into()),
-        ),
+        ("gsi1pk".to_owned(), AttributeValue::S(format!("NSPACKS#{run}"))),
+        ("gsi1sk".to_owned(), AttributeValue::S(format!("2026-11-24T00:00:00.000Z#{i:04}#{pk}"))),
+        ("namespace_id".to_owned(), AttributeValue::N(run.to_string())),
+        ("number_of_minutes".to_owned(), AttributeValue::N("10000".into())),
+        ("expires_at".to_owned(), AttributeValue::S("2031-01-01".into())),
+        ("purchase_xid".to_owned(), AttributeValue::S(format!("c{run}-{i}"))),
+        ("created_at".to_owned(), AttributeValue::S("2026-11-24T00:00:00.000Z".into())),
+        ("request_id".to_owned(), AttributeValue::S("00000000-0000-0000-0000-000000000000".into())),
     ])
 }
 
 /// Sends every chunk with `send`, `concurrency` workers at once; items/s.
-async fn drain<C, F, Fut>(
-    chunks: Vec<C>,
-    items: usize,
-    concurrency: usize,
-    send: F,
-) -> Result<f64, String>
+async fn drain<C, F, Fut>(chunks: Vec<C>, items: usize, concurrency: usize, send: F) -> Result<f64, String>
 where
     C: Send + 'static,
     F: Fn(C) -> Fut + Send + Sync + 'static,
@@ -359,9 +260,7 @@ where
         set.spawn(async move {
             loop {
                 let next = queue.lock().map_err(|e| e.to_string())?.pop();
-                let Some(chunk) = next else {
-                    return Ok::<_, String>(());
-                };
+                let Some(chunk) = next else { return Ok::<_, String>(()) };
                 send(chunk).await?;
             }
         });
@@ -376,44 +275,22 @@ where
 async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
     let run = 1_000_000 + env.next();
     let chunks: Vec<Vec<WriteRequest>> = (0..items)
-        .map(|i| {
-            WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(pack_item(run, i)))
-                        .build()
-                        .expect("put"),
-                )
-                .build()
-        })
+        .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(pack_item(run, i))).build().expect("put")).build())
         .collect::<Vec<_>>()
         .chunks(25)
         .map(<[_]>::to_vec)
         .collect();
     let (client, table) = (env.app.db.client.clone(), env.table.clone());
-    drain(
-        chunks,
-        items,
-        concurrency,
-        move |mut pending: Vec<WriteRequest>| {
-            let (client, table) = (client.clone(), table.clone());
-            async move {
-                while !pending.is_empty() {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, pending)
-                        .send()
-                        .await
-                        .map_err(|e| format!("{e:?}"))?;
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut u| u.remove(&table))
-                        .unwrap_or_default();
-                }
-                Ok(())
+    drain(chunks, items, concurrency, move |mut pending: Vec<WriteRequest>| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            while !pending.is_empty() {
+                let out = client.batch_write_item().request_items(&table, pending).send().await.map_err(|e| format!("{e:?}"))?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
             }
-        },
-    )
+            Ok(())
+        }
+    })
     .await
 }
 
@@ -421,13 +298,7 @@ async fn ceiling(env: &Env, items: usize, concurrency: usize) -> Result<f64, Str
 /// raw TransactWriteItems of 100 `attribute_not_exists` puts. With
 /// `read_first`, each transaction is preceded by a strongly consistent
 /// GetItem (scenario 1d: the shape of a gift claim).
-async fn ceiling_transact(
-    env: &Env,
-    items: usize,
-    concurrency: usize,
-    per_transaction: usize,
-    read_first: bool,
-) -> Result<f64, String> {
+async fn ceiling_transact(env: &Env, items: usize, concurrency: usize, per_transaction: usize, read_first: bool) -> Result<f64, String> {
     use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
     let run = 3_000_000 + env.next();
     let chunks: Vec<Vec<TransactWriteItem>> = (0..items)
@@ -445,34 +316,17 @@ async fn ceiling_transact(
         .map(<[_]>::to_vec)
         .collect();
     let (client, table) = (env.app.db.client.clone(), env.table.clone());
-    drain(
-        chunks,
-        items,
-        concurrency,
-        move |chunk: Vec<TransactWriteItem>| {
-            let (client, table) = (client.clone(), table.clone());
-            async move {
-                if read_first {
-                    let key = allotment::db::key("GIFT#bench-ceiling", "GIFT");
-                    client
-                        .get_item()
-                        .table_name(&table)
-                        .set_key(Some(key))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(|e| format!("{e:?}"))?;
-                }
-                client
-                    .transact_write_items()
-                    .set_transact_items(Some(chunk))
-                    .send()
-                    .await
-                    .map_err(|e| format!("{e:?}"))?;
-                Ok(())
+    drain(chunks, items, concurrency, move |chunk: Vec<TransactWriteItem>| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            if read_first {
+                let key = allotment::db::key("GIFT#bench-ceiling", "GIFT");
+                client.get_item().table_name(&table).set_key(Some(key)).consistent_read(true).send().await.map_err(|e| format!("{e:?}"))?;
             }
-        },
-    )
+            client.transact_write_items().set_transact_items(Some(chunk)).send().await.map_err(|e| format!("{e:?}"))?;
+            Ok(())
+        }
+    })
     .await
 }
 
@@ -487,12 +341,7 @@ async fn request_floor(env: &Env, batch: usize, requests: usize) -> Result<f64, 
         let items: Vec<Item> = (0..batch).map(|i| pack_item(run, r * batch + i)).collect();
         let keys: Vec<Vec<Item>> = items
             .iter()
-            .map(|item| {
-                item.iter()
-                    .filter(|(k, _)| *k == "pk" || *k == "sk")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
+            .map(|item| item.iter().filter(|(k, _)| *k == "pk" || *k == "sk").map(|(k, v)| (k.clone(), v.clone())).collect())
             .collect::<Vec<Item>>()
             .chunks(100)
             .map(<[_]>::to_vec)
@@ -502,16 +351,8 @@ async fn request_floor(env: &Env, batch: usize, requests: usize) -> Result<f64, 
         drain(keys, n, 8, move |keys: Vec<Item>| {
             let (client, table) = (client.clone(), table.clone());
             async move {
-                let ask = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                client
-                    .batch_get_item()
-                    .request_items(&table, ask)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{e:?}"))?;
+                let ask = aws_sdk_dynamodb::types::KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| e.to_string())?;
+                client.batch_get_item().request_items(&table, ask).send().await.map_err(|e| format!("{e:?}"))?;
                 Ok(())
             }
         })
@@ -546,12 +387,7 @@ async fn put_each(env: &Env, items: Vec<Item>, concurrency: usize) -> Result<f64
 /// pack items under `attribute_not_exists`, `concurrency` at once.
 async fn ceiling_put(env: &Env, items: usize, concurrency: usize) -> Result<f64, String> {
     let run = 4_000_000 + env.next();
-    put_each(
-        env,
-        (0..items).map(|i| pack_item(run, i)).collect(),
-        concurrency,
-    )
-    .await
+    put_each(env, (0..items).map(|i| pack_item(run, i)).collect(), concurrency).await
 }
 
 #[derive(Clone, Debug, Default)]
@@ -582,30 +418,11 @@ impl Run {
 }
 
 pub fn ddb_total(f: &Faults) -> usize {
-    [
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactWriteItems",
-        "Query",
-        "Scan",
-    ]
-    .iter()
-    .map(|o| f.calls(o))
-    .sum()
+    ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "Query", "Scan"].iter().map(|o| f.calls(o)).sum()
 }
 
 /// Runs `bodies` sequentially against `path`, timing the lot.
-pub async fn timed(
-    env: &Env,
-    method: &str,
-    paths_bodies: &[(String, Vec<u8>)],
-    want: u16,
-    items: usize,
-) -> Result<Run, String> {
+pub async fn timed(env: &Env, method: &str, paths_bodies: &[(String, Vec<u8>)], want: u16, items: usize) -> Result<Run, String> {
     env.start_counting();
     let started = Instant::now();
     for (path, body) in paths_bodies {
@@ -615,11 +432,7 @@ pub async fn timed(
 }
 
 /// `requests` POSTs of `batch` new xid packs, each to its own namespace.
-async fn pack_requests(
-    env: &Env,
-    batch: usize,
-    requests: usize,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
+async fn pack_requests(env: &Env, batch: usize, requests: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     for _ in 0..requests {
         let ns = 10_000 + env.next();
@@ -627,59 +440,31 @@ async fn pack_requests(
         let packs: Vec<Value> = (0..batch)
             .map(|i| json!({"number_of_minutes": 1000, "expires_at": "2031-01-01", "purchase_xid": format!("n{ns}-{i}")}))
             .collect();
-        out.push((
-            format!("/namespaces/{ns}/minutes"),
-            json!({"packs": packs}).to_string().into_bytes(),
-        ));
+        out.push((format!("/namespaces/{ns}/minutes"), json!({"packs": packs}).to_string().into_bytes()));
     }
     Ok(out)
 }
 
 /// `requests` bulk POSTs of `batch` payments, over `batch × requests` fresh work periods.
-async fn payment_requests(
-    env: &Arc<Env>,
-    batch: usize,
-    requests: usize,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
+async fn payment_requests(env: &Arc<Env>, batch: usize, requests: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let tag = env.next();
-    let ids: Vec<String> = (0..batch * requests)
-        .map(|i| format!("b{tag}-{i}"))
-        .collect();
+    let ids: Vec<String> = (0..batch * requests).map(|i| format!("b{tag}-{i}")).collect();
     env.work_periods(ids.clone()).await?;
     Ok(ids
         .chunks(batch)
         .map(|chunk| {
-            let body: Vec<Value> = chunk
-                .iter()
-                .map(|id| json!({"workPeriodId": id, "days": 1}))
-                .collect();
-            (
-                "/work-period-payments/bulk".to_owned(),
-                Value::Array(body).to_string().into_bytes(),
-            )
+            let body: Vec<Value> = chunk.iter().map(|id| json!({"workPeriodId": id, "days": 1})).collect();
+            ("/work-period-payments/bulk".to_owned(), Value::Array(body).to_string().into_bytes())
         })
         .collect())
 }
 
 /// `n` single-payment POSTs, each over a fresh work period.
-async fn single_payment_requests(
-    env: &Arc<Env>,
-    n: usize,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
+async fn single_payment_requests(env: &Arc<Env>, n: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let tag = env.next();
     let ids: Vec<String> = (0..n).map(|i| format!("one{tag}-{i}")).collect();
     env.work_periods(ids.clone()).await?;
-    Ok(ids
-        .iter()
-        .map(|id| {
-            (
-                "/work-period-payments".to_owned(),
-                json!({"workPeriodId": id, "days": 1})
-                    .to_string()
-                    .into_bytes(),
-            )
-        })
-        .collect())
+    Ok(ids.iter().map(|id| ("/work-period-payments".to_owned(), json!({"workPeriodId": id, "days": 1}).to_string().into_bytes())).collect())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -737,11 +522,7 @@ async fn latency(env: &Env, n: usize) -> Result<Latency, String> {
     let api_run = env.counted(n, counting);
     let db = &env.app.db.client;
     let conditional_put = |item: Item| {
-        db.put_item()
-            .table_name(&env.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
+        db.put_item().table_name(&env.table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send()
     };
     let run = 2_000_000 + env.next();
     let raw = time_each(n, |i| {
@@ -834,10 +615,7 @@ impl Results {
     }
 
     pub fn ceiling_transact_best(&self) -> f64 {
-        self.ceiling_transact
-            .iter()
-            .map(|(_, v)| *v)
-            .fold(0.0, f64::max)
+        self.ceiling_transact.iter().map(|(_, v)| *v).fold(0.0, f64::max)
     }
 
     pub fn ceiling_put_best(&self) -> f64 {
@@ -852,15 +630,10 @@ impl Results {
 
 /// DynamoDB Local (unless `DYNAMODB_ENDPOINT` names one) and a fresh table behind the local front.
 async fn environment() -> Result<(Option<DynamoLocal>, Arc<Env>), String> {
-    let (dynamo, endpoint) = match std::env::var("DYNAMODB_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-    {
+    let (dynamo, endpoint) = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
         Some(e) => (None, e),
         None => {
-            let local = tokio::task::spawn_blocking(|| DynamoLocal::start(None))
-                .await
-                .map_err(|e| e.to_string())??;
+            let local = tokio::task::spawn_blocking(|| DynamoLocal::start(None)).await.map_err(|e| e.to_string())??;
             let e = local.endpoint.clone();
             (Some(local), e)
         }
@@ -875,12 +648,7 @@ async fn warm_up(env: &Env, sizes: &Sizes) -> Result<(), String> {
     timed(env, "POST", &warm, 201, 1).await.map(|_| ())
 }
 
-async fn run(
-    sizes: &Sizes,
-    bin_dir: PathBuf,
-    profile: String,
-    quick: bool,
-) -> Result<Results, String> {
+async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> Result<Results, String> {
     let (dynamo, env) = environment().await?;
     warm_up(&env, sizes).await?;
 
@@ -890,18 +658,14 @@ async fn run(
     let mut ceilings_put = Vec::new();
     for &c in &sizes.ceiling_concurrency {
         ceilings.push((c, ceiling(&env, sizes.ceiling_items, c).await?));
-        ceilings_tx.push((
-            c,
-            ceiling_transact(&env, sizes.ceiling_items, c, 100, false).await?,
-        ));
+        ceilings_tx.push((c, ceiling_transact(&env, sizes.ceiling_items, c, 100, false).await?));
         ceilings_put.push((c, ceiling_put(&env, sizes.ceiling_items, c).await?));
     }
     // The claim-shaped transaction: a read, then four actions, eight at once (as scenario 8).
     let ceiling_tx4 = ceiling_transact(&env, sizes.ceiling_items.min(8000), 8, 4, true).await?;
     let cpu = cpu_seconds();
     let pack_request_floor = request_floor(&env, sizes.batch, sizes.pack_requests).await?;
-    let pack_request_floor_cpu_ms =
-        (cpu_seconds() - cpu) * 1000.0 / (sizes.batch * sizes.pack_requests) as f64;
+    let pack_request_floor_cpu_ms = (cpu_seconds() - cpu) * 1000.0 / (sizes.batch * sizes.pack_requests) as f64;
     eprintln!("2/11 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
@@ -910,14 +674,7 @@ async fn run(
     let resync = timed(&env, "POST", &requests, 201, items).await?;
     eprintln!("4/11 bulk payments");
     let pay = payment_requests(&env, sizes.batch, sizes.payment_requests).await?;
-    let payments = timed(
-        &env,
-        "POST",
-        &pay,
-        200,
-        sizes.batch * sizes.payment_requests,
-    )
-    .await?;
+    let payments = timed(&env, "POST", &pay, 200, sizes.batch * sizes.payment_requests).await?;
     let single = single_payment_requests(&env, sizes.single_payments).await?;
     let single_payments = timed(&env, "POST", &single, 201, sizes.single_payments).await?;
     eprintln!("5/11 scaling");
@@ -989,24 +746,12 @@ fn main() -> Result<(), String> {
         .position(|a| a == "--bin-dir")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|p| p.parent().map(PathBuf::from))
-        })
+        .or_else(|| std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)))
         .ok_or("no --bin-dir")?;
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
-    .to_owned();
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" }.to_owned();
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     if args.iter().any(|a| a == "--cold-only") {
         // Scenario 7 alone, for tuning start-up: its table, no report, no targets judged.
         let cold = runtime.block_on(async {
@@ -1028,15 +773,8 @@ fn main() -> Result<(), String> {
     let (met, missed) = report::targets(&results)
         .iter()
         .filter(|t| !t.is_context())
-        .fold(
-            (0, 0),
-            |(m, x), t| if t.met { (m + 1, x) } else { (m, x + 1) },
-        );
-    println!(
-        "bench finished in {:.0} s; report in {}",
-        started.elapsed().as_secs_f64(),
-        out_dir.join("report.md").display()
-    );
+        .fold((0, 0), |(m, x), t| if t.met { (m + 1, x) } else { (m, x + 1) });
+    println!("bench finished in {:.0} s; report in {}", started.elapsed().as_secs_f64(), out_dir.join("report.md").display());
     // In --quick mode (make test) targets are not judged: tiny sizes in a
     // debug build say nothing of them; the run proves every scenario still works.
     if quick {

@@ -24,37 +24,20 @@ impl Target {
 }
 
 fn target(name: impl Into<String>, measured: String, goal: &'static str, met: bool) -> Target {
-    Target {
-        name: name.into(),
-        measured,
-        goal,
-        met,
-    }
+    Target { name: name.into(), measured, goal, met }
 }
 
 fn context(name: impl Into<String>, measured: String) -> Target {
-    Target {
-        name: name.into(),
-        measured,
-        goal: "context",
-        met: true,
-    }
+    Target { name: name.into(), measured, goal: "context", met: true }
 }
 
 pub fn targets(r: &Results) -> Vec<Target> {
     let ceiling = r.ceiling_best();
     let conditional = r.conditional_best();
     let tx = r.ceiling_transact_best();
-    let scale = |runs: &[(usize, crate::Run)], b: usize| {
-        runs.iter()
-            .find(|(s, _)| *s == b)
-            .map(|(_, run)| run.ms_per_item())
-    };
+    let scale = |runs: &[(usize, crate::Run)], b: usize| runs.iter().find(|(s, _)| *s == b).map(|(_, run)| run.ms_per_item());
     let (p100, p1000) = (scale(&r.scaling_packs, 100), scale(&r.scaling_packs, 1000));
-    let (q100, q1000) = (
-        scale(&r.scaling_payments, 100),
-        scale(&r.scaling_payments, 1000),
-    );
+    let (q100, q1000) = (scale(&r.scaling_payments, 100), scale(&r.scaling_payments, 1000));
     let (f100, f1000) = (scale(&r.scaling_ferry, 100), scale(&r.scaling_ferry, 1000));
     let growth = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => b / a,
@@ -143,71 +126,28 @@ pub fn targets(r: &Results) -> Vec<Target> {
         ),
     ];
     for line in cost_lines(r) {
-        out.push(target(
-            format!("capacity: {} vs its floor", line.path),
-            format!("{:.2}×", line.ratio()),
-            "≤ 1.25×",
-            line.ratio() <= 1.25,
-        ));
+        out.push(target(format!("capacity: {} vs its floor", line.path), format!("{:.2}×", line.ratio()), "≤ 1.25×", line.ratio() <= 1.25));
     }
     // Scale: per-item capacity flat from 1,000 to 10,000 packs; no request near API Gateway's 29 s.
     let per_item = |prefix: &str, n: usize| {
-        r.scale
-            .iter()
-            .find(|l| l.what.starts_with(&format!("{prefix}, {n} ")))
-            .map(|l| crate::cost::cost(l.run.capacity.used) / n as f64)
+        r.scale.iter().find(|l| l.what.starts_with(&format!("{prefix}, {n} "))).map(|l| crate::cost::cost(l.run.capacity.used) / n as f64)
     };
-    let per_item_time = |prefix: &str, n: usize| {
-        r.scale
-            .iter()
-            .find(|l| l.what.starts_with(&format!("{prefix}, {n} ")))
-            .map(|l| l.run.ms_per_item())
-    };
-    for (prefix, name) in [
-        ("GET /namespaces/{id}/minutes", "pack listing"),
-        ("PATCH …/minutes/move/{target}", "move"),
-    ] {
-        let (small, large) = (
-            1000,
-            r.scale
-                .iter()
-                .filter(|l| l.what.starts_with(prefix))
-                .map(|l| l.n)
-                .max()
-                .unwrap_or(0),
-        );
+    let per_item_time = |prefix: &str, n: usize| r.scale.iter().find(|l| l.what.starts_with(&format!("{prefix}, {n} "))).map(|l| l.run.ms_per_item());
+    for (prefix, name) in [("GET /namespaces/{id}/minutes", "pack listing"), ("PATCH …/minutes/move/{target}", "move")] {
+        let (small, large) = (1000, r.scale.iter().filter(|l| l.what.starts_with(prefix)).map(|l| l.n).max().unwrap_or(0));
         let g = growth(per_item(prefix, small), per_item(prefix, large));
-        out.push(target(
-            format!("{name}: capacity per pack, {large} vs {small} packs"),
-            pct(g),
-            "≤ +25 %",
-            g <= 1.25,
-        ));
-        out.push(context(
-            format!("({name}: time per pack, {large} vs {small} packs)"),
-            pct(growth(
-                per_item_time(prefix, small),
-                per_item_time(prefix, large),
-            )),
-        ));
+        out.push(target(format!("{name}: capacity per pack, {large} vs {small} packs"), pct(g), "≤ +25 %", g <= 1.25));
+        out.push(context(format!("({name}: time per pack, {large} vs {small} packs)"), pct(growth(per_item_time(prefix, small), per_item_time(prefix, large)))));
     }
-    let slowest = r
-        .scale
-        .iter()
-        .max_by(|a, b| a.slowest_s.total_cmp(&b.slowest_s));
+    let slowest = r.scale.iter().max_by(|a, b| a.slowest_s.total_cmp(&b.slowest_s));
     out.push(target(
         "slowest request of the scale lines (API Gateway gives up at 29 s)",
-        slowest.map_or(String::new(), |l| {
-            format!("{:.2} s ({})", l.slowest_s, l.what)
-        }),
+        slowest.map_or(String::new(), |l| format!("{:.2} s ({})", l.slowest_s, l.what)),
         "< 29 s",
         slowest.is_none_or(|l| l.slowest_s < 29.0),
     ));
     let c = &r.cold;
-    let worst = c
-        .functions
-        .iter()
-        .max_by(|a, b| a.median_ms.total_cmp(&b.median_ms));
+    let worst = c.functions.iter().max_by(|a, b| a.median_ms.total_cmp(&b.median_ms));
     let worst_name = worst.map_or("", |f| f.binary.as_str());
     let cold_ratio = worst.map_or(f64::NAN, |f| f.median_ms / c.baseline.cold_ms);
     out.push(target(
@@ -218,21 +158,9 @@ pub fn targets(r: &Results) -> Vec<Target> {
     ));
     out.push(context(
         "(start-up alone, exec → first poll, worst function vs baseline)",
-        format!(
-            "{:.2}×",
-            c.functions
-                .iter()
-                .map(|f| f.init_ms / c.baseline.init_ms)
-                .fold(0.0, f64::max)
-        ),
+        format!("{:.2}×", c.functions.iter().map(|f| f.init_ms / c.baseline.init_ms).fold(0.0, f64::max)),
     ));
-    out.push(context(
-        "(worst function vs hello-world, which does no DynamoDB call)",
-        format!(
-            "{:.2}×",
-            worst.map_or(f64::NAN, |f| f.median_ms / c.hello_ms)
-        ),
-    ));
+    out.push(context("(worst function vs hello-world, which does no DynamoDB call)", format!("{:.2}×", worst.map_or(f64::NAN, |f| f.median_ms / c.hello_ms))));
     out.push(context(
         "(DynamoDB Local's cost of a first request's fresh connection, vs the baseline's whole cold start)",
         format!("{:.2}×", (c.ddb_fresh_connection_ms - c.ddb_pooled_connection_ms) / c.baseline.cold_ms),
@@ -359,20 +287,11 @@ pub fn cost_table(r: &Results) -> String {
             line.floor_why
         );
     }
-    let (compared, agreed) = lines.iter().fold((0, 0), |(c, a), l| {
-        (c + l.run.capacity.compared, a + l.run.capacity.agreed)
-    });
-    let mut disagreements: Vec<&String> = lines
-        .iter()
-        .flat_map(|l| &l.run.capacity.disagreements)
-        .collect();
+    let (compared, agreed) = lines.iter().fold((0, 0), |(c, a), l| (c + l.run.capacity.compared, a + l.run.capacity.agreed));
+    let mut disagreements: Vec<&String> = lines.iter().flat_map(|l| &l.run.capacity.disagreements).collect();
     disagreements.sort();
     disagreements.dedup();
-    let largest = lines
-        .iter()
-        .map(|l| l.run.capacity.largest_item)
-        .max()
-        .unwrap_or(0);
+    let largest = lines.iter().map(|l| l.run.capacity.largest_item).max().unwrap_or(0);
     let _ = writeln!(t);
     let _ = writeln!(
         t,
@@ -390,32 +309,10 @@ pub fn scale_table(r: &Results) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "| scale line | items | API requests | time, s | slowest request, s | ms/item | DynamoDB req | RCU/item | WCU/item |");
     let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut rows: Vec<(String, usize, usize, f64, f64, &crate::Run)> = r
-        .scale
-        .iter()
-        .map(|l| {
-            (
-                l.what.clone(),
-                l.n,
-                l.requests,
-                l.run.seconds,
-                l.slowest_s,
-                &l.run,
-            )
-        })
-        .collect();
+    let mut rows: Vec<(String, usize, usize, f64, f64, &crate::Run)> =
+        r.scale.iter().map(|l| (l.what.clone(), l.n, l.requests, l.run.seconds, l.slowest_s, &l.run)).collect();
     for a in &r.gifts.available {
-        rows.push((
-            format!(
-                "GET /gifts/available, {} unrelated gifts ({} shown)",
-                a.unrelated, a.shown
-            ),
-            1,
-            1,
-            a.run.seconds,
-            a.run.seconds,
-            &a.run,
-        ));
+        rows.push((format!("GET /gifts/available, {} unrelated gifts ({} shown)", a.unrelated, a.shown), 1, 1, a.run.seconds, a.run.seconds, &a.run));
     }
     for (what, n, requests, seconds, slowest, run) in rows {
         let n = n.max(1) as f64;
@@ -435,12 +332,7 @@ pub fn scale_table(r: &Results) -> String {
 pub fn table(r: &Results) -> String {
     let mut t = String::new();
     let ceiling = r.ceiling_best();
-    let _ = writeln!(
-        t,
-        "Allotment bench ({} build{}), DynamoDB Local, one run",
-        r.profile,
-        if r.quick { ", --quick sizes" } else { "" }
-    );
+    let _ = writeln!(t, "Allotment bench ({} build{}), DynamoDB Local, one run", r.profile, if r.quick { ", --quick sizes" } else { "" });
     let _ = writeln!(t);
     let _ = writeln!(t, "| scenario | items | items/s | × ceiling | ms/item | DynamoDB req/item | write req | API process CPU ms/item |");
     let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -488,28 +380,16 @@ pub fn table(r: &Results) -> String {
             run.cpu_ms_per_item()
         );
     };
-    row(
-        &mut t,
-        "2. new packs (POST /namespaces/{id}/minutes)",
-        &r.new_packs,
-    );
+    row(&mut t, "2. new packs (POST /namespaces/{id}/minutes)", &r.new_packs);
     row(&mut t, "3. re-sync (same requests again)", &r.resync);
-    row(
-        &mut t,
-        "4. bulk payments (POST /work-period-payments/bulk)",
-        &r.payments,
-    );
+    row(&mut t, "4. bulk payments (POST /work-period-payments/bulk)", &r.payments);
     for (b, run) in &r.scaling_packs {
         row(&mut t, &format!("5. packs, batch {b}"), run);
     }
     for (b, run) in &r.scaling_payments {
         row(&mut t, &format!("5. payments, batch {b}"), run);
     }
-    row(
-        &mut t,
-        "8. gift claims (POST /gifts/claim), distinct users, one gift, 8 at once",
-        &r.gifts.claims,
-    );
+    row(&mut t, "8. gift claims (POST /gifts/claim), distinct users, one gift, 8 at once", &r.gifts.claims);
     row(&mut t, "9. Ferry (POST /ferry/customers/{customer}/subscriptions), ssl: one conditional PutItem each", &r.ferry);
     for (b, run) in &r.scaling_ferry {
         row(&mut t, &format!("9. Ferry, batch {b}"), run);
@@ -530,11 +410,7 @@ pub fn table(r: &Results) -> String {
     let _ = writeln!(t);
     t.push_str(&cold_table(&r.cold));
     let _ = writeln!(t);
-    let _ = writeln!(
-        t,
-        "Peak RSS of post-minutes serving one 1000-pack request: {:.1} MiB",
-        r.cold.peak_rss_kib as f64 / 1024.0
-    );
+    let _ = writeln!(t, "Peak RSS of post-minutes serving one 1000-pack request: {:.1} MiB", r.cold.peak_rss_kib as f64 / 1024.0);
     let _ = writeln!(t);
     let _ = writeln!(t, "| target | measured | goal | |");
     let _ = writeln!(t, "|---|---:|---:|---|");
@@ -548,11 +424,7 @@ pub fn table(r: &Results) -> String {
         } else {
             "MISSED"
         };
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {verdict} |",
-            target.name, target.measured, target.goal
-        );
+        let _ = writeln!(t, "| {} | {} | {} | {verdict} |", target.name, target.measured, target.goal);
     }
     t
 }
@@ -560,9 +432,7 @@ pub fn table(r: &Results) -> String {
 pub fn write(r: &Results, table: &str, dir: &Path) -> Result<(), String> {
     let png = dir.join("throughput.png");
     chart(r, &png)?;
-    let md = format!(
-        "# Allotment benchmark\n\n{table}\n![throughput against batch size](throughput.png)\n"
-    );
+    let md = format!("# Allotment benchmark\n\n{table}\n![throughput against batch size](throughput.png)\n");
     std::fs::write(dir.join("report.md"), md).map_err(|e| e.to_string())
 }
 
@@ -577,18 +447,9 @@ fn chart(r: &Results, path: &Path) -> Result<(), String> {
         .map(|(_, run)| run.items_per_s())
         .fold(ceiling, f64::max)
         * 1.15;
-    let max_x = r
-        .scaling_packs
-        .iter()
-        .map(|(b, _)| *b)
-        .max()
-        .unwrap_or(1000)
-        .max(10) as f64;
+    let max_x = r.scaling_packs.iter().map(|(b, _)| *b).max().unwrap_or(1000).max(10) as f64;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Items/s against batch size (DynamoDB Local)",
-            ("sans-serif", 22),
-        )
+        .caption("Items/s against batch size (DynamoDB Local)", ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(70)
@@ -600,32 +461,19 @@ fn chart(r: &Results, path: &Path) -> Result<(), String> {
         .y_desc("items/s")
         .draw()
         .map_err(|e| e.to_string())?;
-    let series = |runs: &[(usize, crate::Run)]| {
-        runs.iter()
-            .map(|(b, run)| (*b as f64, run.items_per_s()))
-            .collect::<Vec<_>>()
-    };
+    let series = |runs: &[(usize, crate::Run)]| runs.iter().map(|(b, run)| (*b as f64, run.items_per_s())).collect::<Vec<_>>();
     chart
-        .draw_series(LineSeries::new(
-            series(&r.scaling_packs),
-            BLUE.stroke_width(3),
-        ))
+        .draw_series(LineSeries::new(series(&r.scaling_packs), BLUE.stroke_width(3)))
         .map_err(|e| e.to_string())?
         .label("new packs")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(3)));
     chart
-        .draw_series(LineSeries::new(
-            series(&r.scaling_payments),
-            GREEN.stroke_width(3),
-        ))
+        .draw_series(LineSeries::new(series(&r.scaling_payments), GREEN.stroke_width(3)))
         .map_err(|e| e.to_string())?
         .label("bulk payments")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(3)));
     chart
-        .draw_series(LineSeries::new(
-            vec![(1.0, ceiling), (max_x, ceiling)],
-            RED.stroke_width(2),
-        ))
+        .draw_series(LineSeries::new(vec![(1.0, ceiling), (max_x, ceiling)], RED.stroke_width(2)))
         .map_err(|e| e.to_string())?
         .label("ceiling: raw BatchWriteItem")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
@@ -659,43 +507,10 @@ pub fn cold_table(c: &crate::coldstart::ColdStarts) -> String {
             bytes as f64 / 1048576.0
         )
     };
-    let _ = writeln!(
-        t,
-        "{}",
-        row(
-            "baseline: load_defaults + default HTTPS client + GetItem",
-            b.cold_ms,
-            b.init_ms,
-            b.warm_ms,
-            c.baseline_bytes,
-            "200"
-        )
-    );
-    let _ = writeln!(
-        t,
-        "{}",
-        row(
-            "hello-world lambda_runtime",
-            c.hello_ms,
-            c.hello_init_ms,
-            c.hello_warm_ms,
-            c.hello_bytes,
-            ""
-        )
-    );
+    let _ = writeln!(t, "{}", row("baseline: load_defaults + default HTTPS client + GetItem", b.cold_ms, b.init_ms, b.warm_ms, c.baseline_bytes, "200"));
+    let _ = writeln!(t, "{}", row("hello-world lambda_runtime", c.hello_ms, c.hello_init_ms, c.hello_warm_ms, c.hello_bytes, ""));
     for f in &c.functions {
-        let _ = writeln!(
-            t,
-            "{}",
-            row(
-                &f.binary,
-                f.median_ms,
-                f.init_ms,
-                f.warm_ms,
-                f.stripped_bytes,
-                &f.status.to_string()
-            )
-        );
+        let _ = writeln!(t, "{}", row(&f.binary, f.median_ms, f.init_ms, f.warm_ms, f.stripped_bytes, &f.status.to_string()));
     }
     let _ = writeln!(t);
     let _ = writeln!(

@@ -23,21 +23,12 @@ pub struct ScaleLine {
 }
 
 /// One API call, timed, expecting `want`.
-async fn call(
-    env: &Env,
-    method: &str,
-    path: &str,
-    body: Vec<u8>,
-    want: u16,
-) -> Result<(Value, f64), String> {
+async fn call(env: &Env, method: &str, path: &str, body: Vec<u8>, want: u16) -> Result<(Value, f64), String> {
     let t = Instant::now();
     let (status, bytes) = env.call(method, path, body).await?;
     let s = t.elapsed().as_secs_f64();
     if status != want {
-        return Err(format!(
-            "{method} {path}: {status} {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-        ));
+        return Err(format!("{method} {path}: {status} {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])));
     }
     Ok((serde_json::from_slice(&bytes).unwrap_or(Value::Null), s))
 }
@@ -46,38 +37,17 @@ async fn call(
 pub async fn namespace_of(env: &Env, n: usize) -> Result<Vec<ScaleLine>, String> {
     let (from, to) = (70_000 + env.next(), 70_000 + env.next());
     for ns in [from, to] {
-        env.expect(
-            "PUT",
-            &format!("/namespaces/{ns}"),
-            json!({"name": "scale", "owner_id": 9})
-                .to_string()
-                .into_bytes(),
-            200,
-        )
-        .await?;
+        env.expect("PUT", &format!("/namespaces/{ns}"), json!({"name": "scale", "owner_id": 9}).to_string().into_bytes(), 200).await?;
     }
     for start in (0..n).step_by(1000) {
         let packs: Vec<Value> = (start..(start + 1000).min(n))
             .map(|i| json!({"number_of_minutes": 10, "expires_at": "2031-01-01", "purchase_xid": format!("s{from}-{i}")}))
             .collect();
-        env.expect(
-            "POST",
-            &format!("/namespaces/{from}/minutes"),
-            json!({"packs": packs}).to_string().into_bytes(),
-            201,
-        )
-        .await?;
+        env.expect("POST", &format!("/namespaces/{from}/minutes"), json!({"packs": packs}).to_string().into_bytes(), 201).await?;
     }
     env.start_counting();
     let started = Instant::now();
-    let (listed, list_s) = call(
-        env,
-        "GET",
-        &format!("/namespaces/{from}/minutes?include_expired=true"),
-        Vec::new(),
-        200,
-    )
-    .await?;
+    let (listed, list_s) = call(env, "GET", &format!("/namespaces/{from}/minutes?include_expired=true"), Vec::new(), 200).await?;
     let list = env.counted(n, started);
     let shown = listed["packs"].as_array().map_or(0, Vec::len);
     if shown != n {
@@ -88,14 +58,7 @@ pub async fn namespace_of(env: &Env, n: usize) -> Result<Vec<ScaleLine>, String>
     let started = Instant::now();
     let (mut move_requests, mut move_s) = (0, 0.0f64);
     loop {
-        let (answer, s) = call(
-            env,
-            "PATCH",
-            &format!("/namespaces/{from}/minutes/move/{to}"),
-            Vec::new(),
-            202,
-        )
-        .await?;
+        let (answer, s) = call(env, "PATCH", &format!("/namespaces/{from}/minutes/move/{to}"), Vec::new(), 202).await?;
         move_requests += 1;
         move_s = move_s.max(s);
         if answer["remaining"] == 0 || move_requests > 20 {
@@ -104,20 +67,8 @@ pub async fn namespace_of(env: &Env, n: usize) -> Result<Vec<ScaleLine>, String>
     }
     let moved = env.counted(n, started);
     Ok(vec![
-        ScaleLine {
-            what: format!("GET /namespaces/{{id}}/minutes, {n} packs"),
-            n,
-            run: list,
-            requests: 1,
-            slowest_s: list_s,
-        },
-        ScaleLine {
-            what: format!("PATCH …/minutes/move/{{target}}, {n} packs"),
-            n,
-            run: moved,
-            requests: move_requests,
-            slowest_s: move_s,
-        },
+        ScaleLine { what: format!("GET /namespaces/{{id}}/minutes, {n} packs"), n, run: list, requests: 1, slowest_s: list_s },
+        ScaleLine { what: format!("PATCH …/minutes/move/{{target}}, {n} packs"), n, run: moved, requests: move_requests, slowest_s: move_s },
     ])
 }
 
@@ -133,10 +84,7 @@ async fn all_pages(env: &Env, first: &str, items_key: &str) -> Result<(usize, us
         match page["next"].as_str() {
             Some(next) => {
                 let sep = if first.contains('?') { '&' } else { '?' };
-                path = format!(
-                    "{first}{sep}next={}",
-                    utf8_percent_encode(next, NON_ALPHANUMERIC)
-                );
+                path = format!("{first}{sep}next={}", utf8_percent_encode(next, NON_ALPHANUMERIC));
             }
             None => return Ok((items, pages, slowest)),
         }
@@ -148,33 +96,13 @@ pub async fn work_period_with(env: &Env, n: usize) -> Result<Vec<ScaleLine>, Str
     let id = format!("scale-{}", env.next());
     let wp = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11",
         "daysWorked": 5, "memberRate": 250.00, "customerRate": 300.00, "billingAccountId": 7});
-    env.expect(
-        "PUT",
-        &format!("/work-periods/{id}"),
-        wp.to_string().into_bytes(),
-        200,
-    )
-    .await?;
+    env.expect("PUT", &format!("/work-periods/{id}"), wp.to_string().into_bytes(), 200).await?;
     for start in (0..n).step_by(1000) {
-        let body: Vec<Value> = (start..(start + 1000).min(n))
-            .map(|_| json!({"workPeriodId": id, "days": 0, "amount": 1.25}))
-            .collect();
-        let (answer, _) = call(
-            env,
-            "POST",
-            "/work-period-payments/bulk",
-            Value::Array(body).to_string().into_bytes(),
-            200,
-        )
-        .await?;
-        let failed = answer
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|r| r.get("error").is_some()).count());
+        let body: Vec<Value> = (start..(start + 1000).min(n)).map(|_| json!({"workPeriodId": id, "days": 0, "amount": 1.25})).collect();
+        let (answer, _) = call(env, "POST", "/work-period-payments/bulk", Value::Array(body).to_string().into_bytes(), 200).await?;
+        let failed = answer.as_array().map_or(0, |a| a.iter().filter(|r| r.get("error").is_some()).count());
         if failed > 0 {
-            return Err(format!(
-                "{failed} payments of the scale work period failed: {}",
-                answer[0]
-            ));
+            return Err(format!("{failed} payments of the scale work period failed: {}", answer[0]));
         }
     }
     env.start_counting();
@@ -186,31 +114,14 @@ pub async fn work_period_with(env: &Env, n: usize) -> Result<Vec<ScaleLine>, Str
     }
     env.start_counting();
     let started = Instant::now();
-    let (items, pages, slowest) = all_pages(
-        env,
-        &format!("/work-period-payments?workPeriodId={id}&perPage=100"),
-        "items",
-    )
-    .await?;
+    let (items, pages, slowest) = all_pages(env, &format!("/work-period-payments?workPeriodId={id}&perPage=100"), "items").await?;
     let list = env.counted(n, started);
     if items != n {
         return Err(format!("payment listing showed {items} of {n}"));
     }
     Ok(vec![
-        ScaleLine {
-            what: format!("GET /work-periods/{{id}}, {n} payments"),
-            n: 1,
-            run: read_run,
-            requests: 1,
-            slowest_s: read_s,
-        },
-        ScaleLine {
-            what: format!("GET /work-period-payments?workPeriodId=, {n} payments, 100 a page"),
-            n,
-            run: list,
-            requests: pages,
-            slowest_s: slowest,
-        },
+        ScaleLine { what: format!("GET /work-periods/{{id}}, {n} payments"), n: 1, run: read_run, requests: 1, slowest_s: read_s },
+        ScaleLine { what: format!("GET /work-period-payments?workPeriodId=, {n} payments, 100 a page"), n, run: list, requests: pages, slowest_s: slowest },
     ])
 }
 
@@ -236,9 +147,7 @@ pub async fn ferry_customer_with(env: &Env, n: usize) -> Result<Vec<ScaleLine>, 
     let repost = env.counted(last, started);
     Ok(vec![
         ScaleLine {
-            what: format!(
-                "GET /ferry/customers/{{customer}}/subscriptions, {n} subscriptions, every page"
-            ),
+            what: format!("GET /ferry/customers/{{customer}}/subscriptions, {n} subscriptions, every page"),
             n,
             run: list,
             requests: pages,

@@ -83,29 +83,17 @@ fn pack(line: usize, raw: Value) -> Result<Record, String> {
         return Err("namespace_id must be a positive integer".into());
     }
     if !(1..=MAX_MINUTES).contains(&p.number_of_minutes) {
-        return Err(format!(
-            "number_of_minutes must be an integer from 1 to {MAX_MINUTES}"
-        ));
+        return Err(format!("number_of_minutes must be an integer from 1 to {MAX_MINUTES}"));
     }
     parse_date(&p.expires_at).map_err(|m| format!("expires_at {m}"))?;
     if let Some(x) = &p.purchase_xid {
         let n = x.chars().count();
         if n == 0 || n > MAX_XID_CHARS {
-            return Err(format!(
-                "purchase_xid must be 1 to {MAX_XID_CHARS} characters"
-            ));
+            return Err(format!("purchase_xid must be 1 to {MAX_XID_CHARS} characters"));
         }
     }
     let entry = json!({"number_of_minutes": p.number_of_minutes, "expires_at": p.expires_at, "purchase_xid": p.purchase_xid});
-    Ok(Record {
-        line,
-        raw,
-        entry,
-        target: p.namespace_id.to_string(),
-        group: None,
-        pair: None,
-        reference_customer_id: None,
-    })
+    Ok(Record { line, raw, entry, target: p.namespace_id.to_string(), group: None, pair: None, reference_customer_id: None })
 }
 
 fn payment(line: usize, row: Map<String, Value>) -> Result<Record, String> {
@@ -122,46 +110,30 @@ fn payment(line: usize, row: Map<String, Value>) -> Result<Record, String> {
         let value = if k == "workPeriodId" {
             Value::String(cell)
         } else {
-            serde_json::from_str::<Value>(cell.trim())
-                .map_err(|_| format!("{k} must be a number, got {cell:?}"))?
+            serde_json::from_str::<Value>(cell.trim()).map_err(|_| format!("{k} must be a number, got {cell:?}"))?
         };
         entry.insert(k, value);
     }
     let entry = Value::Object(entry);
-    let input: PaymentInput =
-        allotment::http::parse_json(entry.to_string().as_bytes()).map_err(|e| describe(&e))?;
+    let input: PaymentInput = allotment::http::parse_json(entry.to_string().as_bytes()).map_err(|e| describe(&e))?;
     if input.days.is_some_and(|d| !(0..=MAX_DAYS).contains(&d)) {
         return Err(format!("days must be an integer from 0 to {MAX_DAYS}"));
     }
     allotment::payments::validate_new_payment(input).map_err(|e| describe(&e))?;
-    Ok(Record {
-        line,
-        raw,
-        entry,
-        target: String::new(),
-        group: None,
-        pair: None,
-        reference_customer_id: None,
-    })
+    Ok(Record { line, raw, entry, target: String::new(), group: None, pair: None, reference_customer_id: None })
 }
 
 fn ferry(line: usize, raw: Value) -> Result<Record, String> {
     let f: FerryLine = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
-    let group = GROUPS
-        .iter()
-        .copied()
-        .find(|g| *g == f.group)
-        .ok_or_else(|| format!("group must be one of {}", GROUPS.join(", ")))?;
+    let group = GROUPS.iter().copied().find(|g| *g == f.group).ok_or_else(|| format!("group must be one of {}", GROUPS.join(", ")))?;
     if !allotment::ferry::valid_id(&f.customer) {
         return Err("customer must be 1 to 64 letters, digits, '.', '-' or '_'".into());
     }
-    let item: PlaceholderInput = allotment::http::parse_json(f.subscription.to_string().as_bytes())
-        .map_err(|e| describe(&e))?;
+    let item: PlaceholderInput = allotment::http::parse_json(f.subscription.to_string().as_bytes()).map_err(|e| describe(&e))?;
     if group == "domain_extensions" && (item.domain.is_none() || item.extension.is_none()) {
         return Err("a domain_extensions subscription needs domain and extension".into());
     }
-    allotment::ferry::check_request(&f.reference_customer_id, &[(group, item.clone())])
-        .map_err(|e| describe(&e))?;
+    allotment::ferry::check_request(&f.reference_customer_id, &[(group, item.clone())]).map_err(|e| describe(&e))?;
     Ok(Record {
         line,
         raw,
@@ -175,11 +147,7 @@ fn ferry(line: usize, raw: Value) -> Result<Record, String> {
 
 /// An API error as one line: its message and field details.
 pub fn describe(e: &allotment::error::ApiError) -> String {
-    let details: Vec<String> = e
-        .details()
-        .iter()
-        .map(|d| format!("{} {}", d.field, d.message))
-        .collect();
+    let details: Vec<String> = e.details().iter().map(|d| format!("{} {}", d.field, d.message)).collect();
     if details.is_empty() {
         e.to_string()
     } else {
@@ -201,19 +169,11 @@ pub fn parse(kind: Kind, content: &str) -> (Vec<Record>, Vec<Invalid>) {
                 let raw = match serde_json::from_str::<Value>(text) {
                     Ok(v) => v,
                     Err(e) => {
-                        bad.push(Invalid {
-                            line,
-                            raw: Value::String(text.to_owned()),
-                            message: format!("not JSON: {e}"),
-                        });
+                        bad.push(Invalid { line, raw: Value::String(text.to_owned()), message: format!("not JSON: {e}") });
                         continue;
                     }
                 };
-                let parsed = if kind == Kind::Packs {
-                    pack(line, raw.clone())
-                } else {
-                    ferry(line, raw.clone())
-                };
+                let parsed = if kind == Kind::Packs { pack(line, raw.clone()) } else { ferry(line, raw.clone()) };
                 match parsed {
                     Ok(r) => good.push(r),
                     Err(message) => bad.push(Invalid { line, raw, message }),
@@ -221,45 +181,24 @@ pub fn parse(kind: Kind, content: &str) -> (Vec<Record>, Vec<Invalid>) {
             }
         }
         Kind::Payments => {
-            let mut reader = csv::ReaderBuilder::new()
-                .flexible(false)
-                .from_reader(content.as_bytes());
+            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(content.as_bytes());
             let headers = match reader.headers() {
                 Ok(h) => h.clone(),
                 Err(e) => {
-                    bad.push(Invalid {
-                        line: 1,
-                        raw: Value::Null,
-                        message: format!("no CSV header: {e}"),
-                    });
+                    bad.push(Invalid { line: 1, raw: Value::Null, message: format!("no CSV header: {e}") });
                     return (good, bad);
                 }
             };
             for (i, row) in reader.records().enumerate() {
-                let line = row
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r.position())
-                    .map_or(i + 2, |p| p.line() as usize);
+                let line = row.as_ref().ok().and_then(|r| r.position()).map_or(i + 2, |p| p.line() as usize);
                 match row {
-                    Err(e) => bad.push(Invalid {
-                        line,
-                        raw: Value::Null,
-                        message: format!("not a CSV row: {e}"),
-                    }),
+                    Err(e) => bad.push(Invalid { line, raw: Value::Null, message: format!("not a CSV row: {e}") }),
                     Ok(r) => {
-                        let row: Map<String, Value> = headers
-                            .iter()
-                            .zip(r.iter())
-                            .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
-                            .collect();
+                        let row: Map<String, Value> =
+                            headers.iter().zip(r.iter()).map(|(h, v)| (h.to_owned(), Value::String(v.to_owned()))).collect();
                         match payment(line, row.clone()) {
                             Ok(rec) => good.push(rec),
-                            Err(message) => bad.push(Invalid {
-                                line,
-                                raw: Value::Object(row),
-                                message,
-                            }),
+                            Err(message) => bad.push(Invalid { line, raw: Value::Object(row), message }),
                         }
                     }
                 }
@@ -292,11 +231,7 @@ pub fn chunks(records: Vec<Record>, size: usize) -> Vec<Chunk> {
     for target in order {
         let records = groups.remove(&target).unwrap_or_default();
         for part in records.chunks(size.max(1)) {
-            out.push(Chunk {
-                index: out.len(),
-                target: target.clone(),
-                records: part.to_vec(),
-            });
+            out.push(Chunk { index: out.len(), target: target.clone(), records: part.to_vec() });
         }
     }
     out
@@ -307,10 +242,7 @@ pub fn request(kind: Kind, chunk: &Chunk) -> (String, Value) {
     match kind {
         Kind::Packs => {
             let packs: Vec<&Value> = chunk.records.iter().map(|r| &r.entry).collect();
-            (
-                format!("/namespaces/{}/minutes", chunk.target),
-                json!({"packs": packs}),
-            )
+            (format!("/namespaces/{}/minutes", chunk.target), json!({"packs": packs}))
         }
         Kind::Payments => {
             let items: Vec<&Value> = chunk.records.iter().map(|r| &r.entry).collect();
@@ -318,25 +250,15 @@ pub fn request(kind: Kind, chunk: &Chunk) -> (String, Value) {
         }
         Kind::Ferry => {
             let customer = chunk.target.split('\u{0}').next().unwrap_or_default();
-            let reference = chunk
-                .records
-                .first()
-                .and_then(|r| r.reference_customer_id.clone())
-                .unwrap_or_default();
+            let reference = chunk.records.first().and_then(|r| r.reference_customer_id.clone()).unwrap_or_default();
             let mut groups: Map<String, Value> = Map::new();
             for r in &chunk.records {
                 let g = r.group.unwrap_or("other");
-                if let Value::Array(items) = groups
-                    .entry(g.to_owned())
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
+                if let Value::Array(items) = groups.entry(g.to_owned()).or_insert_with(|| Value::Array(Vec::new())) {
                     items.push(r.entry.clone());
                 }
             }
-            (
-                format!("/ferry/customers/{customer}/subscriptions"),
-                json!({"reference_customer_id": reference, "subscriptions": groups}),
-            )
+            (format!("/ferry/customers/{customer}/subscriptions"), json!({"reference_customer_id": reference, "subscriptions": groups}))
         }
     }
 }
@@ -359,15 +281,8 @@ mod tests {
         .join("\n");
         let (good, bad) = parse(Kind::Packs, &file);
         assert_eq!(good.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 7]);
-        assert_eq!(
-            bad.iter().map(|b| b.line).collect::<Vec<_>>(),
-            vec![2, 3, 5, 6]
-        );
-        assert!(
-            bad[0].message.contains("not a real date"),
-            "{}",
-            bad[0].message
-        );
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![2, 3, 5, 6]);
+        assert!(bad[0].message.contains("not a real date"), "{}", bad[0].message);
     }
 
     #[test]
@@ -375,38 +290,19 @@ mod tests {
         let file = "workPeriodId,days,amount\nwp-1,2,\nwp-2,0,40.50\nwp-3,,12\nwp-4,11,\nwp 5,1,\n";
         let (good, bad) = parse(Kind::Payments, file);
         assert_eq!(good.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(
-            bad.iter().map(|b| b.line).collect::<Vec<_>>(),
-            vec![4, 5, 6]
-        );
-        assert_eq!(
-            good[1].entry,
-            json!({"workPeriodId": "wp-2", "days": 0, "amount": 40.5})
-        );
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![4, 5, 6]);
+        assert_eq!(good[1].entry, json!({"workPeriodId": "wp-2", "days": 0, "amount": 40.5}));
     }
 
     #[test]
     fn chunks_keep_targets_apart_and_are_the_same_every_time() {
-        let mk = |ns: u64, i: usize| {
-            format!(
-                r#"{{"namespace_id": {ns}, "number_of_minutes": 1, "expires_at": "2031-01-01", "purchase_xid": "x{i}"}}"#
-            )
-        };
-        let file: Vec<String> = (0..25)
-            .map(|i| mk(if i % 2 == 0 { 7 } else { 3 }, i))
-            .collect();
+        let mk = |ns: u64, i: usize| format!(r#"{{"namespace_id": {ns}, "number_of_minutes": 1, "expires_at": "2031-01-01", "purchase_xid": "x{i}"}}"#);
+        let file: Vec<String> = (0..25).map(|i| mk(if i % 2 == 0 { 7 } else { 3 }, i)).collect();
         let (good, _) = parse(Kind::Packs, &file.join("\n"));
         let cut = chunks(good.clone(), 5);
-        assert_eq!(
-            cut.iter()
-                .map(|c| (c.target.as_str(), c.records.len()))
-                .collect::<Vec<_>>(),
-            vec![("7", 5), ("7", 5), ("7", 3), ("3", 5), ("3", 5), ("3", 2)]
-        );
+        assert_eq!(cut.iter().map(|c| (c.target.as_str(), c.records.len())).collect::<Vec<_>>(),
+                   vec![("7", 5), ("7", 5), ("7", 3), ("3", 5), ("3", 5), ("3", 2)]);
         let again = chunks(good, 5);
-        assert_eq!(
-            again.iter().map(|c| c.records[0].line).collect::<Vec<_>>(),
-            cut.iter().map(|c| c.records[0].line).collect::<Vec<_>>()
-        );
+        assert_eq!(again.iter().map(|c| c.records[0].line).collect::<Vec<_>>(), cut.iter().map(|c| c.records[0].line).collect::<Vec<_>>());
     }
 }

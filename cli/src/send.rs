@@ -11,10 +11,7 @@ use serde_json::Value;
 
 use crate::records::{Chunk, Kind, Record};
 
-pub type Http = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+pub type Http = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
 
 pub fn client() -> Result<Http, String> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -53,12 +50,7 @@ pub enum Outcome {
 }
 
 impl Api {
-    async fn once(
-        &self,
-        path: &str,
-        key: &str,
-        body: &[u8],
-    ) -> Result<(u16, Option<u64>, bool, Bytes), String> {
+    async fn once(&self, path: &str, key: &str, body: &[u8]) -> Result<(u16, Option<u64>, bool, Bytes), String> {
         let req = hyper::Request::post(format!("{}{path}", self.base.trim_end_matches('/')))
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {}", self.token))
@@ -70,21 +62,9 @@ impl Api {
             .map_err(|_| "timed out after 60 s".to_owned())?
             .map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        let replayed = resp
-            .headers()
-            .get("idempotent-replayed")
-            .is_some_and(|v| v == "true");
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        let replayed = resp.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok((status, retry_after, replayed, bytes))
     }
 
@@ -101,16 +81,9 @@ impl Api {
             let (wait_hint, why, in_progress) = match self.once(path, key, &bytes).await {
                 Ok((status, retry_after, replayed, raw)) => {
                     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-                    let in_progress = status == 409
-                        && body["error"]["message"]
-                            .as_str()
-                            .is_some_and(|m| m.contains("still being processed"));
+                    let in_progress = status == 409 && body["error"]["message"].as_str().is_some_and(|m| m.contains("still being processed"));
                     if status < 500 && status != 429 && !in_progress {
-                        return Ok(Answer {
-                            status,
-                            replayed,
-                            body,
-                        });
+                        return Ok(Answer { status, replayed, body });
                     }
                     (retry_after, format!("HTTP {status}"), in_progress)
                 }
@@ -119,18 +92,11 @@ impl Api {
             // A key still in progress belongs to a request an earlier run left
             // in flight: it is answered, or its lock (60 s) expires, so wait
             // for up to two minutes whatever the attempt count.
-            let waited_enough = if in_progress {
-                started.elapsed() > IN_PROGRESS_PATIENCE
-            } else {
-                attempt >= self.attempts
-            };
+            let waited_enough = if in_progress { started.elapsed() > IN_PROGRESS_PATIENCE } else { attempt >= self.attempts };
             if waited_enough {
                 return Err(format!("gave up after {attempt} attempts: {why}"));
             }
-            let backoff = self
-                .base_delay
-                .saturating_mul(1 << attempt.min(6))
-                .min(Duration::from_secs(10));
+            let backoff = self.base_delay.saturating_mul(1 << attempt.min(6)).min(Duration::from_secs(10));
             let delay = match wait_hint {
                 Some(secs) => Duration::from_secs(secs) + backoff.mul_f64(fastrand::f64() * 0.5),
                 None => backoff.mul_f64(fastrand::f64()),
@@ -149,10 +115,7 @@ fn error_reason(status: u16, body: &Value) -> String {
 }
 
 fn failed(status: u16, body: &Value) -> Outcome {
-    Outcome::Failed {
-        reason: error_reason(status, body),
-        error: body.get("error").cloned().unwrap_or(Value::Null),
-    }
+    Outcome::Failed { reason: error_reason(status, body), error: body.get("error").cloned().unwrap_or(Value::Null) }
 }
 
 /// Which records of a 4xx pack request were the cause, if the answer says:
@@ -162,30 +125,12 @@ fn culprits(records: &[Record], body: &Value) -> Vec<usize> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|d| {
-            d["field"]
-                .as_str()?
-                .strip_prefix("packs[")?
-                .split(']')
-                .next()?
-                .parse()
-                .ok()
-        })
+        .filter_map(|d| d["field"].as_str()?.strip_prefix("packs[")?.split(']').next()?.parse().ok())
         .collect();
     // A 409 names each xid quoted: `purchase_xid "a", "b" already provisioned …`.
     if let Some(message) = body["error"]["message"].as_str() {
-        let named = |r: &Record| {
-            r.entry["purchase_xid"]
-                .as_str()
-                .is_some_and(|x| message.contains(&format!("{x:?}")))
-        };
-        out.extend(
-            records
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| named(r))
-                .map(|(i, _)| i),
-        );
+        let named = |r: &Record| r.entry["purchase_xid"].as_str().is_some_and(|x| message.contains(&format!("{x:?}")));
+        out.extend(records.iter().enumerate().filter(|(_, r)| named(r)).map(|(i, _)| i));
     }
     out.sort_unstable();
     out.dedup();
@@ -196,36 +141,16 @@ fn culprits(records: &[Record], body: &Value) -> Vec<usize> {
 /// Sends a chunk and says what became of each record, in order. A pack
 /// request refused because of some of its records is sent again without
 /// them (with a key of its own), so one bad record does not sink its chunk.
-pub async fn send_chunk(
-    api: &Api,
-    kind: Kind,
-    chunk: &Chunk,
-    file_key: &str,
-) -> Result<Vec<Outcome>, String> {
+pub async fn send_chunk(api: &Api, kind: Kind, chunk: &Chunk, file_key: &str) -> Result<Vec<Outcome>, String> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; chunk.records.len()];
     let mut remaining: Vec<usize> = (0..chunk.records.len()).collect();
     let mut round = 0;
     while !remaining.is_empty() {
-        let part = Chunk {
-            index: chunk.index,
-            target: chunk.target.clone(),
-            records: remaining
-                .iter()
-                .map(|&i| chunk.records[i].clone())
-                .collect(),
-        };
-        let key = if round == 0 {
-            format!("{file_key}-{}", chunk.index)
-        } else {
-            format!("{file_key}-{}-r{round}", chunk.index)
-        };
+        let part = Chunk { index: chunk.index, target: chunk.target.clone(), records: remaining.iter().map(|&i| chunk.records[i].clone()).collect() };
+        let key = if round == 0 { format!("{file_key}-{}", chunk.index) } else { format!("{file_key}-{}-r{round}", chunk.index) };
         let (path, body) = crate::records::request(kind, &part);
         let answer = api.post(&path, &key, &body).await?;
-        let fresh = if answer.replayed {
-            Outcome::Present
-        } else {
-            Outcome::Created
-        };
+        let fresh = if answer.replayed { Outcome::Present } else { Outcome::Created };
         match (kind, answer.status) {
             (Kind::Packs, 200..=299) => {
                 for &i in &remaining {
@@ -254,37 +179,20 @@ pub async fn send_chunk(
                     outcomes[i] = Some(match entries.get(n) {
                         Some(e) if e.get("error").is_some() => {
                             let code = e["error"]["code"].as_u64().unwrap_or(0) as u16;
-                            Outcome::Failed {
-                                reason: error_reason(code, e),
-                                error: e["error"].clone(),
-                            }
+                            Outcome::Failed { reason: error_reason(code, e), error: e["error"].clone() }
                         }
                         Some(_) => fresh.clone(),
-                        None => Outcome::Failed {
-                            reason: "no answer for this entry".into(),
-                            error: Value::Null,
-                        },
+                        None => Outcome::Failed { reason: "no answer for this entry".into(), error: Value::Null },
                     });
                 }
                 remaining.clear();
             }
             (Kind::Ferry, 200) => {
                 let find = |list: &str, pair: &(String, String)| -> Option<Value> {
-                    answer.body[list]
-                        .as_array()?
-                        .iter()
-                        .find(|m| {
-                            let p = |k: &str| {
-                                m["parameters"]
-                                    .as_array()
-                                    .and_then(|ps| ps.iter().find(|x| x["key"] == k))
-                                    .and_then(|x| x["value"].as_str())
-                                    .map(str::to_owned)
-                            };
-                            p("reference_subscription_id").as_deref() == Some(pair.0.as_str())
-                                && p("reference_product_id").as_deref() == Some(pair.1.as_str())
-                        })
-                        .cloned()
+                    answer.body[list].as_array()?.iter().find(|m| {
+                        let p = |k: &str| m["parameters"].as_array().and_then(|ps| ps.iter().find(|x| x["key"] == k)).and_then(|x| x["value"].as_str()).map(str::to_owned);
+                        p("reference_subscription_id").as_deref() == Some(pair.0.as_str()) && p("reference_product_id").as_deref() == Some(pair.1.as_str())
+                    }).cloned()
                 };
                 for &i in &remaining {
                     let pair = chunk.records[i].pair.clone().unwrap_or_default();
@@ -292,24 +200,13 @@ pub async fn send_chunk(
                         fresh.clone()
                     } else if let Some(m) = find("failures", &pair) {
                         let message = m["message"].as_str().unwrap_or_default().to_owned();
-                        if message.contains("already migrated")
-                            || message.contains("concurrent request")
-                        {
+                        if message.contains("already migrated") || message.contains("concurrent request") {
                             Outcome::Present
                         } else {
-                            Outcome::Failed {
-                                reason: format!(
-                                    "200 {}",
-                                    message.split(';').next().unwrap_or_default()
-                                ),
-                                error: m,
-                            }
+                            Outcome::Failed { reason: format!("200 {}", message.split(';').next().unwrap_or_default()), error: m }
                         }
                     } else {
-                        Outcome::Failed {
-                            reason: "not mentioned in the answer".into(),
-                            error: Value::Null,
-                        }
+                        Outcome::Failed { reason: "not mentioned in the answer".into(), error: Value::Null }
                     });
                 }
                 remaining.clear();
@@ -323,13 +220,5 @@ pub async fn send_chunk(
         }
         round += 1;
     }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| {
-            o.unwrap_or(Outcome::Failed {
-                reason: "unanswered".into(),
-                error: Value::Null,
-            })
-        })
-        .collect())
+    Ok(outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Failed { reason: "unanswered".into(), error: Value::Null })).collect())
 }

@@ -60,10 +60,7 @@ impl Units {
 impl std::ops::Sub for Units {
     type Output = Units;
     fn sub(self, o: Units) -> Units {
-        Units {
-            read: self.read - o.read,
-            write: self.write - o.write,
-        }
+        Units { read: self.read - o.read, write: self.write - o.write }
     }
 }
 
@@ -165,16 +162,8 @@ impl Storable for Sent {
     type Storer = StoreReplace<Self>;
 }
 
-const PRICED: [&str; 8] = [
-    "GetItem",
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "BatchGetItem",
-    "BatchWriteItem",
-    "TransactWriteItems",
-    "Query",
-];
+const PRICED: [&str; 8] =
+    ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "Query"];
 
 impl Intercept for Capacity {
     fn name(&self) -> &'static str {
@@ -188,35 +177,18 @@ impl Intercept for Capacity {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = ctx.request_mut();
-        let operation = request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-            .unwrap_or("")
-            .to_owned();
+        let operation = request.headers().get("x-amz-target").and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("").to_owned();
         if !PRICED.contains(&operation.as_str()) && operation != "Scan" {
             return Ok(());
         }
-        let Some(mut body) = request
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-        else {
-            return Ok(());
-        };
+        let Some(mut body) = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()) else { return Ok(()) };
         if let Some(o) = body.as_object_mut() {
-            o.entry("ReturnConsumedCapacity")
-                .or_insert_with(|| Value::String("INDEXES".into()));
+            o.entry("ReturnConsumedCapacity").or_insert_with(|| Value::String("INDEXES".into()));
         }
         let text = body.to_string();
-        request
-            .headers_mut()
-            .insert("content-length", text.len().to_string());
+        request.headers_mut().insert("content-length", text.len().to_string());
         *request.body_mut() = SdkBody::from(text);
-        cfg.interceptor_state().store_put(Sent {
-            operation,
-            body: Arc::new(body),
-        });
+        cfg.interceptor_state().store_put(Sent { operation, body: Arc::new(body) });
         Ok(())
     }
 
@@ -226,17 +198,11 @@ impl Intercept for Capacity {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(sent) = cfg.load::<Sent>().cloned() else {
-            return Ok(());
-        };
+        let Some(sent) = cfg.load::<Sent>().cloned() else { return Ok(()) };
         cfg.interceptor_state().unset::<Sent>();
         let response = ctx.response();
         let status = response.status().as_u16();
-        let body: Value = response
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
+        let body: Value = response.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
         if status != 200 && !is_condition_failure(&body) {
             return Ok(()); // throttled, faulted or refused: nothing applied, nothing charged
         }
@@ -250,14 +216,9 @@ fn is_condition_failure(body: &Value) -> bool {
     let kind = body.get("__type").and_then(Value::as_str).unwrap_or("");
     kind.ends_with("ConditionalCheckFailedException")
         || (kind.ends_with("TransactionCanceledException")
-            && body
-                .get("CancellationReasons")
-                .and_then(Value::as_array)
-                .is_some_and(|r| {
-                    r.iter().any(|x| {
-                        x.get("Code").and_then(Value::as_str) == Some("ConditionalCheckFailed")
-                    })
-                }))
+            && body.get("CancellationReasons").and_then(Value::as_array).is_some_and(|r| {
+                r.iter().any(|x| x.get("Code").and_then(Value::as_str) == Some("ConditionalCheckFailed"))
+            }))
 }
 
 // ---------------------------------------------------------------- AWS's rules
@@ -266,53 +227,28 @@ fn is_condition_failure(body: &Value) -> bool {
 /// binaries their length, numbers 1 byte per two significant digits plus 1,
 /// booleans and nulls 1, lists and maps 3 plus 1 per element).
 pub fn item_size(item: &Map<String, Value>) -> usize {
-    item.iter()
-        .map(|(name, v)| name.len() + value_size(v))
-        .sum()
+    item.iter().map(|(name, v)| name.len() + value_size(v)).sum()
 }
 
 fn value_size(v: &Value) -> usize {
-    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
-        return 0;
-    };
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else { return 0 };
     match kind.as_str() {
         "S" => inner.as_str().map_or(0, str::len),
         "N" => inner.as_str().map_or(0, number_size),
         "B" => inner.as_str().map_or(0, |b| b.len() * 3 / 4),
         "BOOL" | "NULL" => 1,
-        "SS" => inner.as_array().map_or(0, |a| {
-            a.iter().filter_map(Value::as_str).map(str::len).sum()
-        }),
-        "NS" => inner.as_array().map_or(0, |a| {
-            a.iter().filter_map(Value::as_str).map(number_size).sum()
-        }),
-        "BS" => inner.as_array().map_or(0, |a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|b| b.len() * 3 / 4)
-                .sum()
-        }),
-        "L" => {
-            3 + inner
-                .as_array()
-                .map_or(0, |a| a.iter().map(|e| 1 + value_size(e)).sum())
-        }
-        "M" => {
-            3 + inner.as_object().map_or(0, |m| {
-                m.iter().map(|(k, e)| 1 + k.len() + value_size(e)).sum()
-            })
-        }
+        "SS" => inner.as_array().map_or(0, |a| a.iter().filter_map(Value::as_str).map(str::len).sum()),
+        "NS" => inner.as_array().map_or(0, |a| a.iter().filter_map(Value::as_str).map(number_size).sum()),
+        "BS" => inner.as_array().map_or(0, |a| a.iter().filter_map(Value::as_str).map(|b| b.len() * 3 / 4).sum()),
+        "L" => 3 + inner.as_array().map_or(0, |a| a.iter().map(|e| 1 + value_size(e)).sum()),
+        "M" => 3 + inner.as_object().map_or(0, |m| m.iter().map(|(k, e)| 1 + k.len() + value_size(e)).sum()),
         _ => 0,
     }
 }
 
 fn number_size(n: &str) -> usize {
     let digits: String = n.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits
-        .trim_start_matches('0')
-        .trim_end_matches('0')
-        .len()
-        .max(1);
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
     significant.div_ceil(2) + 1
 }
 
@@ -327,11 +263,7 @@ pub fn read_units(size: usize) -> f64 {
 }
 
 fn index_bits(item: &Map<String, Value>) -> u8 {
-    INDEXES
-        .iter()
-        .enumerate()
-        .filter(|(_, (pk, sk))| item.contains_key(*pk) && item.contains_key(*sk))
-        .fold(0, |b, (i, _)| b | 1 << i)
+    INDEXES.iter().enumerate().filter(|(_, (pk, sk))| item.contains_key(*pk) && item.contains_key(*sk)).fold(0, |b, (i, _)| b | 1 << i)
 }
 
 /// An item's (or key's) table key, as a map key.
@@ -349,38 +281,19 @@ fn obj(v: &Value) -> &Map<String, Value> {
 fn reported(body: &Value, read: bool) -> Option<Units> {
     let cc = body.get("ConsumedCapacity")?;
     let total: f64 = match cc {
-        Value::Array(list) => list
-            .iter()
-            .filter_map(|c| c.get("CapacityUnits").and_then(Value::as_f64))
-            .sum(),
+        Value::Array(list) => list.iter().filter_map(|c| c.get("CapacityUnits").and_then(Value::as_f64)).sum(),
         c => c.get("CapacityUnits").and_then(Value::as_f64)?,
     };
-    Some(if read {
-        Units {
-            read: total,
-            write: 0.0,
-        }
-    } else {
-        Units {
-            read: 0.0,
-            write: total,
-        }
-    })
+    Some(if read { Units { read: total, write: 0.0 } } else { Units { read: 0.0, write: total } })
 }
 
 impl State {
     fn seen(&self, key: &Value) -> Seen {
-        self.items.get(&key_of(obj(key))).copied().unwrap_or(Seen {
-            size: 0,
-            indexes: 0,
-        })
+        self.items.get(&key_of(obj(key))).copied().unwrap_or(Seen { size: 0, indexes: 0 })
     }
 
     fn note(&mut self, item: &Map<String, Value>) -> Seen {
-        let seen = Seen {
-            size: item_size(item),
-            indexes: index_bits(item),
-        };
+        let seen = Seen { size: item_size(item), indexes: index_bits(item) };
         self.tally.largest_item = self.tally.largest_item.max(seen.size);
         self.items.insert(key_of(item), seen);
         seen
@@ -416,27 +329,13 @@ impl State {
                 seen = self.note(&full);
             }
         }
-        let mut named: Vec<String> = u
-            .get("ExpressionAttributeNames")
-            .and_then(Value::as_object)
-            .map_or(Vec::new(), |m| {
-                m.values()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            });
-        named.push(
-            u.get("UpdateExpression")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-        );
+        let mut named: Vec<String> = u.get("ExpressionAttributeNames").and_then(Value::as_object).map_or(Vec::new(), |m| {
+            m.values().filter_map(Value::as_str).map(str::to_owned).collect()
+        });
+        named.push(u.get("UpdateExpression").and_then(Value::as_str).unwrap_or("").to_owned());
         let mut moved = 0u8;
         for (i, (pk, sk)) in INDEXES.iter().enumerate() {
-            let touched = named.iter().any(|n| {
-                n.split(|c: char| !c.is_alphanumeric())
-                    .any(|w| w == *pk || w == *sk)
-            });
+            let touched = named.iter().any(|n| n.split(|c: char| !c.is_alphanumeric()).any(|w| w == *pk || w == *sk));
             if touched && seen.indexes & (1 << i) != 0 {
                 moved |= 1 << i;
             }
@@ -452,38 +351,19 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
     // whether the rules could see everything they price (for the comparison).
     let mut local_faithful = ok;
     let mut comparable = true;
-    let read = matches!(
-        sent.operation.as_str(),
-        "GetItem" | "BatchGetItem" | "Query" | "Scan"
-    );
+    let read = matches!(sent.operation.as_str(), "GetItem" | "BatchGetItem" | "Query" | "Scan");
     match sent.operation.as_str() {
         "PutItem" => {
             let seen = state.note(obj(&req["Item"]));
-            rules.write = if ok {
-                State::write_of(seen, 0)
-            } else {
-                write_units(seen.size)
-            };
+            rules.write = if ok { State::write_of(seen, 0) } else { write_units(seen.size) };
         }
         "UpdateItem" => {
-            let (seen, moved) = state.update(
-                req,
-                resp.get("Attributes")
-                    .filter(|_| req["ReturnValues"] == "ALL_NEW"),
-            );
-            rules.write = if ok {
-                State::write_of(seen, moved)
-            } else {
-                write_units(seen.size)
-            };
+            let (seen, moved) = state.update(req, resp.get("Attributes").filter(|_| req["ReturnValues"] == "ALL_NEW"));
+            rules.write = if ok { State::write_of(seen, moved) } else { write_units(seen.size) };
         }
         "DeleteItem" => {
             let seen = state.seen(&req["Key"]);
-            rules.write = if ok {
-                State::write_of(seen, 0)
-            } else {
-                write_units(seen.size)
-            };
+            rules.write = if ok { State::write_of(seen, 0) } else { write_units(seen.size) };
             if ok {
                 state.forget(&req["Key"]);
             }
@@ -492,20 +372,9 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
             let unprocessed: Vec<String> = resp
                 .get("UnprocessedItems")
                 .and_then(Value::as_object)
-                .map(|t| {
-                    t.values()
-                        .filter_map(Value::as_array)
-                        .flatten()
-                        .map(write_request_key)
-                        .collect()
-                })
+                .map(|t| t.values().filter_map(Value::as_array).flatten().map(write_request_key).collect())
                 .unwrap_or_default();
-            for list in req["RequestItems"]
-                .as_object()
-                .into_iter()
-                .flat_map(|t| t.values())
-                .filter_map(Value::as_array)
-            {
+            for list in req["RequestItems"].as_object().into_iter().flat_map(|t| t.values()).filter_map(Value::as_array) {
                 for w in list {
                     if unprocessed.contains(&write_request_key(w)) {
                         continue;
@@ -538,49 +407,25 @@ fn price(state: &mut State, sent: &Sent, ok: bool, resp: &Value) {
                 } else if let Some(c) = action.get("ConditionCheck") {
                     // Billed as a write of the item checked; Local prices it at 0.
                     local_faithful = false;
-                    (
-                        Seen {
-                            indexes: 0,
-                            ..state.seen(&c["Key"])
-                        },
-                        0,
-                    )
+                    (Seen { indexes: 0, ..state.seen(&c["Key"]) }, 0)
                 } else {
                     (Seen::default(), 0)
                 };
                 // Committed: two underlying writes of each action (index writes
                 // too). Cancelled: the prepare phase of each item, once.
-                rules.write += if ok {
-                    2.0 * State::write_of(seen, moved)
-                } else {
-                    write_units(seen.size)
-                };
+                rules.write += if ok { 2.0 * State::write_of(seen, moved) } else { write_units(seen.size) };
             }
         }
         "GetItem" => {
-            let factor = if req["ConsistentRead"] == true {
-                1.0
-            } else {
-                0.5
-            };
+            let factor = if req["ConsistentRead"] == true { 1.0 } else { 0.5 };
             let size = resp.get("Item").map_or(0, |i| state.note_read(obj(i)));
             rules.read = factor * read_units(size);
         }
         "BatchGetItem" => {
             for (table, ask) in req["RequestItems"].as_object().into_iter().flatten() {
-                let factor = if ask["ConsistentRead"] == true {
-                    1.0
-                } else {
-                    0.5
-                };
-                let found: &[Value] = resp
-                    .pointer(&format!("/Responses/{table}"))
-                    .and_then(Value::as_array)
-                    .map_or(&[], Vec::as_slice);
-                let unprocessed = resp
-                    .pointer(&format!("/UnprocessedKeys/{table}/Keys"))
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
+                let factor = if ask["ConsistentRead"] == true { 1.0 } else { 0.5 };
+                let found: &[Value] = resp.pointer(&format!("/Responses/{table}")).and_then(Value::as_array).map_or(&[], Vec::as_slice);
+                let unprocessed = resp.pointer(&format!("/UnprocessedKeys/{table}/Keys")).and_then(Value::as_array).map_or(0, Vec::len);
                 let asked = ask["Keys"].as_array().map_or(0, Vec::len);
                 for item in found {
                     rules.read += factor * read_units(state.note_read(obj(item)));
@@ -637,9 +482,7 @@ fn write_request_key(w: &Value) -> String {
     if let Some(item) = w.pointer("/PutRequest/Item") {
         key_of(obj(item))
     } else {
-        w.pointer("/DeleteRequest/Key")
-            .map(|k| key_of(obj(k)))
-            .unwrap_or_default()
+        w.pointer("/DeleteRequest/Key").map(|k| key_of(obj(k))).unwrap_or_default()
     }
 }
 
@@ -660,19 +503,10 @@ mod tests {
         // Numbers: 1 byte per two significant digits, plus 1.
         assert_eq!(sized(json!({"n": {"N": "10000"}})), 1 + 2);
         assert_eq!(sized(json!({"n": {"N": "123.45"}})), 1 + 4);
-        assert_eq!(
-            sized(json!({"b": {"BOOL": true}, "z": {"NULL": true}})),
-            2 + 2
-        );
+        assert_eq!(sized(json!({"b": {"BOOL": true}, "z": {"NULL": true}})), 2 + 2);
         // Maps and lists: 3 bytes plus 1 per element.
-        assert_eq!(
-            sized(json!({"m": {"M": {"a": {"S": "xy"}}}})),
-            1 + 3 + 1 + 1 + 2
-        );
-        assert_eq!(
-            sized(json!({"l": {"L": [{"S": "xy"}, {"N": "7"}]}})),
-            1 + 3 + (1 + 2) + (1 + 2)
-        );
+        assert_eq!(sized(json!({"m": {"M": {"a": {"S": "xy"}}}})), 1 + 3 + 1 + 1 + 2);
+        assert_eq!(sized(json!({"l": {"L": [{"S": "xy"}, {"N": "7"}]}})), 1 + 3 + (1 + 2) + (1 + 2));
     }
 
     #[test]
@@ -687,27 +521,12 @@ mod tests {
     #[test]
     fn a_transactional_put_in_one_index_costs_four_units_and_a_condition_check_two() {
         let mut state = State::default();
-        let item =
-            json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
+        let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
         let req = json!({"TransactItems": [{"Put": {"Item": item}}, {"ConditionCheck": {"Key": {"pk": {"S": "c"}, "sk": {"S": "d"}}}}]});
-        let sent = Sent {
-            operation: "TransactWriteItems".into(),
-            body: Arc::new(req),
-        };
+        let sent = Sent { operation: "TransactWriteItems".into(), body: Arc::new(req) };
         // Local's figure for this call leaves the check out: the rules are used.
-        price(
-            &mut state,
-            &sent,
-            true,
-            &json!({"ConsumedCapacity": [{"CapacityUnits": 4.0}]}),
-        );
-        assert_eq!(
-            state.tally.used,
-            Units {
-                read: 0.0,
-                write: 6.0
-            }
-        );
+        price(&mut state, &sent, true, &json!({"ConsumedCapacity": [{"CapacityUnits": 4.0}]}));
+        assert_eq!(state.tally.used, Units { read: 0.0, write: 6.0 });
         assert_eq!((state.tally.from_rules, state.tally.compared), (1, 0));
     }
 
@@ -717,54 +536,22 @@ mod tests {
         let item = |k: &str| json!({"pk": {"S": k}, "sk": {"S": "s"}});
         let req = json!({"TransactItems": [{"Put": {"Item": item("a")}}, {"Put": {"Item": item("b")}}, {"Put": {"Item": item("c")}}]});
         // Local answers 2 units for any number of puts; AWS charges 2 per put.
-        price(
-            &mut state,
-            &Sent {
-                operation: "TransactWriteItems".into(),
-                body: Arc::new(req),
-            },
-            true,
-            &json!({"ConsumedCapacity": [{"CapacityUnits": 2.0}]}),
-        );
+        price(&mut state, &Sent { operation: "TransactWriteItems".into(), body: Arc::new(req) }, true, &json!({"ConsumedCapacity": [{"CapacityUnits": 2.0}]}));
         assert_eq!(state.tally.used.write, 6.0);
         // An empty Query: Local says 0, AWS charges half a unit (eventually consistent).
         let query = json!({"IndexName": "gsi1"});
-        price(
-            &mut state,
-            &Sent {
-                operation: "Query".into(),
-                body: Arc::new(query),
-            },
-            true,
-            &json!({"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": {"CapacityUnits": 0.0}}),
-        );
+        price(&mut state, &Sent { operation: "Query".into(), body: Arc::new(query) }, true, &json!({"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": {"CapacityUnits": 0.0}}));
         assert_eq!(state.tally.used.read, 0.5);
-        assert_eq!(
-            (
-                state.tally.from_rules,
-                state.tally.from_reported,
-                state.tally.compared
-            ),
-            (2, 0, 0)
-        );
+        assert_eq!((state.tally.from_rules, state.tally.from_reported, state.tally.compared), (2, 0, 0));
     }
 
     #[test]
     fn a_failed_conditional_put_costs_its_item_but_no_index_write() {
         let mut state = State::default();
         let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}, "pad": {"S": "z".repeat(1500)}});
-        let failed =
-            json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"});
+        let failed = json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"});
         assert!(is_condition_failure(&failed));
-        price(
-            &mut state,
-            &Sent {
-                operation: "PutItem".into(),
-                body: Arc::new(json!({"Item": item})),
-            },
-            false,
-            &failed,
-        );
+        price(&mut state, &Sent { operation: "PutItem".into(), body: Arc::new(json!({"Item": item})) }, false, &failed);
         assert_eq!(state.tally.used.write, 2.0, "1.5 KB: two units, no index");
         assert_eq!(state.tally.from_rules, 1);
     }
@@ -772,29 +559,12 @@ mod tests {
     #[test]
     fn an_update_naming_an_index_key_moves_the_item_within_the_index() {
         let mut state = State::default();
-        let item =
-            json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
-        price(
-            &mut state,
-            &Sent {
-                operation: "PutItem".into(),
-                body: Arc::new(json!({"Item": item})),
-            },
-            true,
-            &json!({}),
-        );
+        let item = json!({"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "x"}, "gsi1sk": {"S": "y"}});
+        price(&mut state, &Sent { operation: "PutItem".into(), body: Arc::new(json!({"Item": item})) }, true, &json!({}));
         let update = json!({"Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}, "UpdateExpression": "SET #g = :g",
             "ExpressionAttributeNames": {"#g": "gsi1pk"}});
         state.tally = Tally::default();
-        price(
-            &mut state,
-            &Sent {
-                operation: "UpdateItem".into(),
-                body: Arc::new(update),
-            },
-            true,
-            &json!({"ConsumedCapacity": {"CapacityUnits": 3.0}}),
-        );
+        price(&mut state, &Sent { operation: "UpdateItem".into(), body: Arc::new(update) }, true, &json!({"ConsumedCapacity": {"CapacityUnits": 3.0}}));
         assert_eq!(state.tally.used.write, 3.0);
         assert_eq!((state.tally.compared, state.tally.agreed), (1, 1));
     }

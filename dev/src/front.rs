@@ -43,10 +43,7 @@ pub async fn serve(listener: TcpListener, front: Arc<Front>) -> std::io::Result<
                 let front = front.clone();
                 async move { Ok::<_, Infallible>(front.handle(req, peer).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!(error = %e, "connection closed");
             }
         });
@@ -59,38 +56,17 @@ impl Front {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         if parts.method == hyper::Method::GET && path == "/openapi.json" {
-            let mut resp =
-                hyper::Response::new(Full::new(Bytes::from_static(OPENAPI_JSON.as_bytes())));
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let mut resp = hyper::Response::new(Full::new(Bytes::from_static(OPENAPI_JSON.as_bytes())));
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return resp;
         }
         let (route, params) = match match_route(ROUTES, &parts.method, &path) {
             Match::Found(route, params) => (route, params),
-            Match::WrongMethod(_) => {
-                return front_error(
-                    &unmatched(&parts.method, &path),
-                    &parts.method,
-                    &path,
-                    started,
-                )
-            }
-            Match::NotFound => {
-                return front_error(
-                    &unmatched(&parts.method, &path),
-                    &parts.method,
-                    &path,
-                    started,
-                )
-            }
+            Match::WrongMethod(_) => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
+            Match::NotFound => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
         };
-        let too_large =
-            || ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes"));
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let too_large = || ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes"));
+        let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
             return front_error(&too_large(), &parts.method, &path, started);
         }
@@ -102,50 +78,24 @@ impl Front {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
         let claims = match bearer.map(|t| token::verify(&self.secret, t.trim())) {
             Some(Ok(claims)) => claims,
             _ => return front_error(&ApiError::Unauthorized, &parts.method, &path, started),
         };
-        let event = http_api_event(
-            &parts,
-            route.method.as_str(),
-            route.path,
-            &params,
-            &claims,
-            &body,
-            peer,
-        );
+        let event = http_api_event(&parts, route.method.as_str(), route.path, &params, &claims, &body, peer);
         let request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(r) => r,
-            Err(e) => {
-                return front_error(
-                    &ApiError::Internal(format!("event: {e}")),
-                    &parts.method,
-                    &path,
-                    started,
-                )
-            }
+            Err(e) => return front_error(&ApiError::Internal(format!("event: {e}")), &parts.method, &path, started),
         };
         // As in AWS, where API Gateway's invocation runs to its end whether or
         // not the client is still there: a caller that hangs up (a killed
         // import) must not cancel a handler halfway, holding its
         // Idempotency-Key "in progress" until the lock expires.
         let app = self.app.clone();
-        let response = match tokio::spawn(async move { dispatch(route, app, request).await }).await
-        {
+        let response = match tokio::spawn(async move { dispatch(route, app, request).await }).await {
             Ok(r) => r,
-            Err(e) => {
-                return front_error(
-                    &ApiError::Internal(format!("handler task: {e}")),
-                    &parts.method,
-                    &path,
-                    started,
-                )
-            }
+            Err(e) => return front_error(&ApiError::Internal(format!("handler task: {e}")), &parts.method, &path, started),
         };
         let (rparts, rbody) = response.into_parts();
         let bytes = match rbody {
@@ -158,12 +108,7 @@ impl Front {
     }
 }
 
-fn front_error(
-    err: &ApiError,
-    method: &hyper::Method,
-    path: &str,
-    started: Instant,
-) -> HttpResponse {
+fn front_error(err: &ApiError, method: &hyper::Method, path: &str, started: Instant) -> HttpResponse {
     let (parts, body) = error_response(err).into_parts();
     tracing::info!(
         route = "-",
@@ -227,35 +172,19 @@ pub fn http_api_event(
     }
     let path_params: Map<String, Value> = params
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Value::String(
-                    percent_encoding::percent_decode_str(v)
-                        .decode_utf8_lossy()
-                        .into_owned(),
-                ),
-            )
-        })
+        .map(|(k, v)| (k.clone(), Value::String(percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())))
         .collect();
-    let jwt_claims: Map<String, Value> = claims
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(claim_string(v))))
-        .collect();
-    let scopes: Option<Vec<String>> = claims.get("scope").or_else(|| claims.get("scp")).map(|s| {
-        claim_string(s)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    });
+    let jwt_claims: Map<String, Value> = claims.iter().map(|(k, v)| (k.clone(), Value::String(claim_string(v)))).collect();
+    let scopes: Option<Vec<String>> = claims
+        .get("scope")
+        .or_else(|| claims.get("scp"))
+        .map(|s| claim_string(s).split_whitespace().map(str::to_owned).collect());
     let route_key = format!("{method} {route_path}");
     let (body_field, is_b64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_owned(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,

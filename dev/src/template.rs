@@ -3,8 +3,8 @@
 //! with no second copy to drift.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 use serde::Deserialize;
@@ -87,10 +87,7 @@ pub fn table_properties() -> Result<TableProperties, String> {
 /// Every `Type: HttpApi` event of every function (the `$default` route included).
 pub fn routes() -> Result<Vec<TemplateRoute>, String> {
     let doc = parse()?;
-    let resources = doc
-        .get("Resources")
-        .and_then(Value::as_mapping)
-        .ok_or("template.yaml: no Resources")?;
+    let resources = doc.get("Resources").and_then(Value::as_mapping).ok_or("template.yaml: no Resources")?;
     let mut out = Vec::new();
     for (name, res) in resources {
         if res.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
@@ -104,31 +101,15 @@ pub fn routes() -> Result<Vec<TemplateRoute>, String> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let events = res
-            .get("Properties")
-            .and_then(|p| p.get("Events"))
-            .and_then(Value::as_mapping);
+        let events = res.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
         for (_, event) in events.into_iter().flatten() {
             if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                 continue;
             }
             let props = event.get("Properties");
-            let method = props
-                .and_then(|p| p.get("Method"))
-                .and_then(Value::as_str)
-                .unwrap_or("ANY")
-                .to_uppercase();
-            let path = props
-                .and_then(|p| p.get("Path"))
-                .and_then(Value::as_str)
-                .unwrap_or("$default")
-                .to_owned();
-            out.push(TemplateRoute {
-                function: function.clone(),
-                binary: binary.clone(),
-                method,
-                path,
-            });
+            let method = props.and_then(|p| p.get("Method")).and_then(Value::as_str).unwrap_or("ANY").to_uppercase();
+            let path = props.and_then(|p| p.get("Path")).and_then(Value::as_str).unwrap_or("$default").to_owned();
+            out.push(TemplateRoute { function: function.clone(), binary: binary.clone(), method, path });
         }
     }
     out.sort();
@@ -137,12 +118,7 @@ pub fn routes() -> Result<Vec<TemplateRoute>, String> {
 
 /// Creates table `name` as template.yaml defines it, unless it exists.
 pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
-    let exists = client
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .is_ok();
+    let exists = client.describe_table().table_name(name).send().await.is_ok();
     if exists {
         return Ok(());
     }
@@ -154,10 +130,7 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())
     };
-    let mut create = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
+    let mut create = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for a in &props.attribute_definitions {
         create = create.attribute_definitions(
             AttributeDefinition::builder()
@@ -173,11 +146,7 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
     for g in &props.global_secondary_indexes {
         let mut gsi = GlobalSecondaryIndex::builder()
             .index_name(&g.index_name)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::from(g.projection.projection_type.as_str()))
-                    .build(),
-            );
+            .projection(Projection::builder().projection_type(ProjectionType::from(g.projection.projection_type.as_str())).build());
         for k in &g.key_schema {
             gsi = gsi.key_schema(key(k)?);
         }
@@ -187,12 +156,7 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
         Ok(_) => {}
         // Another process created it between our check and our create.
         Err(e) if format!("{e:?}").contains("ResourceInUseException") => return Ok(()),
-        Err(e) => {
-            return Err(format!(
-                "create table {name}: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            ))
-        }
+        Err(e) => return Err(format!("create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
     }
     if let Some(ttl) = props.time_to_live_specification.filter(|t| t.enabled) {
         client
@@ -207,12 +171,7 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
             )
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "enable TTL on {name}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| format!("enable TTL on {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
     }
     Ok(())
 }

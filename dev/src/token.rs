@@ -9,18 +9,11 @@ use serde_json::{json, Map, Value};
 pub const DEV_SECRET: &str = "allotment-dev-secret";
 
 pub fn secret_from_env() -> Vec<u8> {
-    std::env::var("ALLOTMENT_JWT_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEV_SECRET.to_owned())
-        .into_bytes()
+    std::env::var("ALLOTMENT_JWT_SECRET").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| DEV_SECRET.to_owned()).into_bytes()
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Signs a token for `sub` with `scope` (space-separated), valid for
@@ -30,12 +23,7 @@ pub fn mint(secret: &[u8], sub: &str, scope: &str, ttl_secs: i64, extra: Value) 
     if let (Some(obj), Value::Object(more)) = (claims.as_object_mut(), extra) {
         obj.extend(more);
     }
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap_or_default()
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap_or_default()
 }
 
 /// The claims of a valid token: HS256 signature and `exp` checked.

@@ -28,10 +28,7 @@ impl Caller {
         if scopes.iter().any(|s| self.has_scope(s)) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "This needs scope {}",
-                scopes.join(" or ")
-            )))
+            Err(ApiError::Forbidden(format!("This needs scope {}", scopes.join(" or "))))
         }
     }
 }
@@ -40,17 +37,7 @@ impl Caller {
 /// resource-server scopes, `allotment/admin`) read as `<scope>`; bare scopes
 /// as they are.
 pub fn unprefixed(scopes: &[String], prefix: &str) -> Vec<String> {
-    scopes
-        .iter()
-        .map(|s| {
-            if prefix.is_empty() {
-                s.as_str()
-            } else {
-                s.strip_prefix(prefix).unwrap_or(s)
-            }
-            .to_owned()
-        })
-        .collect()
+    scopes.iter().map(|s| if prefix.is_empty() { s.as_str() } else { s.strip_prefix(prefix).unwrap_or(s) }.to_owned()).collect()
 }
 
 /// Rewrites the authorizer's scopes of `req` with [`unprefixed`], once, at
@@ -59,9 +46,7 @@ pub fn strip_scope_prefix(req: &mut Request, prefix: &str) {
     if prefix.is_empty() {
         return;
     }
-    if let Some(RequestContext::ApiGatewayV2(ctx)) =
-        req.extensions_mut().get_mut::<RequestContext>()
-    {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.extensions_mut().get_mut::<RequestContext>() {
         if let Some(jwt) = ctx.authorizer.as_mut().and_then(|a| a.jwt.as_mut()) {
             if let Some(scopes) = jwt.scopes.as_mut() {
                 *scopes = unprefixed(scopes, prefix);
@@ -77,17 +62,11 @@ pub fn strip_scope_prefix(req: &mut Request, prefix: &str) {
 /// The caller of `req`, or 401 when there is no authorizer context or no `sub`.
 pub fn caller(req: &Request) -> Result<Caller, ApiError> {
     let jwt = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => {
-            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref())
-        }
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
         _ => None,
     };
     let jwt = jwt.ok_or(ApiError::Unauthorized)?;
-    let sub = jwt
-        .claims
-        .get("sub")
-        .filter(|s| !s.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
+    let sub = jwt.claims.get("sub").filter(|s| !s.is_empty()).ok_or(ApiError::Unauthorized)?;
     // API Gateway fills `scopes` from the `scope`/`scp` claim; fall back to the
     // claim itself so a context built without `scopes` still reads the same.
     let scopes = match &jwt.scopes {
@@ -112,19 +91,8 @@ mod tests {
 
     #[test]
     fn cognito_prefixed_scopes_read_as_bare_ones_and_bare_ones_stay() {
-        let raw: Vec<String> = [
-            "allotment/admin",
-            "payments",
-            "other/admin",
-            "allotment/payments:process",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            unprefixed(&raw, "allotment/"),
-            vec!["admin", "payments", "other/admin", "payments:process"]
-        );
+        let raw: Vec<String> = ["allotment/admin", "payments", "other/admin", "allotment/payments:process"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(unprefixed(&raw, "allotment/"), vec!["admin", "payments", "other/admin", "payments:process"]);
         assert_eq!(unprefixed(&raw, ""), raw, "no prefix: as they are");
     }
 }

@@ -32,9 +32,7 @@ pub fn months_before(at: OffsetDateTime, months: u32) -> OffsetDateTime {
     let (year, month0) = (total.div_euclid(12) as i32, total.rem_euclid(12) as u8);
     let month = time::Month::try_from(month0 + 1).unwrap_or(time::Month::January);
     let day = at.day().min(time::util::days_in_month(month, year));
-    time::Date::from_calendar_date(year, month, day)
-        .map(|d| at.replace_date(d))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    time::Date::from_calendar_date(year, month, day).map(|d| at.replace_date(d)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -44,26 +42,11 @@ mod tests {
 
     #[test]
     fn months_before_is_calendar_arithmetic() {
-        assert_eq!(
-            months_before(datetime!(2026-03-31 10:00 UTC), 1),
-            datetime!(2026-02-28 10:00 UTC)
-        );
-        assert_eq!(
-            months_before(datetime!(2024-03-31 10:00 UTC), 1),
-            datetime!(2024-02-29 10:00 UTC)
-        );
-        assert_eq!(
-            months_before(datetime!(2026-01-15 00:00 UTC), 1),
-            datetime!(2025-12-15 00:00 UTC)
-        );
-        assert_eq!(
-            months_before(datetime!(2026-11-26 12:34 UTC), 12),
-            datetime!(2025-11-26 12:34 UTC)
-        );
-        assert_eq!(
-            months_before(datetime!(2026-11-26 12:34 UTC), 0),
-            datetime!(2026-11-26 12:34 UTC)
-        );
+        assert_eq!(months_before(datetime!(2026-03-31 10:00 UTC), 1), datetime!(2026-02-28 10:00 UTC));
+        assert_eq!(months_before(datetime!(2024-03-31 10:00 UTC), 1), datetime!(2024-02-29 10:00 UTC));
+        assert_eq!(months_before(datetime!(2026-01-15 00:00 UTC), 1), datetime!(2025-12-15 00:00 UTC));
+        assert_eq!(months_before(datetime!(2026-11-26 12:34 UTC), 12), datetime!(2025-11-26 12:34 UTC));
+        assert_eq!(months_before(datetime!(2026-11-26 12:34 UTC), 0), datetime!(2026-11-26 12:34 UTC));
     }
 
     #[test]

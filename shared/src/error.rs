@@ -11,10 +11,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -23,10 +20,7 @@ impl FieldError {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest {
-        message: String,
-        details: Vec<FieldError>,
-    },
+    BadRequest { message: String, details: Vec<FieldError> },
     #[error("Unauthorized")]
     Unauthorized,
     /// Not enough of something the request would spend (a gift owner's wallet).
@@ -57,17 +51,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            message: message.into(),
-            details: Vec::new(),
-        }
+        Self::BadRequest { message: message.into(), details: Vec::new() }
     }
 
     pub fn invalid(details: Vec<FieldError>) -> Self {
-        Self::BadRequest {
-            message: "The request is invalid".into(),
-            details,
-        }
+        Self::BadRequest { message: "The request is invalid".into(), details }
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -116,11 +104,7 @@ pub struct ErrorPayload<'a> {
 impl ApiError {
     pub fn body(&self) -> ErrorBody<'_> {
         ErrorBody {
-            error: ErrorPayload {
-                code: self.status(),
-                message: self.to_string(),
-                details: self.details(),
-            },
+            error: ErrorPayload { code: self.status(), message: self.to_string(), details: self.details() },
         }
     }
 }

@@ -44,13 +44,9 @@ impl Money {
         if !looks_numeric {
             return Err("must be a number".into());
         }
-        let value = if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text)
-        } else {
-            Decimal::from_str(text)
-        }
-        .map_err(|_| format!("{text} is not a valid amount"))?
-        .normalize();
+        let value = if text.contains(['e', 'E']) { Decimal::from_scientific(text) } else { Decimal::from_str(text) }
+            .map_err(|_| format!("{text} is not a valid amount"))?
+            .normalize();
         if value.scale() > 2 {
             return Err("must have at most two decimal places".into());
         }
@@ -122,10 +118,7 @@ mod tests {
     #[test]
     fn parses_exactly_and_prints_two_places() {
         assert_eq!(Money::parse("12.5").unwrap().to_string(), "12.50");
-        assert_eq!(
-            Money::parse("0.1").unwrap() + Money::parse("0.2").unwrap(),
-            Money::parse("0.3").unwrap()
-        );
+        assert_eq!(Money::parse("0.1").unwrap() + Money::parse("0.2").unwrap(), Money::parse("0.3").unwrap());
         assert_eq!(Money::parse("1e2").unwrap().to_string(), "100.00");
         assert_eq!(Money::parse("12.500").unwrap().to_string(), "12.50");
         for bad in ["12.345", "-1", "\"12\"", "true", "1000000000.01"] {
@@ -139,10 +132,7 @@ mod tests {
         // 100.03 × 3 / 5 = 60.018 → 60.02
         assert_eq!(Money::for_days(rate, 3).to_string(), "60.02");
         // 0.12 × 1 / 5 = 0.024 → 0.02; a midpoint 0.025 → 0.03
-        assert_eq!(
-            Money::for_days(Money::parse("0.12").unwrap(), 1).to_string(),
-            "0.02"
-        );
+        assert_eq!(Money::for_days(Money::parse("0.12").unwrap(), 1).to_string(), "0.02");
         assert_eq!(Money::rounded(Decimal::new(25, 3)).to_string(), "0.03");
     }
 

@@ -249,9 +249,7 @@ pub static NOT_FOUND: Route = Route {
 /// The error for a request no route matches.
 pub fn unmatched(method: &Method, path: &str) -> ApiError {
     match match_route(ROUTES, method, path) {
-        Match::WrongMethod(allow) => ApiError::MethodNotAllowed {
-            allow: allow.join(", "),
-        },
+        Match::WrongMethod(allow) => ApiError::MethodNotAllowed { allow: allow.join(", ") },
         _ => ApiError::NotFound(format!("No route for {method} {path}")),
     }
 }
@@ -275,14 +273,8 @@ pub fn match_route<'a>(routes: &[&'a Route], method: &Method, path: &str) -> Mat
     let mut allowed: Vec<&'a str> = Vec::new();
     let mut allowed_literals = 0;
     for &route in routes {
-        let Some(params) = match_path(route.path, &segments) else {
-            continue;
-        };
-        let literals = route
-            .path
-            .split('/')
-            .filter(|s| !s.starts_with('{'))
-            .count();
+        let Some(params) = match_path(route.path, &segments) else { continue };
+        let literals = route.path.split('/').filter(|s| !s.starts_with('{')).count();
         if literals > allowed_literals {
             allowed.clear();
             allowed_literals = literals;
@@ -334,38 +326,19 @@ mod tests {
         match match_route(ROUTES, &Method::PATCH, "/namespaces/1/minutes/move/2") {
             Match::Found(r, params) => {
                 assert_eq!(r.name, "MoveMinutes");
-                assert_eq!(
-                    params,
-                    vec![("id".into(), "1".into()), ("target_id".into(), "2".into())]
-                );
+                assert_eq!(params, vec![("id".into(), "1".into()), ("target_id".into(), "2".into())]);
             }
             _ => panic!("expected a match"),
         }
-        assert!(
-            matches!(match_route(ROUTES, &Method::DELETE, "/namespaces/1/minutes"), Match::WrongMethod(m) if m == ["POST", "GET"])
-        );
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/namespaces/1/minutes"), Match::WrongMethod(m) if m == ["POST", "GET"]));
         // A literal segment beats a parameter, as in API Gateway.
-        assert!(
-            matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/bulk"), Match::Found(r, _) if r.name == "PatchPaymentsBulk")
-        );
-        assert!(
-            matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/abc"), Match::Found(r, _) if r.name == "PatchPayment")
-        );
-        assert!(matches!(
-            match_route(ROUTES, &Method::GET, "/nope"),
-            Match::NotFound
-        ));
+        assert!(matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/bulk"), Match::Found(r, _) if r.name == "PatchPaymentsBulk"));
+        assert!(matches!(match_route(ROUTES, &Method::PATCH, "/work-period-payments/abc"), Match::Found(r, _) if r.name == "PatchPayment"));
+        assert!(matches!(match_route(ROUTES, &Method::GET, "/nope"), Match::NotFound));
         // `/gifts/available` is a GET resource, though `DELETE /gifts/{id}` matches it too.
-        assert!(
-            matches!(match_route(ROUTES, &Method::DELETE, "/gifts/available"), Match::WrongMethod(m) if m == ["GET"])
-        );
-        assert!(
-            matches!(match_route(ROUTES, &Method::DELETE, "/gifts/7"), Match::Found(r, _) if r.name == "DeleteGift")
-        );
-        assert!(matches!(
-            match_route(ROUTES, &Method::GET, "/namespaces//minutes"),
-            Match::NotFound
-        ));
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/gifts/available"), Match::WrongMethod(m) if m == ["GET"]));
+        assert!(matches!(match_route(ROUTES, &Method::DELETE, "/gifts/7"), Match::Found(r, _) if r.name == "DeleteGift"));
+        assert!(matches!(match_route(ROUTES, &Method::GET, "/namespaces//minutes"), Match::NotFound));
     }
 
     #[test]

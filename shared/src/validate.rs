@@ -8,18 +8,11 @@ use crate::error::ApiError;
 /// A real calendar date written exactly `YYYY-MM-DD` (`2022-02-30` is not one).
 pub fn parse_date(raw: &str) -> Result<Date, String> {
     let shape_ok = raw.len() == 10
-        && raw.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
+        && raw.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
     if !shape_ok {
         return Err(format!("must be a date YYYY-MM-DD, got {raw:?}"));
     }
-    Date::parse(raw, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| format!("{raw:?} is not a real date"))
+    Date::parse(raw, format_description!("[year]-[month]-[day]")).map_err(|_| format!("{raw:?} is not a real date"))
 }
 
 pub fn format_date(date: Date) -> String {
@@ -33,10 +26,7 @@ pub fn format_date(date: Date) -> String {
 /// claim): with the fraction dropped at .000, `…09Z` would sort after `…09.500Z`.
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    ))
-    .unwrap_or_default()
+    t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).unwrap_or_default()
 }
 
 /// Now, as stored and sent: RFC 3339 UTC with milliseconds.
@@ -74,9 +64,7 @@ pub fn check_text(raw: &str, max: usize) -> Result<String, String> {
 /// on an optional field: `Some(v)` when given; `null` is refused (400) like
 /// any other wrong type, so a field the OpenAPI document does not mark
 /// nullable cannot be sent as null.
-pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -113,16 +101,7 @@ mod tests {
     fn dates_must_be_real_and_exactly_shaped() {
         assert!(parse_date("2022-01-01").is_ok());
         assert!(parse_date("2024-02-29").is_ok());
-        for bad in [
-            "2022-02-30",
-            "2023-02-29",
-            "2022-1-01",
-            "22-01-01",
-            "2022/01/01",
-            "2022-01-01T00:00:00Z",
-            "",
-            "+02022-01-01",
-        ] {
+        for bad in ["2022-02-30", "2023-02-29", "2022-1-01", "22-01-01", "2022/01/01", "2022-01-01T00:00:00Z", "", "+02022-01-01"] {
             assert!(parse_date(bad).is_err(), "{bad} should be rejected");
         }
         assert_eq!(format_date(parse_date("0999-12-31").unwrap()), "0999-12-31");
@@ -136,10 +115,7 @@ mod tests {
         assert_eq!(whole, "2026-11-24T02:40:09.000Z");
         assert_eq!(half, "2026-11-24T02:40:09.500Z");
         assert!(whole < half);
-        assert_eq!(
-            format_timestamp(datetime!(2026-11-24 03:40:09.123456 +01:00)),
-            "2026-11-24T02:40:09.123Z"
-        );
+        assert_eq!(format_timestamp(datetime!(2026-11-24 03:40:09.123456 +01:00)), "2026-11-24T02:40:09.123Z");
     }
 
     #[test]

@@ -13,39 +13,21 @@ async fn every_endpoint_refuses_callers_without_a_valid_admin_token() {
     namespace(&api, 1, None, 7).await;
     namespace(&api, 2, None, 7).await;
     let endpoints = [
-        (
-            "PUT",
-            "/namespaces/3",
-            Some(json!({"name": "c", "owner_id": 7})),
-        ),
-        (
-            "POST",
-            "/namespaces/1/minutes",
-            Some(json!({"packs": [{"number_of_minutes": 1, "expires_at": "2031-01-01"}]})),
-        ),
+        ("PUT", "/namespaces/3", Some(json!({"name": "c", "owner_id": 7}))),
+        ("POST", "/namespaces/1/minutes", Some(json!({"packs": [{"number_of_minutes": 1, "expires_at": "2031-01-01"}]}))),
         ("GET", "/namespaces/1/minutes", None),
         ("PATCH", "/namespaces/1/minutes/move/2", None),
     ];
     let bad_signature = token::mint(b"another-secret", "billing", "admin", 3600, json!({}));
-    let expired = token::mint(
-        allotment_tests::SECRET,
-        "billing",
-        "admin",
-        -3600,
-        json!({}),
-    );
+    let expired = token::mint(allotment_tests::SECRET, "billing", "admin", -3600, json!({}));
     let no_sub = token::mint(allotment_tests::SECRET, "", "admin", 3600, json!({}));
     let not_admin = api.token("someone", "payments read");
     for (method, path, body) in endpoints {
         let r = api.call(method, path, None, body.clone()).await;
         assert_eq!(r.status, 401, "{method} {path} without token: {r:?}");
-        let r = api
-            .call(method, path, Some("not.a.jwt"), body.clone())
-            .await;
+        let r = api.call(method, path, Some("not.a.jwt"), body.clone()).await;
         assert_eq!(r.status, 401, "{method} {path} garbage token");
-        let r = api
-            .call(method, path, Some(&bad_signature), body.clone())
-            .await;
+        let r = api.call(method, path, Some(&bad_signature), body.clone()).await;
         assert_eq!(r.status, 401, "{method} {path} bad signature");
         let r = api.call(method, path, Some(&expired), body.clone()).await;
         assert_eq!(r.status, 401, "{method} {path} expired");
@@ -65,41 +47,15 @@ async fn cognito_prefixed_scopes_count_when_the_stack_says_so() {
     // client-credentials token's `allotment/admin` is scope admin.
     let api = TestApi::with_scope_prefix("allotment/").await;
     let cognito = api.token("client-id-123", "allotment/admin allotment/payments");
-    let r = api
-        .call(
-            "PUT",
-            "/namespaces/1",
-            Some(&cognito),
-            Some(json!({"name": "acme", "owner_id": 7})),
-        )
-        .await;
+    let r = api.call("PUT", "/namespaces/1", Some(&cognito), Some(json!({"name": "acme", "owner_id": 7}))).await;
     assert_eq!(r.status, 200, "{r:?}");
     let bare = api.token("someone", "admin");
-    assert_eq!(
-        api.call("GET", "/namespaces/1/minutes", Some(&bare), None)
-            .await
-            .status,
-        200,
-        "bare scopes still count"
-    );
+    assert_eq!(api.call("GET", "/namespaces/1/minutes", Some(&bare), None).await.status, 200, "bare scopes still count");
     let other = api.token("someone", "other/admin");
-    assert_eq!(
-        api.call("GET", "/namespaces/1/minutes", Some(&other), None)
-            .await
-            .status,
-        403,
-        "another resource server's admin is not ours"
-    );
+    assert_eq!(api.call("GET", "/namespaces/1/minutes", Some(&other), None).await.status, 403, "another resource server's admin is not ours");
 
     // Without a prefix (an issuer with bare scopes), a prefixed scope is just another scope.
     let plain = TestApi::start().await;
-    let r = plain
-        .call(
-            "PUT",
-            "/namespaces/1",
-            Some(&plain.token("client-id-123", "allotment/admin")),
-            Some(json!({"name": "acme", "owner_id": 7})),
-        )
-        .await;
+    let r = plain.call("PUT", "/namespaces/1", Some(&plain.token("client-id-123", "allotment/admin")), Some(json!({"name": "acme", "owner_id": 7}))).await;
     assert_eq!(r.status, 403, "{r:?}");
 }

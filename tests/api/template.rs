@@ -9,38 +9,21 @@ use serde_json::Value;
 
 #[test]
 fn template_routes_and_local_front_routes_are_the_same() {
-    let in_template: BTreeSet<(String, String, String)> = template::routes()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.method, r.path, r.binary))
-        .collect();
-    let mut in_front: BTreeSet<(String, String, String)> = ROUTES
-        .iter()
-        .map(|r| (r.method.to_string(), r.path.to_owned(), r.binary.to_owned()))
-        .collect();
-    in_front.insert((
-        "ANY".into(),
-        NOT_FOUND.path.to_owned(),
-        NOT_FOUND.binary.to_owned(),
-    ));
+    let in_template: BTreeSet<(String, String, String)> =
+        template::routes().unwrap().into_iter().map(|r| (r.method, r.path, r.binary)).collect();
+    let mut in_front: BTreeSet<(String, String, String)> =
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_owned(), r.binary.to_owned())).collect();
+    in_front.insert(("ANY".into(), NOT_FOUND.path.to_owned(), NOT_FOUND.binary.to_owned()));
     assert_eq!(in_template, in_front);
 }
 
 #[test]
 fn every_template_function_is_an_arm64_cargolambda_build_of_a_workspace_binary() {
     let routes = template::routes().unwrap();
-    let bins: BTreeSet<String> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/src/bin"))
-            .unwrap()
-            .map(|e| {
-                e.unwrap()
-                    .path()
-                    .file_stem()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
+    let bins: BTreeSet<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/src/bin"))
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
     let in_template: BTreeSet<String> = routes.iter().map(|r| r.binary.clone()).collect();
     assert_eq!(in_template, bins, "one function per binary");
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
@@ -48,12 +31,7 @@ fn every_template_function_is_an_arm64_cargolambda_build_of_a_workspace_binary()
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
     assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
     for r in &routes {
-        assert_eq!(
-            doc["Resources"][&r.function]["Metadata"]["BuildMethod"].as_str(),
-            Some("rust-cargolambda"),
-            "{}",
-            r.function
-        );
+        assert_eq!(doc["Resources"][&r.function]["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{}", r.function);
     }
 }
 
@@ -61,76 +39,24 @@ fn every_template_function_is_an_arm64_cargolambda_build_of_a_workspace_binary()
 fn openapi_documents_every_template_route() {
     let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for r in template::routes()
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.path != "$default")
-    {
+    for r in template::routes().unwrap().into_iter().filter(|r| r.path != "$default") {
         let op = &doc["paths"][&r.path][r.method.to_lowercase()];
         assert!(op.is_object(), "openapi.json lacks {} {}", r.method, r.path);
-        assert!(
-            op["responses"].is_object(),
-            "{} {} has no responses",
-            r.method,
-            r.path
-        );
+        assert!(op["responses"].is_object(), "{} {} has no responses", r.method, r.path);
     }
 }
 
 #[tokio::test]
 async fn the_local_table_is_made_from_the_template_definition() {
     let api = allotment_tests::TestApi::start().await;
-    let table = api
-        .app
-        .db
-        .client
-        .describe_table()
-        .table_name(&api.table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = api.app.db.client.describe_table().table_name(&api.table).send().await.unwrap().table.unwrap();
     let props = template::table_properties().unwrap();
-    let keys: Vec<String> = table
-        .key_schema()
-        .iter()
-        .map(|k| k.attribute_name().to_owned())
-        .collect();
-    let want: Vec<String> = props
-        .key_schema
-        .iter()
-        .map(|k| k.attribute_name.clone())
-        .collect();
+    let keys: Vec<String> = table.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+    let want: Vec<String> = props.key_schema.iter().map(|k| k.attribute_name.clone()).collect();
     assert_eq!(keys, want);
-    let gsis: Vec<String> = table
-        .global_secondary_indexes()
-        .iter()
-        .filter_map(|g| g.index_name().map(str::to_owned))
-        .collect();
-    assert_eq!(
-        gsis,
-        props
-            .global_secondary_indexes
-            .iter()
-            .map(|g| g.index_name.clone())
-            .collect::<Vec<_>>()
-    );
-    let ttl = api
-        .app
-        .db
-        .client
-        .describe_time_to_live()
-        .table_name(&api.table)
-        .send()
-        .await
-        .unwrap();
-    let ttl_attr = ttl
-        .time_to_live_description()
-        .and_then(|d| d.attribute_name())
-        .map(str::to_owned);
-    assert_eq!(
-        ttl_attr,
-        props.time_to_live_specification.map(|t| t.attribute_name)
-    );
+    let gsis: Vec<String> = table.global_secondary_indexes().iter().filter_map(|g| g.index_name().map(str::to_owned)).collect();
+    assert_eq!(gsis, props.global_secondary_indexes.iter().map(|g| g.index_name.clone()).collect::<Vec<_>>());
+    let ttl = api.app.db.client.describe_time_to_live().table_name(&api.table).send().await.unwrap();
+    let ttl_attr = ttl.time_to_live_description().and_then(|d| d.attribute_name()).map(str::to_owned);
+    assert_eq!(ttl_attr, props.time_to_live_specification.map(|t| t.attribute_name));
 }

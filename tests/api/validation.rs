@@ -11,30 +11,18 @@ fn assert_error(r: &Resp, status: u16) {
     assert_eq!(r.body["error"]["code"], status, "error shape: {r:?}");
     let message = r.body["error"]["message"].as_str().unwrap_or_default();
     assert!(!message.is_empty(), "a human message: {r:?}");
-    assert!(
-        !message.contains("Error {") && !message.contains("SdkError"),
-        "no Debug text: {message}"
-    );
-    assert_eq!(
-        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/json")
-    );
+    assert!(!message.contains("Error {") && !message.contains("SdkError"), "no Debug text: {message}");
+    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
 }
 
 fn field_of(r: &Resp) -> String {
-    r.body["error"]["details"][0]["field"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    r.body["error"]["details"][0]["field"].as_str().unwrap_or_default().to_owned()
 }
 
 async fn post_raw(api: &TestApi, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
     let headers = vec![
         ("content-type".to_owned(), content_type.to_owned()),
-        (
-            "authorization".to_owned(),
-            format!("Bearer {}", api.admin()),
-        ),
+        ("authorization".to_owned(), format!("Bearer {}", api.admin())),
     ];
     api.raw("POST", path, &headers, body).await
 }
@@ -55,92 +43,30 @@ async fn every_bad_pack_body_is_400_naming_the_field_and_writes_nothing() {
         json!({"packs": [p]})
     };
     let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "wrong type of minutes",
-            with("number_of_minutes", json!("10")),
-            "packs[1].number_of_minutes",
-        ),
-        (
-            "zero minutes",
-            with("number_of_minutes", json!(0)),
-            "packs[1].number_of_minutes",
-        ),
-        (
-            "negative minutes",
-            with("number_of_minutes", json!(-5)),
-            "packs[1].number_of_minutes",
-        ),
-        (
-            "minutes over the bound",
-            with("number_of_minutes", json!(10_000_001)),
-            "packs[1].number_of_minutes",
-        ),
-        (
-            "non-integer minutes",
-            with("number_of_minutes", json!(10.5)),
-            "packs[1].number_of_minutes",
-        ),
-        (
-            "impossible date",
-            with("expires_at", json!("2022-02-30")),
-            "packs[1].expires_at",
-        ),
-        (
-            "not a date",
-            with("expires_at", json!("tomorrow")),
-            "packs[1].expires_at",
-        ),
-        (
-            "date of wrong type",
-            with("expires_at", json!(20220101)),
-            "packs[1].expires_at",
-        ),
-        (
-            "empty xid",
-            with("purchase_xid", json!("")),
-            "packs[1].purchase_xid",
-        ),
-        (
-            "xid over 32 chars",
-            with("purchase_xid", json!("x".repeat(33))),
-            "packs[1].purchase_xid",
-        ),
-        (
-            "xid of wrong type",
-            with("purchase_xid", json!(12)),
-            "packs[1].purchase_xid",
-        ),
-        (
-            "unknown field in a pack",
-            with("colour", json!("red")),
-            "packs[1].colour",
-        ),
+        ("wrong type of minutes", with("number_of_minutes", json!("10")), "packs[1].number_of_minutes"),
+        ("zero minutes", with("number_of_minutes", json!(0)), "packs[1].number_of_minutes"),
+        ("negative minutes", with("number_of_minutes", json!(-5)), "packs[1].number_of_minutes"),
+        ("minutes over the bound", with("number_of_minutes", json!(10_000_001)), "packs[1].number_of_minutes"),
+        ("non-integer minutes", with("number_of_minutes", json!(10.5)), "packs[1].number_of_minutes"),
+        ("impossible date", with("expires_at", json!("2022-02-30")), "packs[1].expires_at"),
+        ("not a date", with("expires_at", json!("tomorrow")), "packs[1].expires_at"),
+        ("date of wrong type", with("expires_at", json!(20220101)), "packs[1].expires_at"),
+        ("empty xid", with("purchase_xid", json!("")), "packs[1].purchase_xid"),
+        ("xid over 32 chars", with("purchase_xid", json!("x".repeat(33))), "packs[1].purchase_xid"),
+        ("xid of wrong type", with("purchase_xid", json!(12)), "packs[1].purchase_xid"),
+        ("unknown field in a pack", with("colour", json!("red")), "packs[1].colour"),
         ("missing minutes", without("number_of_minutes"), "packs[0]"),
         ("missing expiry", without("expires_at"), "packs[0]"),
-        (
-            "unknown top-level field",
-            json!({"packs": [ok.clone()], "extra": 1}),
-            "extra",
-        ),
+        ("unknown top-level field", json!({"packs": [ok.clone()], "extra": 1}), "extra"),
         ("missing packs", json!({}), "body"),
         ("packs not an array", json!({"packs": {}}), "packs"),
         ("empty packs", json!({"packs": []}), "packs"),
         ("body an array", json!([ok.clone()]), "body"),
     ];
     for (what, body, field) in cases {
-        let r = api
-            .call(
-                "POST",
-                "/namespaces/1/minutes",
-                Some(&api.admin()),
-                Some(body),
-            )
-            .await;
+        let r = api.call("POST", "/namespaces/1/minutes", Some(&api.admin()), Some(body)).await;
         assert_error(&r, 400);
-        assert!(
-            field_of(&r).starts_with(field),
-            "{what}: expected field {field}, got {r:?}"
-        );
+        assert!(field_of(&r).starts_with(field), "{what}: expected field {field}, got {r:?}");
     }
     // 32 characters is fine, and the null xid is the self-managed case.
     let r = api
@@ -148,11 +74,7 @@ async fn every_bad_pack_body_is_400_naming_the_field_and_writes_nothing() {
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     api.faults.reset_counts();
-    assert_eq!(
-        api.count_prefix("PACK#").await,
-        2,
-        "only the valid request wrote"
-    );
+    assert_eq!(api.count_prefix("PACK#").await, 2, "only the valid request wrote");
 }
 
 #[tokio::test]
@@ -164,49 +86,18 @@ async fn every_error_is_reported_at_once() {
         {"number_of_minutes": 5, "expires_at": "2022-01-01"},
         {"number_of_minutes": 99999999, "expires_at": "2022-01-01"}
     ]});
-    let r = api
-        .call(
-            "POST",
-            "/namespaces/1/minutes",
-            Some(&api.admin()),
-            Some(body),
-        )
-        .await;
+    let r = api.call("POST", "/namespaces/1/minutes", Some(&api.admin()), Some(body)).await;
     assert_error(&r, 400);
-    let fields: Vec<&str> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        fields,
-        [
-            "packs[0].number_of_minutes",
-            "packs[0].expires_at",
-            "packs[0].purchase_xid",
-            "packs[2].number_of_minutes"
-        ]
-    );
+    let fields: Vec<&str> = r.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["packs[0].number_of_minutes", "packs[0].expires_at", "packs[0].purchase_xid", "packs[2].number_of_minutes"]);
 }
 
 #[tokio::test]
 async fn malformed_json_names_the_position() {
     let api = TestApi::start().await;
     namespace(&api, 1, None, 7).await;
-    for body in [
-        &b"{\"packs\": [ {\"number_of_minutes\": 1,,}]}"[..],
-        b"{\"packs\": []} trailing",
-        b"",
-        b"{",
-    ] {
-        let r = post_raw(
-            &api,
-            "/namespaces/1/minutes",
-            "application/json",
-            body.to_vec(),
-        )
-        .await;
+    for body in [&b"{\"packs\": [ {\"number_of_minutes\": 1,,}]}"[..], b"{\"packs\": []} trailing", b"", b"{"] {
+        let r = post_raw(&api, "/namespaces/1/minutes", "application/json", body.to_vec()).await;
         assert_error(&r, 400);
         let m = r.body["error"]["message"].as_str().unwrap();
         assert!(m.contains("line 1") || m.contains("empty"), "{m}");
@@ -217,30 +108,11 @@ async fn malformed_json_names_the_position() {
 async fn wrong_content_type_is_415() {
     let api = TestApi::start().await;
     namespace(&api, 1, None, 7).await;
-    let r = post_raw(
-        &api,
-        "/namespaces/1/minutes",
-        "text/plain",
-        br#"{"packs":[]}"#.to_vec(),
-    )
-    .await;
+    let r = post_raw(&api, "/namespaces/1/minutes", "text/plain", br#"{"packs":[]}"#.to_vec()).await;
     assert_error(&r, 415);
-    let r = api
-        .raw(
-            "PUT",
-            "/namespaces/2",
-            &[("authorization".into(), format!("Bearer {}", api.admin()))],
-            br#"{"name":"a","owner_id":1}"#.to_vec(),
-        )
-        .await;
+    let r = api.raw("PUT", "/namespaces/2", &[("authorization".into(), format!("Bearer {}", api.admin()))], br#"{"name":"a","owner_id":1}"#.to_vec()).await;
     assert_error(&r, 415);
-    let r = post_raw(
-        &api,
-        "/namespaces/1/minutes",
-        "application/json; charset=utf-8",
-        br#"{"packs":[{"number_of_minutes":1,"expires_at":"2031-01-01"}]}"#.to_vec(),
-    )
-    .await;
+    let r = post_raw(&api, "/namespaces/1/minutes", "application/json; charset=utf-8", br#"{"packs":[{"number_of_minutes":1,"expires_at":"2031-01-01"}]}"#.to_vec()).await;
     assert_eq!(r.status, 201, "a charset parameter is fine: {r:?}");
 }
 
@@ -249,17 +121,9 @@ async fn oversized_bodies_and_arrays_are_413() {
     let api = TestApi::start().await;
     namespace(&api, 1, None, 7).await;
     let pack = json!({"number_of_minutes": 1, "expires_at": "2031-01-01"});
-    let r = api
-        .call(
-            "POST",
-            "/namespaces/1/minutes",
-            Some(&api.admin()),
-            Some(json!({"packs": vec![pack.clone(); 1001]})),
-        )
-        .await;
+    let r = api.call("POST", "/namespaces/1/minutes", Some(&api.admin()), Some(json!({"packs": vec![pack.clone(); 1001]}))).await;
     assert_error(&r, 413);
-    let mut big =
-        br#"{"packs":[{"number_of_minutes":1,"expires_at":"2031-01-01","purchase_xid":""#.to_vec();
+    let mut big = br#"{"packs":[{"number_of_minutes":1,"expires_at":"2031-01-01","purchase_xid":""#.to_vec();
     big.extend(std::iter::repeat_n(b'a', 6 * 1024 * 1024));
     big.extend(br#""}]}"#);
     let r = post_raw(&api, "/namespaces/1/minutes", "application/json", big).await;
@@ -270,25 +134,12 @@ async fn oversized_bodies_and_arrays_are_413() {
 #[tokio::test]
 async fn bad_path_ids_are_400() {
     let api = TestApi::start().await;
-    for path in [
-        "/namespaces/abc/minutes",
-        "/namespaces/-1/minutes",
-        "/namespaces/0/minutes",
-        "/namespaces/1.5/minutes",
-        "/namespaces/99999999999999999999999/minutes",
-    ] {
+    for path in ["/namespaces/abc/minutes", "/namespaces/-1/minutes", "/namespaces/0/minutes", "/namespaces/1.5/minutes", "/namespaces/99999999999999999999999/minutes"] {
         let r = api.call("GET", path, Some(&api.admin()), None).await;
         assert_error(&r, 400);
         assert_eq!(field_of(&r), "id", "{path}");
     }
-    let r = api
-        .call(
-            "PUT",
-            "/namespaces/-3",
-            Some(&api.admin()),
-            Some(json!({"name": "a", "owner_id": 1})),
-        )
-        .await;
+    let r = api.call("PUT", "/namespaces/-3", Some(&api.admin()), Some(json!({"name": "a", "owner_id": 1}))).await;
     assert_error(&r, 400);
 }
 
@@ -299,26 +150,13 @@ async fn bad_namespace_bodies_are_400() {
         (json!({"name": "", "owner_id": 1}), "name"),
         (json!({"name": "a", "owner_id": 0}), "owner_id"),
         (json!({"name": "a", "owner_id": "7"}), "owner_id"),
-        (
-            json!({"name": "a", "owner_id": 1, "parent_id": -2}),
-            "parent_id",
-        ),
-        (
-            json!({"name": "a", "owner_id": 1, "parent_id": 5}),
-            "parent_id",
-        ),
+        (json!({"name": "a", "owner_id": 1, "parent_id": -2}), "parent_id"),
+        (json!({"name": "a", "owner_id": 1, "parent_id": 5}), "parent_id"),
         (json!({"name": "a"}), "body"),
         (json!({"name": "a", "owner_id": 1, "plan": "gold"}), "plan"),
     ];
     for (body, field) in cases {
-        let r = api
-            .call(
-                "PUT",
-                "/namespaces/5",
-                Some(&api.admin()),
-                Some(body.clone()),
-            )
-            .await;
+        let r = api.call("PUT", "/namespaces/5", Some(&api.admin()), Some(body.clone())).await;
         assert_error(&r, 400);
         assert_eq!(field_of(&r), field, "{body}");
     }
@@ -344,10 +182,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         let r = api.call(method, path, None, None).await;
         assert_error(&r, status);
         // RFC 9110: a 405 names the methods the path does take (found by the contract test).
-        assert_eq!(
-            r.headers.get("allow").map(|v| v.to_str().unwrap()),
-            allow,
-            "{method} {path}"
-        );
+        assert_eq!(r.headers.get("allow").map(|v| v.to_str().unwrap()), allow, "{method} {path}");
     }
 }

@@ -30,11 +30,7 @@ pub const PAGE_SIZE: usize = 100;
 
 /// A product slug or customer id: 1–64 letters, digits, `.`, `-` or `_`.
 pub fn valid_id(raw: &str) -> bool {
-    !raw.is_empty()
-        && raw.len() <= 64
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 const ID_RULE: &str = "must be 1 to 64 letters, digits, '.', '-' or '_'";
@@ -50,10 +46,7 @@ fn id_param(req: &Request, name: &str) -> Result<String, ApiError> {
 
 fn period(errors: &mut Vec<FieldError>, field: String, v: i64) -> u32 {
     if !(1..=MAX_PERIOD_MONTHS).contains(&v) {
-        errors.push(FieldError::new(
-            field,
-            format!("must be a whole number of months from 1 to {MAX_PERIOD_MONTHS}"),
-        ));
+        errors.push(FieldError::new(field, format!("must be a whole number of months from 1 to {MAX_PERIOD_MONTHS}")));
         return 0;
     }
     v as u32
@@ -62,53 +55,28 @@ fn period(errors: &mut Vec<FieldError>, field: String, v: i64) -> u32 {
 pub fn validate_product(slug: String, input: ProductInput) -> Result<Product, ApiError> {
     let mut errors = Vec::new();
     if !GROUPS.contains(&input.group.as_str()) {
-        errors.push(FieldError::new(
-            "group",
-            format!("must be one of {}", GROUPS.join(", ")),
-        ));
+        errors.push(FieldError::new("group", format!("must be one of {}", GROUPS.join(", "))));
     }
     let name = check_text(&input.name, MAX_TEXT).unwrap_or_else(|m| {
         errors.push(FieldError::new("name", m));
         String::new()
     });
     if input.prices.len() > MAX_PRICES {
-        errors.push(FieldError::new(
-            "prices",
-            format!("must list at most {MAX_PRICES} prices"),
-        ));
+        errors.push(FieldError::new("prices", format!("must list at most {MAX_PRICES} prices")));
     }
     let mut seen = BTreeSet::new();
     for (i, p) in input.prices.iter().enumerate() {
-        period(
-            &mut errors,
-            format!("prices[{i}].contract_period"),
-            p.contract_period.into(),
-        );
-        period(
-            &mut errors,
-            format!("prices[{i}].billing_period"),
-            p.billing_period.into(),
-        );
+        period(&mut errors, format!("prices[{i}].contract_period"), p.contract_period.into());
+        period(&mut errors, format!("prices[{i}].billing_period"), p.billing_period.into());
         if p.billing_period > p.contract_period {
-            errors.push(FieldError::new(
-                format!("prices[{i}].billing_period"),
-                "must not exceed contract_period",
-            ));
+            errors.push(FieldError::new(format!("prices[{i}].billing_period"), "must not exceed contract_period"));
         }
         if !seen.insert((p.contract_period, p.billing_period)) {
-            errors.push(FieldError::new(
-                format!("prices[{i}]"),
-                "repeats an earlier contract_period + billing_period",
-            ));
+            errors.push(FieldError::new(format!("prices[{i}]"), "repeats an earlier contract_period + billing_period"));
         }
     }
     if errors.is_empty() {
-        Ok(Product {
-            slug,
-            group: input.group,
-            name,
-            prices: input.prices,
-        })
+        Ok(Product { slug, group: input.group, name, prices: input.prices })
     } else {
         Err(ApiError::invalid(errors))
     }
@@ -116,10 +84,7 @@ pub fn validate_product(slug: String, input: ProductInput) -> Result<Product, Ap
 
 /// Whole-request checks of a migration: text bounds (a 400 naming the field),
 /// then the 1000 limit (413).
-pub fn check_request(
-    reference_customer_id: &str,
-    items: &[(&'static str, PlaceholderInput)],
-) -> Result<(), ApiError> {
+pub fn check_request(reference_customer_id: &str, items: &[(&'static str, PlaceholderInput)]) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     if let Err(m) = check_text(reference_customer_id, MAX_TEXT) {
         errors.push(FieldError::new("reference_customer_id", m));
@@ -130,43 +95,19 @@ pub fn check_request(
         let field = |name: &str| format!("subscriptions.{group}[{i}].{name}");
         for (name, value, max) in [
             ("slug", item.slug.as_str(), MAX_TEXT),
-            (
-                "reference_subscription_id",
-                item.reference_subscription_id.as_str(),
-                MAX_TEXT,
-            ),
-            (
-                "reference_product_id",
-                item.reference_product_id.as_str(),
-                MAX_TEXT,
-            ),
+            ("reference_subscription_id", item.reference_subscription_id.as_str(), MAX_TEXT),
+            ("reference_product_id", item.reference_product_id.as_str(), MAX_TEXT),
         ] {
             if value.is_empty() || value.chars().count() > max {
-                errors.push(FieldError::new(
-                    field(name),
-                    format!("must be 1 to {max} characters"),
-                ));
+                errors.push(FieldError::new(field(name), format!("must be 1 to {max} characters")));
             }
         }
-        if item
-            .internal_comment
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > MAX_COMMENT)
-        {
-            errors.push(FieldError::new(
-                field("internal_comment"),
-                format!("must be at most {MAX_COMMENT} characters"),
-            ));
+        if item.internal_comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
+            errors.push(FieldError::new(field("internal_comment"), format!("must be at most {MAX_COMMENT} characters")));
         }
-        for (name, v) in [
-            ("contract_period", item.contract_period),
-            ("billing_period", item.billing_period),
-        ] {
+        for (name, v) in [("contract_period", item.contract_period), ("billing_period", item.billing_period)] {
             if !(1..=MAX_PERIOD_MONTHS).contains(&v) {
-                errors.push(FieldError::new(
-                    field(name),
-                    format!("must be a whole number of months from 1 to {MAX_PERIOD_MONTHS}"),
-                ));
+                errors.push(FieldError::new(field(name), format!("must be a whole number of months from 1 to {MAX_PERIOD_MONTHS}")));
             }
         }
         *i += 1;
@@ -190,72 +131,43 @@ fn plan_one(
     item: &PlaceholderInput,
     products: &HashMap<String, Product>,
 ) -> Result<(Option<String>, Option<String>), String> {
-    let product = products.get(&item.slug).ok_or_else(|| {
-        format!(
-            "No product with slug {:?} exists; register it first (PUT /ferry/products/{{slug}})",
-            item.slug
-        )
-    })?;
+    let product = products.get(&item.slug).ok_or_else(|| format!("No product with slug {:?} exists; register it first (PUT /ferry/products/{{slug}})", item.slug))?;
     if product.group != group {
-        return Err(format!(
-            "Product {:?} is in group {}, not {group}; list the subscription under {}",
-            item.slug, product.group, product.group
-        ));
+        return Err(format!("Product {:?} is in group {}, not {group}; list the subscription under {}", item.slug, product.group, product.group));
     }
     let (contract, billing) = (item.contract_period as u32, item.billing_period as u32);
     if billing > contract {
         return Err(format!("billing_period {billing} exceeds contract_period {contract}; a subscription cannot be billed beyond its contract"));
     }
     if product.price_for(contract, billing).is_none() {
-        let offered: Vec<String> = product
-            .prices
-            .iter()
-            .map(|p| format!("{}/{}", p.contract_period, p.billing_period))
-            .collect();
+        let offered: Vec<String> = product.prices.iter().map(|p| format!("{}/{}", p.contract_period, p.billing_period)).collect();
         return Err(format!(
             "Product {:?} has no prolongation price for contract_period {contract} with billing_period {billing} (it has: {})",
             item.slug,
             if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
         ));
     }
-    for (name, value) in [
-        ("start_date", &item.start_date),
-        ("next_contract_date", &item.next_contract_date),
-        ("next_billing_date", &item.next_billing_date),
-    ] {
+    for (name, value) in [("start_date", &item.start_date), ("next_contract_date", &item.next_contract_date), ("next_billing_date", &item.next_billing_date)] {
         parse_date(value).map_err(|m| format!("{name} {m}"))?;
     }
     if group != EXTENSION_GROUP {
         return Ok((item.domain.clone(), item.extension.clone()));
     }
     let raw_domain = item.domain.as_deref().unwrap_or_default();
-    let registrable =
-        registrable_domain(raw_domain).map_err(|m| format!("The domain is not valid: {m}"))?;
+    let registrable = registrable_domain(raw_domain).map_err(|m| format!("The domain is not valid: {m}"))?;
     let extension = item.extension.as_deref().unwrap_or_default();
     let extension_norm = normalize_name(extension.strip_prefix('.').unwrap_or(extension));
     if extension_norm.as_deref() != Some(registrable.suffix.as_str()) {
-        return Err(format!(
-            "extension {extension:?} does not match the domain's public suffix {:?}",
-            registrable.suffix
-        ));
+        return Err(format!("extension {extension:?} does not match the domain's public suffix {:?}", registrable.suffix));
     }
     Ok((Some(registrable.domain), Some(registrable.suffix)))
 }
 
 fn pair_params(item: &PlaceholderInput, group: &str) -> Vec<Param> {
     vec![
-        Param {
-            key: "reference_subscription_id",
-            value: item.reference_subscription_id.clone(),
-        },
-        Param {
-            key: "reference_product_id",
-            value: item.reference_product_id.clone(),
-        },
-        Param {
-            key: "group",
-            value: group.to_owned(),
-        },
+        Param { key: "reference_subscription_id", value: item.reference_subscription_id.clone() },
+        Param { key: "reference_product_id", value: item.reference_product_id.clone() },
+        Param { key: "group", value: group.to_owned() },
     ]
 }
 
@@ -263,22 +175,11 @@ fn pair_params(item: &PlaceholderInput, group: &str) -> Vec<Param> {
 
 /// Processes a checked request for `customer`: each subscription on its own,
 /// one message each. Retries running out is the whole request's 503.
-pub async fn migrate(
-    app: &App,
-    customer: &Customer,
-    items: Vec<(&'static str, PlaceholderInput)>,
-) -> Result<FerryResponse, ApiError> {
+pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, PlaceholderInput)>) -> Result<FerryResponse, ApiError> {
     let db = &app.db;
     let slugs: BTreeSet<String> = items.iter().map(|(_, i)| i.slug.clone()).collect();
-    let pairs: BTreeSet<(String, String)> = items
-        .iter()
-        .map(|(_, i)| {
-            (
-                i.reference_subscription_id.clone(),
-                i.reference_product_id.clone(),
-            )
-        })
-        .collect();
+    let pairs: BTreeSet<(String, String)> =
+        items.iter().map(|(_, i)| (i.reference_subscription_id.clone(), i.reference_product_id.clone())).collect();
     let products = get_products(db, &slugs).await?;
     let links = existing_subscriptions(db, &pairs).await?;
 
@@ -291,10 +192,7 @@ pub async fn migrate(
     let mut outcomes = Vec::with_capacity(items.len());
     let mut to_write = Vec::new();
     for (position, (group, item)) in items.iter().enumerate() {
-        let pair = (
-            item.reference_subscription_id.clone(),
-            item.reference_product_id.clone(),
-        );
+        let pair = (item.reference_subscription_id.clone(), item.reference_product_id.clone());
         let outcome = if let Some(existing) = links.get(&pair) {
             Outcome::Failure(
                 format!("Reference subscription {} (product {}) was already migrated as subscription {existing}; skipped", pair.0, pair.1),
@@ -310,11 +208,7 @@ pub async fn migrate(
                     let technical = placeholder_type(group).map(|kind| TechnicalSubscription {
                         kind: kind.to_owned(),
                         provider: "placeholder".to_owned(),
-                        domain: if kind == "domain" {
-                            domain.clone()
-                        } else {
-                            None
-                        },
+                        domain: if kind == "domain" { domain.clone() } else { None },
                     });
                     let s = Subscription {
                         id,
@@ -331,19 +225,11 @@ pub async fn migrate(
                         domain,
                         extension,
                         internal_comment: item.internal_comment.clone(),
-                        technical_status: if *group == EXTENSION_GROUP {
-                            "ACTIVE"
-                        } else {
-                            "OK"
-                        }
-                        .to_owned(),
+                        technical_status: if *group == EXTENSION_GROUP { "ACTIVE" } else { "OK" }.to_owned(),
                         technical_subscription: technical,
                         created_at: created_at.clone(),
                     };
-                    to_write.push(NewSubscription {
-                        position,
-                        subscription: s.clone(),
-                    });
+                    to_write.push(NewSubscription { position, subscription: s.clone() });
                     Outcome::Pending(s)
                 }
             }
@@ -353,14 +239,8 @@ pub async fn migrate(
     let written = create_subscriptions(db, to_write).await?;
 
     let base = vec![
-        Param {
-            key: "customer",
-            value: customer.customer.clone(),
-        },
-        Param {
-            key: "reference_customer_id",
-            value: customer.reference_customer_id.clone(),
-        },
+        Param { key: "customer", value: customer.customer.clone() },
+        Param { key: "reference_customer_id", value: customer.reference_customer_id.clone() },
     ];
     let mut response = FerryResponse::default();
     for (position, outcome) in outcomes.into_iter().enumerate() {
@@ -368,10 +248,7 @@ pub async fn migrate(
         let mut parameters = pair_params(item, group);
         match outcome {
             Outcome::Pending(s) if written.get(&position) == Some(&Written::Created) => {
-                parameters.push(Param {
-                    key: "subscription_id",
-                    value: s.id.clone(),
-                });
+                parameters.push(Param { key: "subscription_id", value: s.id.clone() });
                 response.success.push(Message {
                     message: format!(
                         "Subscription {} was created for reference subscription {} (product {})",
@@ -382,18 +259,12 @@ pub async fn migrate(
                 });
             }
             Outcome::Pending(s) => {
-                let pair = (
-                    s.reference_subscription_id.clone(),
-                    s.reference_product_id.clone(),
-                );
+                let pair = (s.reference_subscription_id.clone(), s.reference_product_id.clone());
                 let existing = match written.get(&position) {
                     Some(Written::Taken(id)) => id.clone(),
                     _ => String::new(),
                 };
-                parameters.push(Param {
-                    key: "subscription_id",
-                    value: existing.clone(),
-                });
+                parameters.push(Param { key: "subscription_id", value: existing.clone() });
                 response.failures.push(Message {
                     message: format!(
                         "Reference subscription {} (product {}) was migrated by a concurrent request as subscription {existing}; skipped",
@@ -405,16 +276,9 @@ pub async fn migrate(
             }
             Outcome::Failure(message, existing) => {
                 if let Some(id) = existing {
-                    parameters.push(Param {
-                        key: "subscription_id",
-                        value: id,
-                    });
+                    parameters.push(Param { key: "subscription_id", value: id });
                 }
-                response.failures.push(Message {
-                    message,
-                    parameters,
-                    base_parameters: base.clone(),
-                });
+                response.failures.push(Message { message, parameters, base_parameters: base.clone() });
             }
         }
     }
@@ -441,12 +305,8 @@ pub async fn put_customer_handler(app: App, req: Request) -> HandlerResult {
     require_admin(&req)?;
     let customer = id_param(&req, "customer")?;
     let input: CustomerInput = json_body(&req)?;
-    check_text(&input.reference_customer_id, MAX_TEXT)
-        .map_err(|m| ApiError::field("reference_customer_id", m))?;
-    let c = Customer {
-        customer,
-        reference_customer_id: input.reference_customer_id,
-    };
+    check_text(&input.reference_customer_id, MAX_TEXT).map_err(|m| ApiError::field("reference_customer_id", m))?;
+    let c = Customer { customer, reference_customer_id: input.reference_customer_id };
     put_customer(&app.db, &c).await?;
     json_response(200, &c)
 }
@@ -455,10 +315,7 @@ pub async fn put_customer_handler(app: App, req: Request) -> HandlerResult {
 pub async fn post_subscriptions_handler(app: App, req: Request) -> HandlerResult {
     require_admin(&req)?;
     let customer_id = id_param(&req, "customer")?;
-    let MigrationRequest {
-        reference_customer_id,
-        subscriptions,
-    } = json_body(&req)?;
+    let MigrationRequest { reference_customer_id, subscriptions } = json_body(&req)?;
     let items = subscriptions.into_items();
     check_request(&reference_customer_id, &items)?;
     let customer = get_customer(&app.db, &customer_id)
@@ -479,9 +336,7 @@ pub async fn post_subscriptions_handler(app: App, req: Request) -> HandlerResult
 pub async fn list_subscriptions_handler(app: App, req: Request) -> HandlerResult {
     require_admin(&req)?;
     let customer = id_param(&req, "customer")?;
-    let next = query_param(&req, "next")
-        .map(|raw| PageToken::decode(&app.page_key, &raw, &format!("ferry:{customer}")))
-        .transpose()?;
+    let next = query_param(&req, "next").map(|raw| PageToken::decode(&app.page_key, &raw, &format!("ferry:{customer}"))).transpose()?;
     let after = match &next {
         Some(t) if !t.key.contains('|') => return Err(foreign()),
         Some(t) => Some(t.key.as_str()),
@@ -491,18 +346,10 @@ pub async fn list_subscriptions_handler(app: App, req: Request) -> HandlerResult
     // Subscriptions exist only for a registered customer, and customers are
     // never removed: the customer is read only when there is nothing to show.
     if items.is_empty() && get_customer(&app.db, &customer).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "Customer {customer} is not being migrated"
-        )));
+        return Err(ApiError::NotFound(format!("Customer {customer} is not being migrated")));
     }
     let next = match (more, items.last()) {
-        (true, Some((cursor, _))) => Some(
-            PageToken {
-                scope: format!("ferry:{customer}"),
-                key: cursor.clone(),
-            }
-            .encode(&app.page_key),
-        ),
+        (true, Some((cursor, _))) => Some(PageToken { scope: format!("ferry:{customer}"), key: cursor.clone() }.encode(&app.page_key)),
         _ => None,
     };
     let subs: Vec<&Subscription> = items.iter().map(|(_, s)| s).collect();

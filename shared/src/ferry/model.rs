@@ -71,9 +71,7 @@ pub struct Product {
 
 impl Product {
     pub fn price_for(&self, contract_period: u32, billing_period: u32) -> Option<&Price> {
-        self.prices
-            .iter()
-            .find(|p| p.contract_period == contract_period && p.billing_period == billing_period)
+        self.prices.iter().find(|p| p.contract_period == contract_period && p.billing_period == billing_period)
     }
 }
 
@@ -169,11 +167,8 @@ impl Groups {
     /// Every subscription with its group, in the seed's group order, each
     /// group in request order.
     pub fn into_items(self) -> Vec<(&'static str, PlaceholderInput)> {
-        let mut out: Vec<(&'static str, PlaceholderInput)> = self
-            .domain_extensions
-            .into_iter()
-            .map(|e| (EXTENSION_GROUP, e.into()))
-            .collect();
+        let mut out: Vec<(&'static str, PlaceholderInput)> =
+            self.domain_extensions.into_iter().map(|e| (EXTENSION_GROUP, e.into())).collect();
         for (group, items) in [
             ("hosting", self.hosting),
             ("ssl", self.ssl),
@@ -287,10 +282,7 @@ pub fn normalize_name(raw: &str) -> Option<String> {
         return None;
     }
     let ascii = idna::domain_to_ascii_strict(trimmed).ok()?;
-    (!ascii.is_empty()
-        && ascii.len() <= 253
-        && ascii.split('.').all(|l| !l.is_empty() && l.len() <= 63))
-    .then_some(ascii)
+    (!ascii.is_empty() && ascii.len() <= 253 && ascii.split('.').all(|l| !l.is_empty() && l.len() <= 63)).then_some(ascii)
 }
 
 /// `raw` if it is a registrable domain directly under an ICANN public
@@ -299,31 +291,21 @@ pub fn normalize_name(raw: &str) -> Option<String> {
 /// their exceptions (`*.ck`, `!www.ck`) are the list's.
 pub fn registrable_domain(raw: &str) -> Result<RegistrableDomain, String> {
     let domain = normalize_name(raw).ok_or_else(|| format!("{raw:?} is not a domain name"))?;
-    let suffix =
-        psl::suffix(domain.as_bytes()).ok_or_else(|| format!("{domain} has no public suffix"))?;
+    let suffix = psl::suffix(domain.as_bytes()).ok_or_else(|| format!("{domain} has no public suffix"))?;
     let suffix_str = String::from_utf8_lossy(suffix.as_bytes()).into_owned();
     if !suffix.is_known() {
-        return Err(format!(
-            "{suffix_str} is not a public suffix (TLD) ICANN delegates"
-        ));
+        return Err(format!("{suffix_str} is not a public suffix (TLD) ICANN delegates"));
     }
     if suffix.typ() != Some(psl::Type::Icann) {
-        return Err(format!(
-            "{domain} is under {suffix_str}, a privately run suffix, not an ICANN one"
-        ));
+        return Err(format!("{domain} is under {suffix_str}, a privately run suffix, not an ICANN one"));
     }
     match psl::domain(domain.as_bytes()) {
-        None => Err(format!(
-            "{domain} is itself a public suffix, not a registrable domain"
-        )),
+        None => Err(format!("{domain} is itself a public suffix, not a registrable domain")),
         Some(d) if d.as_bytes() != domain.as_bytes() => Err(format!(
             "{domain} is a subdomain of {}; give the registrable domain",
             String::from_utf8_lossy(d.as_bytes())
         )),
-        Some(_) => Ok(RegistrableDomain {
-            domain,
-            suffix: suffix_str,
-        }),
+        Some(_) => Ok(RegistrableDomain { domain, suffix: suffix_str }),
     }
 }
 
@@ -340,22 +322,17 @@ pub fn customer_key(customer: &str) -> Item {
 /// The key of the subscription a reference pair became; it encodes the pair
 /// unambiguously.
 pub fn subscription_key(reference_subscription_id: &str, reference_product_id: &str) -> Item {
-    key(
-        subscription_pk(reference_subscription_id, reference_product_id),
-        "SUB",
-    )
+    key(subscription_pk(reference_subscription_id, reference_product_id), "SUB")
 }
 
 pub fn subscription_pk(reference_subscription_id: &str, reference_product_id: &str) -> String {
-    format!(
-        "FERRY#SUB#{}:{reference_subscription_id}#{reference_product_id}",
-        reference_subscription_id.len()
-    )
+    format!("FERRY#SUB#{}:{reference_subscription_id}#{reference_product_id}", reference_subscription_id.len())
 }
 
 pub fn by_customer_pk(customer: &str) -> String {
     format!("FERRYCUST#{customer}")
 }
+
 
 /// A product as stored: prices as exact decimal text (Money's serde form is
 /// JSON-only).
@@ -368,20 +345,8 @@ struct ProductItem {
 }
 
 pub fn product_to_item(p: &Product) -> Result<Item, DbError> {
-    let prices = p
-        .prices
-        .iter()
-        .map(|x| (x.contract_period, x.billing_period, x.price.to_string()))
-        .collect();
-    keyed(
-        product_key(&p.slug),
-        &ProductItem {
-            slug: p.slug.clone(),
-            group: p.group.clone(),
-            name: p.name.clone(),
-            prices,
-        },
-    )
+    let prices = p.prices.iter().map(|x| (x.contract_period, x.billing_period, x.price.to_string())).collect();
+    keyed(product_key(&p.slug), &ProductItem { slug: p.slug.clone(), group: p.group.clone(), name: p.name.clone(), prices })
 }
 
 pub fn product_from_item(item: Item) -> Result<Product, DbError> {
@@ -391,20 +356,11 @@ pub fn product_from_item(item: Item) -> Result<Product, DbError> {
         .into_iter()
         .map(|(contract_period, billing_period, price)| {
             Money::parse(&price)
-                .map(|price| Price {
-                    contract_period,
-                    billing_period,
-                    price,
-                })
+                .map(|price| Price { contract_period, billing_period, price })
                 .map_err(|m| DbError::Other(format!("stored product {}: price {m}", p.slug)))
         })
         .collect::<Result<_, _>>()?;
-    Ok(Product {
-        slug: p.slug,
-        group: p.group,
-        name: p.name,
-        prices,
-    })
+    Ok(Product { slug: p.slug, group: p.group, name: p.name, prices })
 }
 
 pub fn customer_to_item(c: &Customer) -> Result<Item, DbError> {
@@ -417,10 +373,7 @@ pub fn listing_sk(s: &Subscription, position: usize) -> String {
 }
 
 pub fn subscription_to_item(s: &Subscription, position: usize) -> Result<Item, DbError> {
-    let mut item = keyed(
-        subscription_key(&s.reference_subscription_id, &s.reference_product_id),
-        s,
-    )?;
+    let mut item = keyed(subscription_key(&s.reference_subscription_id, &s.reference_product_id), s)?;
     item.insert("gsi1pk".into(), crate::db::s(by_customer_pk(&s.customer)));
     item.insert("gsi1sk".into(), crate::db::s(listing_sk(s, position)));
     Ok(item)
@@ -435,10 +388,7 @@ mod tests {
         let ok = |raw: &str, domain: &str, suffix: &str| {
             assert_eq!(
                 registrable_domain(raw),
-                Ok(RegistrableDomain {
-                    domain: domain.into(),
-                    suffix: suffix.into()
-                }),
+                Ok(RegistrableDomain { domain: domain.into(), suffix: suffix.into() }),
                 "{raw}"
             )
         };
@@ -472,9 +422,6 @@ mod tests {
     #[test]
     fn subscription_keys_never_collide() {
         assert_ne!(subscription_key("a#b", "c"), subscription_key("a", "b#c"));
-        assert_eq!(
-            subscription_key("domain-1234", ".nl-domain"),
-            subscription_key("domain-1234", ".nl-domain")
-        );
+        assert_eq!(subscription_key("domain-1234", ".nl-domain"), subscription_key("domain-1234", ".nl-domain"));
     }
 }

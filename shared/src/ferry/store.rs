@@ -18,23 +18,13 @@ pub async fn put_customer(db: &Db, c: &Customer) -> Result<(), DbError> {
 }
 
 pub async fn get_customer(db: &Db, customer: &str) -> Result<Option<Customer>, DbError> {
-    db.get(customer_key(customer))
-        .await?
-        .map(from_item)
-        .transpose()
+    db.get(customer_key(customer)).await?.map(from_item).transpose()
 }
 
 /// The products with these slugs that exist, by slug.
-pub async fn get_products(
-    db: &Db,
-    slugs: &BTreeSet<String>,
-) -> Result<HashMap<String, Product>, DbError> {
+pub async fn get_products(db: &Db, slugs: &BTreeSet<String>) -> Result<HashMap<String, Product>, DbError> {
     let keys = slugs.iter().map(|s| product_key(s)).collect();
-    db.batch_get(keys)
-        .await?
-        .into_iter()
-        .map(|i| product_from_item(i).map(|p| (p.slug.clone(), p)))
-        .collect()
+    db.batch_get(keys).await?.into_iter().map(|i| product_from_item(i).map(|p| (p.slug.clone(), p))).collect()
 }
 
 /// The subscriptions these reference pairs already became: pair → subscription
@@ -48,10 +38,7 @@ pub async fn existing_subscriptions(
     db.batch_get_eventual(keys)
         .await?
         .into_iter()
-        .map(|i| {
-            from_item::<Subscription>(i)
-                .map(|s| ((s.reference_subscription_id, s.reference_product_id), s.id))
-        })
+        .map(|i| from_item::<Subscription>(i).map(|s| ((s.reference_subscription_id, s.reference_product_id), s.id)))
         .collect()
 }
 
@@ -74,14 +61,9 @@ pub enum Written {
 /// Any other failure (retries exhausted) is the whole call's error: the caller
 /// answers 503 and reports nothing as created; what did land is found by a
 /// re-post and reported as already migrated.
-pub async fn create_subscriptions(
-    db: &Db,
-    subs: Vec<NewSubscription>,
-) -> Result<HashMap<usize, Written>, DbError> {
-    let items: Vec<(usize, Item)> = subs
-        .iter()
-        .map(|n| subscription_to_item(&n.subscription, n.position).map(|i| (n.position, i)))
-        .collect::<Result<_, _>>()?;
+pub async fn create_subscriptions(db: &Db, subs: Vec<NewSubscription>) -> Result<HashMap<usize, Written>, DbError> {
+    let items: Vec<(usize, Item)> =
+        subs.iter().map(|n| subscription_to_item(&n.subscription, n.position).map(|i| (n.position, i))).collect::<Result<_, _>>()?;
     let outcomes = db
         .for_each_item(items, |db, (position, item)| async move {
             let written = match db.put_if_absent(item).await? {
@@ -111,9 +93,7 @@ pub async fn list_subscriptions(
     let start = match after {
         None => None,
         Some(cursor) => {
-            let (sk, pk) = cursor
-                .split_once('|')
-                .ok_or_else(|| DbError::Other("malformed listing cursor".into()))?;
+            let (sk, pk) = cursor.split_once('|').ok_or_else(|| DbError::Other("malformed listing cursor".into()))?;
             let mut k = crate::db::key(pk, "SUB");
             k.insert("gsi1pk".into(), crate::db::s(&index_pk));
             k.insert("gsi1sk".into(), crate::db::s(sk));
@@ -128,15 +108,7 @@ pub async fn list_subscriptions(
                 Some(AttributeValue::S(v)) => v.clone(),
                 _ => String::new(),
             };
-            from_item::<Subscription>(item).map(|s| {
-                (
-                    format!(
-                        "{sk}|{}",
-                        subscription_pk(&s.reference_subscription_id, &s.reference_product_id)
-                    ),
-                    s,
-                )
-            })
+            from_item::<Subscription>(item).map(|s| (format!("{sk}|{}", subscription_pk(&s.reference_subscription_id, &s.reference_product_id)), s))
         })
         .collect::<Result<_, _>>()?;
     Ok((listed, more))
