@@ -14,3 +14,4 @@ mod packs;
 mod payments;
 mod template;
 mod validation;
+mod verify;
