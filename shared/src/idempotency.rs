@@ -24,7 +24,7 @@ use crate::error::ApiError;
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 const IN_PROGRESS: &str = "IN_PROGRESS";
-const COMPLETED: &str = "COMPLETED";
+pub const COMPLETED: &str = "COMPLETED";
 
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotencyConfig {

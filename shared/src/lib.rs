@@ -16,6 +16,7 @@ pub mod pagetoken;
 pub mod payments;
 pub mod routes;
 pub mod validate;
+pub mod verify;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::packs::namespace;
 
-fn cli() -> PathBuf {
+pub fn cli() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let path = target.join("debug").join("allotment");
     assert!(path.is_file(), "{} is not built: cargo build -p allotment-cli (make test does)", path.display());

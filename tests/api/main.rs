@@ -15,3 +15,4 @@ mod packs;
 mod payments;
 mod template;
 mod validation;
+mod verify;

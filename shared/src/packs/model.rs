@@ -141,7 +141,7 @@ pub struct MinutesOut<'a> {
 
 // ---------------------------------------------------------------- item mapping
 
-pub(super) fn namespace_pk(id: NamespaceId) -> String {
+pub(crate) fn namespace_pk(id: NamespaceId) -> String {
     format!("NS#{}", id.0)
 }
 
@@ -149,11 +149,11 @@ pub(super) fn namespace_key(id: NamespaceId) -> Item {
     key(namespace_pk(id), "NS")
 }
 
-pub(super) fn packs_gsi_pk(id: NamespaceId) -> String {
+pub(crate) fn packs_gsi_pk(id: NamespaceId) -> String {
     format!("NSPACKS#{}", id.0)
 }
 
-pub(super) fn xid_pack_pk(xid: &PurchaseXid) -> String {
+pub(crate) fn xid_pack_pk(xid: &PurchaseXid) -> String {
     format!("PACK#X#{}", xid.as_str())
 }
 
@@ -163,13 +163,13 @@ pub(super) fn pack_key_of(pk: String) -> Item {
 
 /// A namespace as stored.
 #[derive(Serialize, Deserialize)]
-pub(super) struct NamespaceItem {
-    pub(super) pk: String,
+pub(crate) struct NamespaceItem {
+    pub(crate) pk: String,
     pub(super) sk: String,
-    pub(super) id: u64,
+    pub(crate) id: u64,
     pub(super) name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) parent_id: Option<u64>,
+    pub(crate) parent_id: Option<u64>,
     pub(super) owner_id: u64,
 }
 
@@ -200,12 +200,12 @@ impl NamespaceItem {
 /// that reports the pack as stored first removes it (adoption), so a pack
 /// somebody was told exists is never undone.
 #[derive(Serialize, Deserialize)]
-pub(super) struct PackItem {
-    pub(super) pk: String,
+pub(crate) struct PackItem {
+    pub(crate) pk: String,
     pub(super) sk: String,
-    pub(super) gsi1pk: String,
+    pub(crate) gsi1pk: String,
     pub(super) gsi1sk: String,
-    pub(super) namespace_id: u64,
+    pub(crate) namespace_id: u64,
     pub(super) number_of_minutes: u32,
     pub(super) expires_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,9 +216,9 @@ pub(super) struct PackItem {
 }
 
 impl PackItem {
-    pub(super) fn into_domain(self) -> Result<Pack, DbError> {
-        let expires_at = parse_date(&self.expires_at)
-            .map_err(|m| DbError::Other(format!("stored pack {}: expires_at {m}", self.pk)))?;
+    pub(crate) fn into_domain(self) -> Result<Pack, DbError> {
+        let expires_at =
+            parse_date(&self.expires_at).map_err(|m| DbError::Other(format!("stored pack {}: expires_at {m}", self.pk)))?;
         let purchase_xid = self
             .purchase_xid
             .as_deref()
