@@ -67,6 +67,8 @@ struct State {
     rules: Vec<Rule>,
     calls: HashMap<String, usize>,
     faults_injected: usize,
+    /// Send transactions without their ClientRequestToken (see [`Faults::without_client_tokens`]).
+    strip_tokens: bool,
 }
 
 /// Shared handle: the test keeps one, the SDK client holds the interceptor.
@@ -105,6 +107,15 @@ impl Faults {
             times: usize::MAX,
             fault,
         });
+        self
+    }
+
+    /// Transactions go out without their `ClientRequestToken`, as if its
+    /// 10-minute window had passed: a retry after a lost answer then meets
+    /// its own applied write, and the caller's own-write recognition is what
+    /// keeps it one effect (DynamoDB Local honours tokens otherwise).
+    pub fn without_client_tokens(&self) -> &Self {
+        self.lock().strip_tokens = true;
         self
     }
 
@@ -200,6 +211,18 @@ impl Intercept for Faults {
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .unwrap_or("")
             .to_owned();
+        if operation == "TransactWriteItems" && self.lock().strip_tokens {
+            let stripped = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()).map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("ClientRequestToken");
+                }
+                v.to_string()
+            });
+            if let Some(body) = stripped {
+                request.headers_mut().insert("content-length", body.len().to_string());
+                *request.body_mut() = SdkBody::from(body);
+            }
+        }
         let Some(fault) = self.on_call(&operation) else {
             return Ok(());
         };

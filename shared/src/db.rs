@@ -231,15 +231,17 @@ impl Db {
     ///
     /// An attempt whose answer was lost (a 500, a timeout, a reset
     /// connection) may have been applied; its retry then fails the condition
-    /// on our own item. Every item put this way carries something unique to
-    /// its writer (a request id, a lock id, a fresh uuid), so an `old` equal
-    /// to `item` after such an attempt is our own write: `Ok(None)`.
+    /// on our own item. Every item put this way carries an attribute unique
+    /// to its writer (`own`: a run's request id, a lock id, a fresh uuid), so
+    /// an `old` holding our value of it after such an attempt is our own
+    /// write, even if another writer changed the item since: `Ok(None)`.
     pub async fn put_if(
         &self,
         item: Item,
         condition: &str,
         names: &[(&str, &str)],
         values: &[(&str, AttributeValue)],
+        own: &str,
     ) -> Result<Option<Item>, DbError> {
         let mut attempt = 0;
         let mut ambiguous = false;
@@ -267,7 +269,7 @@ impl Db {
                         _ => None,
                     };
                     let old = old.unwrap_or_default();
-                    if ambiguous && old == item {
+                    if ambiguous && old.get(own).is_some() && old.get(own) == item.get(own) {
                         tracing::info!(
                             "a lost answer's put had been applied: recognised as our own"
                         );
@@ -288,10 +290,9 @@ impl Db {
     }
 
     /// Puts `item` only if no item has its key. `Ok(None)`: written;
-    /// `Ok(Some(old))`: the item that was there first.
-    pub async fn put_if_absent(&self, item: Item) -> Result<Option<Item>, DbError> {
-        self.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[])
-            .await
+    /// `Ok(Some(old))`: the item that was there first. `own`: see [`Db::put_if`].
+    pub async fn put_if_absent(&self, item: Item, own: &str) -> Result<Option<Item>, DbError> {
+        self.put_if(item, "attribute_not_exists(#pk)", &[("#pk", PK)], &[], own).await
     }
 
     /// A conditional UpdateItem; a failed condition is [`DbError::ConditionFailed`].

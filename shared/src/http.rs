@@ -97,11 +97,7 @@ async fn run_idempotent(
         return (route.handler)(app, req).await;
     };
     let fingerprint = idempotency::fingerprint(&req);
-    req.extensions_mut().insert(idempotency::RequestIds::keyed(
-        &caller.sub,
-        route.name,
-        &key,
-    ));
+    req.extensions_mut().insert(idempotency::RequestIds::keyed(&caller.sub, route.name, &key, &fingerprint));
     let ticket = match idempotency::begin(
         &app.db,
         app.idempotency,

@@ -132,9 +132,12 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
-    pub fn keyed(sub: &str, route: &str, idem_key: &str) -> Self {
+    /// `fingerprint` (the request itself: method, path, query, body) is part
+    /// of the seed, so a key reused for another request — allowed once the
+    /// first one's record is gone — never names the first one's records.
+    pub fn keyed(sub: &str, route: &str, idem_key: &str, fingerprint: &str) -> Self {
         let mut hash = Sha256::new();
-        for part in ["allotment-request-ids", sub, route, idem_key] {
+        for part in ["allotment-request-ids", sub, route, idem_key, fingerprint] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);
         }
@@ -176,6 +179,12 @@ impl RequestIds {
     }
 }
 
+/// Set on a response (an extension) whose request is not finished although
+/// its status is below 500 — a bulk answer with 5xx entries: like a 5xx, it
+/// is not kept as the key's answer, so a retry with the key runs again.
+#[derive(Debug, Clone, Copy)]
+pub struct Unfinished;
+
 /// A claimed key, to be settled with [`finish`] once the handler answered.
 pub struct Ticket {
     pk: String,
@@ -207,19 +216,26 @@ pub async fn begin(
     item.insert("lock_id".into(), s(&lock_id));
     item.insert("locked_until_ms".into(), n((now + config.lock).as_millis()));
     item.insert("ttl".into(), n((now + config.retention).as_secs()));
-    let condition = "attribute_not_exists(pk) OR #ttl < :now_s OR (#state = :in_progress AND locked_until_ms < :now_ms)";
+    // A record whose lock expired is taken over only by the same request: a
+    // different body under the key is 422 even then.
+    let condition = "attribute_not_exists(pk) OR #ttl < :now_s OR (#state = :in_progress AND locked_until_ms < :now_ms AND fingerprint = :fp)";
     let values = [
         (":now_s", n(now.as_secs())),
         (":now_ms", n(now.as_millis())),
         (":in_progress", s(IN_PROGRESS)),
+        (":fp", s(fingerprint)),
     ];
     let names = [("#ttl", "ttl"), ("#state", "state")];
-    let Some(old) = db.put_if(item, condition, &names, &values).await? else {
-        return Ok(Claim::Proceed(Ticket {
-            pk,
-            lock_id,
-            retention: config.retention,
-        }));
+    let old = match db.put_if(item, condition, &names, &values, "lock_id").await {
+        Ok(None) => return Ok(Claim::Proceed(Ticket { pk, lock_id, retention: config.retention })),
+        Ok(Some(old)) => old,
+        Err(e) => {
+            // The put may have been applied with its answer lost: release
+            // what may be ours, so retries are not "still being processed"
+            // for a minute for a request that never ran.
+            let _ = db.delete_if(key(pk, "IDEM"), "lock_id = :lock", &[(":lock", s(&lock_id))]).await;
+            return Err(e.into());
+        }
     };
     // The payload check comes first, whatever state the record is in.
     if str_attr(&old, "fingerprint") != Some(fingerprint) {
@@ -275,7 +291,7 @@ fn replay(record: &Item) -> Result<Response<Body>, ApiError> {
 pub async fn finish(db: &Db, ticket: Ticket, response: &Response<Body>) -> Result<(), DbError> {
     let status = response.status().as_u16();
     let values = [(":lock", s(&ticket.lock_id))];
-    if status >= 500 {
+    if status >= 500 || response.extensions().get::<Unfinished>().is_some() {
         return db
             .delete_if(key(ticket.pk, "IDEM"), "lock_id = :lock", &values)
             .await;

@@ -34,9 +34,10 @@ pub struct App {
     pub page_key: std::sync::Arc<[u8]>,
     /// `SCOPE_PREFIX`: scopes `<prefix><scope>` (Cognito's) count as `<scope>`.
     pub scope_prefix: std::sync::Arc<str>,
-    /// How long one move request keeps moving packs before it answers with
-    /// what remains (API Gateway gives up at 29 s; tests shorten it).
-    pub move_budget: std::time::Duration,
+    /// How long one request keeps starting new work before it answers with
+    /// what remains — a move's packs, bulk payments' rounds, Ferry's
+    /// subscriptions (API Gateway gives up at 29 s; tests shorten it).
+    pub work_budget: std::time::Duration,
 }
 
 impl App {
@@ -53,7 +54,7 @@ impl App {
             clock: clock::Clock::default(),
             page_key: page_key.into_bytes().into(),
             scope_prefix: std::env::var("SCOPE_PREFIX").unwrap_or_default().into(),
-            move_budget: packs::MOVE_BUDGET,
+            work_budget: packs::MOVE_BUDGET,
         }
     }
 

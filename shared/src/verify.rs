@@ -206,6 +206,7 @@ fn item_kind(pk: &str, sk: &str) -> &'static str {
         ("PROJECT", "PROJECT") => "project",
         ("PROJECT", sk) if sk.starts_with(gifts::WALLET_PREFIX) => "wallet",
         ("PROJECT", sk) if sk.starts_with(gifts::DEPOSIT_PREFIX) => "deposit",
+        ("PROJECT", sk) if sk.starts_with("CLAIMREQ#") => "claim_receipt",
         ("PROJECT", sk) if sk.starts_with(gifts::LISTING_PREFIX) => "gift_listing",
         ("GIFT", "GIFT") => "gift",
         ("GIFT", sk) if sk.starts_with("CRIT#") => "gift_criterion",
@@ -216,6 +217,7 @@ fn item_kind(pk: &str, sk: &str) -> &'static str {
         ("IDEM", "IDEM") => "idempotency",
         ("SEQ", _) => "sequence",
         ("PACKREQ", "PACKREQ") => "pack_request",
+        ("GIFTREQ", "GIFTREQ") => "gift_request",
         _ => "other",
     }
 }

@@ -62,9 +62,22 @@ async fn post_key(api: &TestApi, path: &str, token: &str, key: &str, body: &Valu
         .await
 }
 
+/// With its ClientRequestToken, a transaction retried after a lost answer is
+/// applied once by DynamoDB itself (Local honours tokens too).
+#[tokio::test]
+async fn a_transactions_token_makes_its_retry_one_effect() {
+    let api = TestApi::start().await;
+    project(&api, "p", &[("pi", "PI")]).await;
+    api.faults.inject("TransactWriteItems", Fault::LostAnswer, 1);
+    let r = deposit(&api, "p", "cpu", 7).await;
+    assert_eq!((r.status, r.body["balance"].clone()), (200, json!(7)), "{r:?}");
+    assert_eq!(api.faults.calls("TransactWriteItems"), 2, "the retry was answered as the first attempt");
+}
+
 #[tokio::test]
 async fn a_lost_answer_after_a_payment_committed_creates_it_once() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     given_wp(&api, "wp1", 5).await;
     // An additional payment (days 0) has no days condition to stop a second copy.
     api.faults
@@ -101,6 +114,7 @@ async fn a_lost_answer_after_a_payment_committed_creates_it_once() {
 #[tokio::test]
 async fn a_lost_answer_in_bulk_and_in_patches_applies_each_once() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     for id in ["a", "b", "c"] {
         given_wp(&api, id, 5).await;
     }
@@ -160,6 +174,7 @@ async fn a_lost_answer_in_bulk_and_in_patches_applies_each_once() {
 #[tokio::test]
 async fn a_lost_deposit_answer_credits_the_wallet_once() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     project(&api, "p", &[("pi", "PI")]).await;
     api.faults
         .inject("TransactWriteItems", Fault::LostAnswer, 1);
@@ -186,6 +201,7 @@ async fn a_lost_deposit_answer_credits_the_wallet_once() {
 #[tokio::test]
 async fn a_lost_claim_answer_is_the_claim_not_a_409() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     project(&api, "sandbox", &[("pi", "PI")]).await;
     assert_eq!(deposit(&api, "sandbox", "cpu", 100).await.status, 200);
     let gift = create_gift(
@@ -227,6 +243,7 @@ async fn a_lost_claim_answer_is_the_claim_not_a_409() {
 #[tokio::test]
 async fn a_lost_answer_on_a_gifts_creation_is_its_creation() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     project(&api, "sandbox", &[("pi", "PI")]).await;
     assert_eq!(deposit(&api, "sandbox", "cpu", 100).await.status, 200);
     api.faults
@@ -263,6 +280,7 @@ async fn a_lost_answer_on_a_gifts_creation_is_its_creation() {
 #[tokio::test]
 async fn the_key_records_own_lost_answer_does_not_conflict_with_itself() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     namespace(&api, 1, None, 7).await;
     // The first PutItem of a keyed request is its Idempotency-Key record.
     api.faults.inject("PutItem", Fault::LostAnswer, 1);
@@ -283,6 +301,7 @@ async fn the_key_records_own_lost_answer_does_not_conflict_with_itself() {
 #[tokio::test]
 async fn lost_answers_on_pack_puts_report_every_pack_once() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     namespace(&api, 1, None, 7).await;
     api.faults.inject("PutItem", Fault::LostAnswer, 3);
     let packs: Vec<Value> = (0..20)
@@ -300,6 +319,7 @@ async fn lost_answers_on_pack_puts_report_every_pack_once() {
 #[tokio::test]
 async fn a_pack_a_resync_reported_survives_its_creators_undo() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     namespace(&api, 1, None, 7).await;
     let now = allotment::validate::now_timestamp();
     let in_flight = |xid: &str, created_at: &str| {
@@ -368,6 +388,7 @@ async fn a_pack_a_resync_reported_survives_its_creators_undo() {
 #[tokio::test]
 async fn one_failed_transaction_does_not_fail_the_other_payments_of_its_chunk() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     for id in ["a", "b", "c"] {
         given_wp(&api, id, 5).await;
     }
@@ -401,6 +422,7 @@ async fn one_failed_transaction_does_not_fail_the_other_payments_of_its_chunk() 
 #[tokio::test]
 async fn a_transient_conflict_is_503_and_not_stored_as_the_keys_answer() {
     let api = TestApi::start().await;
+    api.faults.without_client_tokens();
     given_wp(&api, "wp1", 5).await;
     api.faults
         .inject("TransactWriteItems", Fault::ConditionFailed, 6);
@@ -428,6 +450,7 @@ async fn a_bulk_request_cut_off_midway_and_rerun_with_its_key_pays_each_item_onc
         ..IdempotencyConfig::default()
     };
     let api = TestApi::with_config(quick_retry(), config).await;
+    api.faults.without_client_tokens();
     given_wp(&api, "wp1", 5).await;
     // Two payments of one work period go in two rounds: the crash comes before the second.
     api.faults.fail_after("TransactWriteItems", 1, Fault::Crash);
@@ -483,6 +506,7 @@ async fn timeouts_and_resets_after_the_write_applied_are_each_one_effect() {
     let api =
         TestApi::through_proxy(Duration::from_millis(1000), IdempotencyConfig::default()).await;
     let proxy = api.proxy.clone().unwrap();
+    api.faults.without_client_tokens();
     given_wp(&api, "wp1", 5).await;
     project(&api, "p", &[("pi", "PI")]).await;
     namespace(&api, 1, None, 7).await;
@@ -525,4 +549,209 @@ async fn timeouts_and_resets_after_the_write_applied_are_each_one_effect() {
         (injected.get("slow answer"), injected.get("reset")),
         (Some(&1), Some(&3))
     );
+}
+
+fn hosting(reference: &str) -> Value {
+    json!({"slug": "hosting-basic", "contract_period": 12, "billing_period": 1, "start_date": "2023-01-01",
+        "next_contract_date": "2024-01-01", "next_billing_date": "2023-02-01", "reference_subscription_id": reference, "reference_product_id": "ref-h"})
+}
+
+async fn ferry_world(api: &TestApi) {
+    crate::ferry::product(api, "hosting-basic", "hosting", &[(12, 1)]).await;
+    crate::ferry::customer(api, "c1", "r1").await;
+}
+
+fn crash_safe_api_config() -> IdempotencyConfig {
+    IdempotencyConfig { lock: Duration::ZERO, ..IdempotencyConfig::default() }
+}
+
+/// A Ferry post cut off midway and sent again with its key reports every
+/// subscription as created — the ones its first run made included, found
+/// under the ids the key derives — and each pair exists once.
+#[tokio::test]
+async fn a_ferry_post_cut_off_midway_and_rerun_with_its_key_reports_each_subscription_once_as_created() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    api.faults.without_client_tokens();
+    ferry_world(&api).await;
+    let subs: Vec<Value> = (0..5).map(|i| hosting(&format!("s{i}"))).collect();
+    let body = json!({"reference_customer_id": "r1", "subscriptions": {"hosting": subs}});
+    // The key record's put, two subscriptions, then the function dies.
+    api.faults.fail_after("PutItem", 3, Fault::Crash);
+    let r = post_key(&api, "/ferry/customers/c1/subscriptions", &api.admin(), "ferry-1", &body).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    let written = api.count_prefix("FERRY#SUB#").await;
+    assert!((1..5).contains(&written), "the first run wrote part: {written}");
+    api.faults.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/ferry/customers/c1/subscriptions", &api.admin(), "ferry-1", &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["success"].as_array().map(Vec::len), Some(5), "{r:?}");
+    assert_eq!(r.body["failures"].as_array().map(Vec::len), Some(0), "{r:?}");
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 5);
+}
+
+/// A request that dies after its writes but before its Idempotency-Key
+/// record is settled is re-run once the lock expires: the gift, the deposit
+/// and the claim it made are found, not made again.
+#[tokio::test]
+async fn a_request_that_dies_before_settling_its_key_is_rerun_without_a_second_effect() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    api.faults.without_client_tokens();
+    project(&api, "p", &[("pi", "PI")]).await;
+    let pi = user("pi", None, None);
+    // Deposit: its transaction, then the key record's settling UpdateItem dies.
+    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
+    let body = json!({"category": "cpu", "provider": "ucloud", "amount": 50});
+    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    api.faults.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
+    assert_eq!((r.status, r.body["balance"].clone()), (200, json!(50)), "credited once: {r:?}");
+    // Gift: the sequence step (UpdateItem), its transaction, then the settling dies.
+    api.faults.fail_after("UpdateItem", 1, Fault::Crash);
+    let body = gift_body("p", &[("cpu", 10)], json!([{"type": "anyone"}]), 0);
+    let r = post_key(&api, "/gifts", &pi, "gift-1", &body).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    api.faults.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/gifts", &pi, "gift-1", &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let listed = api.call("GET", "/gifts?project=p", Some(&pi), None).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1), "one gift: {listed:?}");
+    assert_eq!(listed.body["items"][0]["id"], r.body["id"]);
+    // Claim: its transaction, then the settling dies.
+    let carol = user("carol", None, None);
+    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
+    let body = json!({"giftId": r.body["id"]});
+    let r = post_key(&api, "/gifts/claim", &carol, "claim-1", &body).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    api.faults.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/gifts/claim", &carol, "claim-1", &body).await;
+    assert_eq!(r.status, 200, "the re-run finds its own claim: {r:?}");
+    let mine = api.call("GET", "/me/wallets", Some(&carol), None).await;
+    assert_eq!(mine.body["wallets"][0]["balance"], 10);
+}
+
+/// Bulk payments and Ferry stop starting work when the request's time budget
+/// is spent (zero here: one round, or 200 subscriptions, always run) and say
+/// what remains; sending the rest again finishes the job.
+#[tokio::test]
+async fn bulk_payments_and_ferry_stop_at_their_time_budget_and_say_what_remains() {
+    let api = TestApi::with_app(quick_retry(), IdempotencyConfig::default(), |app| app.work_budget = Duration::ZERO).await;
+    api.faults.without_client_tokens();
+    given_wp(&api, "wp1", 5).await;
+    let body = json!([{"workPeriodId": "wp1", "days": 1}, {"workPeriodId": "wp1", "days": 1}, {"workPeriodId": "wp1", "days": 1}]);
+    let r = post_key(&api, "/work-period-payments/bulk", &clerk(&api), "budget-1", &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let codes: Vec<Value> = r.body.as_array().unwrap().iter().map(|e| e["error"]["code"].clone()).collect();
+    assert_eq!(codes, vec![Value::Null, json!(503), json!(503)], "one round ran: {r:?}");
+    assert_eq!(wp(&api, "wp1").await["daysPaid"], 1);
+    // An answer with 5xx entries is not kept: the same key runs again, finds
+    // the first payment by its derived id and writes one more round.
+    let again = post_key(&api, "/work-period-payments/bulk", &clerk(&api), "budget-1", &body).await;
+    assert!(again.headers.get("idempotent-replayed").is_none(), "{again:?}");
+    assert_eq!(again.body[0]["id"], r.body[0]["id"], "the same payment");
+    assert_eq!(wp(&api, "wp1").await["daysPaid"], 2);
+    ferry_world(&api).await;
+    let subs: Vec<Value> = (0..205).map(|i| hosting(&format!("b{i}"))).collect();
+    let body = json!({"reference_customer_id": "r1", "subscriptions": {"hosting": subs}});
+    let r = api.call("POST", "/ferry/customers/c1/subscriptions", Some(&api.admin()), Some(body.clone())).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let failures = r.body["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!((r.body["success"].as_array().map(Vec::len), failures.len()), (Some(200), 5), "{r:?}");
+    assert!(failures.iter().all(|f| f["message"].as_str().is_some_and(|m| m.contains("post it again"))), "{failures:?}");
+    let r = api.call("POST", "/ferry/customers/c1/subscriptions", Some(&api.admin()), Some(body)).await;
+    assert_eq!(r.body["success"].as_array().map(Vec::len), Some(5), "the rest: {r:?}");
+    assert_eq!(api.count_prefix("FERRY#SUB#").await, 205);
+}
+
+/// A key whose first request died holding it cannot be taken over by a
+/// different request (422), and the records a keyed request creates are
+/// named by its body too.
+#[tokio::test]
+async fn a_key_reused_with_another_body_after_a_crash_is_422_not_a_lost_effect() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    api.faults.without_client_tokens();
+    project(&api, "p", &[("pi", "PI")]).await;
+    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
+    let first = json!({"category": "cpu", "provider": "ucloud", "amount": 50});
+    assert_eq!(post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "k", &first).await.status, 500);
+    api.faults.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let other = json!({"category": "cpu", "provider": "ucloud", "amount": 60});
+    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "k", &other).await;
+    assert_eq!(r.status, 422, "{r:?}");
+    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "k2", &other).await;
+    assert_eq!(r.body["balance"], 110, "{r:?}");
+}
+
+/// An update recognises itself among the payment's recent writers, not only
+/// as the last one: a re-run after others changed the payment is not a
+/// second effect.
+#[tokio::test]
+async fn a_patch_rerun_after_other_changes_does_not_apply_again() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    api.faults.without_client_tokens();
+    given_wp(&api, "wp1", 5).await;
+    let r = api.call("POST", "/work-period-payments", Some(&clerk(&api)), Some(json!({"workPeriodId": "wp1", "days": 1}))).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/work-period-payments/{id}");
+    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
+    let mine = json!({"customerRate": 300});
+    let r = api.call_with_key("PATCH", &path, &clerk(&api), "p1", mine.to_string().as_bytes()).await;
+    assert_eq!(r.status, 500, "{r:?}");
+    api.faults.clear();
+    let r = api.call("PATCH", &path, Some(&clerk(&api)), Some(json!({"customerRate": 280}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = api.call_with_key("PATCH", &path, &clerk(&api), "p1", mine.to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["customerRate"].as_f64(), Some(280.0), "the later change stands: {r:?}");
+}
+
+/// A keyed claim's re-run answers from its receipt, even after the gift was
+/// deleted.
+#[tokio::test]
+async fn a_claim_rerun_after_its_gift_was_deleted_is_still_the_claim() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    api.faults.without_client_tokens();
+    project(&api, "p", &[("pi", "PI")]).await;
+    assert_eq!(deposit(&api, "p", "cpu", 100).await.status, 200);
+    let pi = user("pi", None, None);
+    let gift = create_gift(&api, &pi, gift_body("p", &[("cpu", 10)], json!([{"type": "anyone"}]), 0)).await;
+    let carol = user("carol", None, None);
+    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
+    let body = json!({"giftId": gift});
+    assert_eq!(post_key(&api, "/gifts/claim", &carol, "c1", &body).await.status, 500);
+    api.faults.clear();
+    assert_eq!(api.call("DELETE", &format!("/gifts/{gift}"), Some(&pi), None).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/gifts/claim", &carol, "c1", &body).await;
+    assert_eq!(r.status, 200, "not 404: {r:?}");
+}
+
+/// A keyed pack request re-run after its packs were moved does not put them
+/// back: the packs its first run wrote are found where they are now.
+#[tokio::test]
+async fn a_pack_request_rerun_after_a_move_leaves_the_moved_packs_where_they_are() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    api.faults.without_client_tokens();
+    namespace(&api, 1, None, 7).await;
+    namespace(&api, 2, None, 7).await;
+    let body = json!({"packs": [pack(5, "2099-01-01", None), pack(6, "2099-01-01", None)]});
+    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
+    assert_eq!(post_key(&api, "/namespaces/1/minutes", &api.admin(), "n1", &body).await.status, 500);
+    api.faults.clear();
+    let r = api.call("PATCH", "/namespaces/1/minutes/move/2", Some(&api.admin()), None).await;
+    assert_eq!(r.body["moved"], 2, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "n1", &body).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.body.as_array().unwrap().iter().all(|p| p["namespace_id"] == 2), "reported where they are: {r:?}");
+    let listed = api.call("GET", "/namespaces/2/minutes", Some(&api.admin()), None).await;
+    assert_eq!(listed.body["packs"].as_array().map(Vec::len), Some(2), "{listed:?}");
+    let listed = api.call("GET", "/namespaces/1/minutes", Some(&api.admin()), None).await;
+    assert_eq!(listed.body["packs"].as_array().map(Vec::len), Some(0), "nothing put back: {listed:?}");
 }

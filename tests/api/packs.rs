@@ -342,7 +342,7 @@ async fn move_takes_every_pack_to_the_target() {
 async fn a_move_past_its_time_budget_answers_what_remains_and_the_next_call_continues() {
     // A budget already spent: each call moves only its guaranteed 200 packs.
     let api = TestApi::with_app(allotment_tests::quick_retry(), Default::default(), |app| {
-        app.move_budget = std::time::Duration::ZERO
+        app.work_budget = std::time::Duration::ZERO
     })
     .await;
     namespace(&api, 1, None, 7).await;

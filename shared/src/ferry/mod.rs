@@ -175,7 +175,16 @@ fn pair_params(item: &PlaceholderInput, group: &str) -> Vec<Param> {
 
 /// Processes a checked request for `customer`: each subscription on its own,
 /// one message each. Retries running out is the whole request's 503.
-pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, PlaceholderInput)>) -> Result<FerryResponse, ApiError> {
+/// Each new subscription's id is `ids.id("subscription", position)`: with an
+/// Idempotency-Key, a re-run of the same request (its function cut off, its
+/// answer lost) finds the pairs its first run migrated under the very ids it
+/// would give them, and reports them as created, not as someone else's.
+pub async fn migrate(
+    app: &App,
+    customer: &Customer,
+    items: Vec<(&'static str, PlaceholderInput)>,
+    ids: &crate::idempotency::RequestIds,
+) -> Result<(FerryResponse, bool), ApiError> {
     let db = &app.db;
     let slugs: BTreeSet<String> = items.iter().map(|(_, i)| i.slug.clone()).collect();
     let pairs: BTreeSet<(String, String)> =
@@ -186,6 +195,9 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
     enum Outcome {
         Failure(String, Option<String>),
         Pending(Subscription),
+        /// Migrated by an earlier run of this same request, under the id
+        /// this position derives from its Idempotency-Key.
+        Mine(String),
     }
     let created_at = format_timestamp(app.clock.now());
     let mut seen = BTreeSet::new();
@@ -193,7 +205,10 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
     let mut to_write = Vec::new();
     for (position, (group, item)) in items.iter().enumerate() {
         let pair = (item.reference_subscription_id.clone(), item.reference_product_id.clone());
-        let outcome = if let Some(existing) = links.get(&pair) {
+        let id = ids.id("subscription", position);
+        let outcome = if links.get(&pair) == Some(&id) && seen.insert(pair.clone()) {
+            Outcome::Mine(id)
+        } else if let Some(existing) = links.get(&pair).filter(|existing| **existing != id) {
             Outcome::Failure(
                 format!("Reference subscription {} (product {}) was already migrated as subscription {existing}; skipped", pair.0, pair.1),
                 Some(existing.clone()),
@@ -204,7 +219,6 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
             match plan_one(group, item, &products) {
                 Err(m) => Outcome::Failure(m, None),
                 Ok((domain, extension)) => {
-                    let id = uuid::Uuid::new_v4().to_string();
                     let technical = placeholder_type(group).map(|kind| TechnicalSubscription {
                         kind: kind.to_owned(),
                         provider: "placeholder".to_owned(),
@@ -236,23 +250,48 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
         };
         outcomes.push(outcome);
     }
-    let written = create_subscriptions(db, to_write).await?;
+    let written = create_subscriptions(db, to_write, std::time::Instant::now() + app.work_budget).await?;
 
     let base = vec![
         Param { key: "customer", value: customer.customer.clone() },
         Param { key: "reference_customer_id", value: customer.reference_customer_id.clone() },
     ];
     let mut response = FerryResponse::default();
+    let unfinished = written.values().any(|w| *w == Written::NotStarted);
     for (position, outcome) in outcomes.into_iter().enumerate() {
         let (group, item) = &items[position];
         let mut parameters = pair_params(item, group);
         match outcome {
-            Outcome::Pending(s) if written.get(&position) == Some(&Written::Created) => {
+            Outcome::Mine(id) => {
+                parameters.push(Param { key: "subscription_id", value: id.clone() });
+                response.success.push(Message {
+                    message: format!(
+                        "Subscription {id} was created for reference subscription {} (product {})",
+                        item.reference_subscription_id, item.reference_product_id
+                    ),
+                    parameters,
+                    base_parameters: base.clone(),
+                });
+            }
+            Outcome::Pending(s)
+                if matches!(written.get(&position), Some(Written::Created))
+                    || matches!(written.get(&position), Some(Written::Taken(id)) if *id == s.id) =>
+            {
                 parameters.push(Param { key: "subscription_id", value: s.id.clone() });
                 response.success.push(Message {
                     message: format!(
                         "Subscription {} was created for reference subscription {} (product {})",
                         s.id, s.reference_subscription_id, s.reference_product_id
+                    ),
+                    parameters,
+                    base_parameters: base.clone(),
+                });
+            }
+            Outcome::Pending(s) if matches!(written.get(&position), Some(Written::NotStarted)) => {
+                response.failures.push(Message {
+                    message: format!(
+                        "Reference subscription {} (product {}) was not migrated: this request's time budget was spent; post it again",
+                        s.reference_subscription_id, s.reference_product_id
                     ),
                     parameters,
                     base_parameters: base.clone(),
@@ -282,7 +321,7 @@ pub async fn migrate(app: &App, customer: &Customer, items: Vec<(&'static str, P
             }
         }
     }
-    Ok(response)
+    Ok((response, unfinished))
 }
 
 // ---------------------------------------------------------------- handlers
@@ -327,9 +366,14 @@ pub async fn post_subscriptions_handler(app: App, req: Request) -> HandlerResult
         )));
     }
     let count = items.len();
-    let response = migrate(&app, &customer, items).await?;
+    let (response, unfinished) = migrate(&app, &customer, items, &crate::idempotency::RequestIds::of(&req)).await?;
     tracing::info!(customer = %customer_id, subscriptions = count, created = response.success.len(), "ferry migration");
-    json_response(200, &response)
+    let mut answer = json_response(200, &response)?;
+    if unfinished {
+        // Left for lack of time: not kept as the key's answer (see idempotency::Unfinished).
+        answer.extensions_mut().insert(crate::idempotency::Unfinished);
+    }
+    Ok(answer)
 }
 
 /// `GET /ferry/customers/{customer}/subscriptions?next=`

@@ -54,19 +54,35 @@ pub enum Written {
     Created,
     /// Its reference pair was migrated by another request meanwhile, as this subscription id.
     Taken(String),
+    /// Not started: the request's time budget was spent (post it again).
+    NotStarted,
 }
+
+/// Subscriptions a request writes whatever its budget, so every call progresses.
+pub const AT_LEAST: usize = 200;
 
 /// Writes every subscription: one conditional PutItem each, many at once. A
 /// put that finds its pair taken answers with the subscription that took it.
 /// Any other failure (retries exhausted) is the whole call's error: the caller
 /// answers 503 and reports nothing as created; what did land is found by a
 /// re-post and reported as already migrated.
-pub async fn create_subscriptions(db: &Db, subs: Vec<NewSubscription>) -> Result<HashMap<usize, Written>, DbError> {
-    let items: Vec<(usize, Item)> =
-        subs.iter().map(|n| subscription_to_item(&n.subscription, n.position).map(|i| (n.position, i))).collect::<Result<_, _>>()?;
+/// Puts not started by `deadline` are left (at least [`AT_LEAST`] are made).
+pub async fn create_subscriptions(
+    db: &Db,
+    subs: Vec<NewSubscription>,
+    deadline: std::time::Instant,
+) -> Result<HashMap<usize, Written>, DbError> {
+    let items: Vec<(usize, usize, Item)> = subs
+        .iter()
+        .enumerate()
+        .map(|(i, n)| subscription_to_item(&n.subscription, n.position).map(|item| (i, n.position, item)))
+        .collect::<Result<_, _>>()?;
     let outcomes = db
-        .for_each_item(items, |db, (position, item)| async move {
-            let written = match db.put_if_absent(item).await? {
+        .for_each_item(items, move |db, (i, position, item)| async move {
+            if i >= AT_LEAST && std::time::Instant::now() >= deadline {
+                return Ok((position, Written::NotStarted));
+            }
+            let written = match db.put_if_absent(item, "id").await? {
                 None => Written::Created,
                 Some(old) => match old.get("id") {
                     Some(AttributeValue::S(id)) => Written::Taken(id.clone()),

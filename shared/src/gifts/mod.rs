@@ -388,10 +388,21 @@ pub async fn post_gift_handler(app: App, req: Request) -> HandlerResult {
             names.join(", ")
         )));
     }
+    // A keyed request names its gift: a re-run answers with the one it made.
+    let ids = crate::idempotency::RequestIds::of(&req);
+    let request = ids.is_keyed().then(|| ids.id("gift", 0));
+    if let Some(request) = &request {
+        if let Some(id) = gift_of_request(&app.db, request).await? {
+            return json_response(200, &json!({"id": id}));
+        }
+    }
     gift.id = app.db.next_sequence("gift").await?;
-    create_gift(&app.db, &gift).await?;
-    tracing::info!(gift_id = gift.id, project = %gift.owner, "gift created");
-    json_response(200, &json!({"id": gift.id}))
+    let id = match create_gift(&app.db, &gift, request.as_deref()).await? {
+        Created::Gift(id) => id,
+        Created::ByEarlierRun(id) => id,
+    };
+    tracing::info!(gift_id = id, project = %gift.owner, "gift created");
+    json_response(200, &json!({"id": id}))
 }
 
 /// `DELETE /gifts/{id}`: the gift and all its claims. Re-running it after a
@@ -512,6 +523,13 @@ pub async fn claim_gift_handler(app: App, req: Request) -> HandlerResult {
     let who = caller(&req)?;
     let input: ClaimInput = json_body(&req)?;
     let id = gift_id("giftId", input.gift_id)?;
+    // A keyed claim's re-run answers from its receipt, whatever became of
+    // the gift since (deleted, criteria no longer met).
+    let ids = crate::idempotency::RequestIds::of(&req);
+    let token = ids.id("claim", 0);
+    if ids.is_keyed() && claimed_by_request(&app.db, &who.sub, &token).await? {
+        return json_response(200, &json!({}));
+    }
     let gift = match get_gift(&app.db, id).await? {
         Some(g) if !g.deleting => g,
         _ => return Err(ApiError::NotFound(format!("Gift {id} not found"))),
@@ -522,7 +540,6 @@ pub async fn claim_gift_handler(app: App, req: Request) -> HandlerResult {
         ));
     }
     let now = format_timestamp(app.clock.now());
-    let token = crate::idempotency::RequestIds::of(&req).id("claim", 0);
     claim_gift(
         &app.db,
         &gift,
@@ -530,6 +547,7 @@ pub async fn claim_gift_handler(app: App, req: Request) -> HandlerResult {
         &now,
         renewal_cutoff(&app, gift.renew_every).as_deref(),
         &token,
+        ids.is_keyed(),
     )
     .await??;
     tracing::info!(gift_id = id, sub = %who.sub, "gift claimed");

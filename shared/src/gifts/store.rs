@@ -133,11 +133,35 @@ fn put(db: &Db, item: Item, condition: Option<&str>) -> Result<TransactWriteItem
         .build())
 }
 
-/// Writes a new gift — its item, the owner's listing copy and one item per
-/// criterion — in one transaction: all of it or nothing. The gift's id came
-/// from this request's own sequence step, so a gift already under it can only
-/// be this request's: a retry whose earlier attempt was applied succeeds.
-pub async fn create_gift(db: &Db, gift: &Gift) -> Result<(), DbError> {
+/// The record a keyed `POST /gifts` leaves: which gift it created, so a
+/// re-run of the same request (after a crash, or after its answer expired)
+/// answers with that gift instead of making a second.
+pub fn gift_request_key(request: &str) -> Item {
+    crate::db::key(format!("GIFTREQ#{request}"), "GIFTREQ")
+}
+
+/// The gift an earlier run of this keyed request created, if any.
+pub async fn gift_of_request(db: &Db, request: &str) -> Result<Option<u64>, DbError> {
+    Ok(db.get(gift_request_key(request)).await?.and_then(|item| match item.get("gift_id") {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }))
+}
+
+/// What writing a new gift ended in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    Gift(u64),
+    /// An overlapping run of the same keyed request created this one first.
+    ByEarlierRun(u64),
+}
+
+/// Writes a new gift — its item, the owner's listing copy, one item per
+/// criterion and, for a keyed request, its request record — in one
+/// transaction: all of it or nothing. The gift's id came from this request's
+/// own sequence step, so a gift already under it can only be this request's:
+/// a retry whose earlier attempt was applied succeeds.
+pub async fn create_gift(db: &Db, gift: &Gift, request: Option<&str>) -> Result<Created, DbError> {
     let mut actions = vec![
         put(db, gift_to_item(gift)?, Some("attribute_not_exists(pk)"))?,
         put(db, listing_to_item(gift)?, Some("attribute_not_exists(pk)"))?,
@@ -145,12 +169,25 @@ pub async fn create_gift(db: &Db, gift: &Gift) -> Result<(), DbError> {
     for c in &gift.criteria {
         actions.push(put(db, criterion_to_item(gift.id, c)?, None)?);
     }
+    if let Some(request) = request {
+        let mut record = gift_request_key(request);
+        record.insert("gift_id".into(), n(gift.id));
+        actions.push(put(db, record, Some("attribute_not_exists(pk)"))?);
+    }
+    let last = actions.len() - 1;
     match db.transact(actions).await {
+        Ok(()) => Ok(Created::Gift(gift.id)),
         Err(DbError::ConditionFailed(failed)) if failed.contains(&0) => {
             tracing::info!(gift_id = gift.id, "gift already written (a lost answer)");
-            Ok(())
+            Ok(Created::Gift(gift.id))
         }
-        other => other,
+        Err(DbError::ConditionFailed(failed)) if request.is_some() && failed.contains(&last) => {
+            match gift_of_request(db, request.unwrap_or_default()).await? {
+                Some(id) => Ok(Created::ByEarlierRun(id)),
+                None => Err(DbError::ConditionFailed(failed)),
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -205,6 +242,7 @@ pub async fn claim_gift(
     now: &str,
     cutoff: Option<&str>,
     token: &str,
+    receipt: bool,
 ) -> Result<Result<(), ClaimRefused>, DbError> {
     let recipient = personal_project(sub);
     let mut actions = Vec::with_capacity(2 + 2 * gift.resources.len());
@@ -259,9 +297,19 @@ pub async fn claim_gift(
             .put(claim.build().map_err(build_err)?)
             .build(),
     );
+    if receipt {
+        let mut item = claim_receipt_key(sub, token);
+        item.insert("gift_id".into(), n(gift.id));
+        actions.push(put(db, item, Some("attribute_not_exists(pk)"))?);
+    }
+    let receipt_index = actions.len() - 1;
 
     match db.transact(actions).await {
         Ok(()) => Ok(Ok(())),
+        Err(DbError::ConditionFailed(failed)) if receipt && failed.contains(&receipt_index) => {
+            tracing::info!(gift_id = gift.id, sub, "claim already applied by an earlier run of this request");
+            Ok(Ok(()))
+        }
         Err(DbError::ConditionFailed(failed))
             if failed.contains(&claim_index) && own_claim(db, gift.id, sub, token).await? =>
         {
@@ -297,6 +345,17 @@ pub async fn claim_gift(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The receipt a keyed claim leaves beside the claimant's wallets: a re-run
+/// of the same request finds it even if the gift (and its claims) was
+/// deleted since, or the caller no longer matches its criteria.
+pub fn claim_receipt_key(sub: &str, token: &str) -> Item {
+    crate::db::key(project_pk(&personal_project(sub)), format!("CLAIMREQ#{token}"))
+}
+
+pub async fn claimed_by_request(db: &Db, sub: &str, token: &str) -> Result<bool, DbError> {
+    Ok(db.get(claim_receipt_key(sub, token)).await?.is_some())
 }
 
 /// Whether the claim of `sub` on `gift` is the one `token` wrote.

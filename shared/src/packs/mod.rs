@@ -172,7 +172,7 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
 
 /// `PATCH /namespaces/{id}/minutes/move/{target_id}`
 pub async fn move_minutes_handler(app: App, req: Request) -> HandlerResult {
-    let deadline = std::time::Instant::now() + app.move_budget;
+    let deadline = std::time::Instant::now() + app.work_budget;
     require_admin(&req)?;
     let from = NamespaceId(path_id(&req, "id")?);
     let to = NamespaceId(path_id(&req, "target_id")?);

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
 use super::model::*;
 use crate::db::{self, all_ok, Db, DbError, Item, GSI1_PK, PK};
@@ -291,7 +291,10 @@ pub async fn create_packs(
         stored.remove(&gone);
     }
 
-    let request_id = ids.id("pack-request", 0);
+    // This run's own id: what its undo deletes and how its own writes are
+    // recognised after a lost answer (an earlier run of the same keyed
+    // request has another; its packs are found, and adopted, as stored).
+    let request_id = uuid::Uuid::new_v4().to_string();
     let created_at = validate::format_timestamp(now);
     let mut with_xid = Vec::new();
     let mut without_xid = Vec::new();
@@ -332,30 +335,28 @@ pub async fn create_packs(
         })
     };
     let xid_items: Vec<Item> = with_xid.iter().map(item_of).collect::<Result<_, _>>()?;
-    let plain_requests = without_xid
-        .iter()
-        .map(|p| {
-            Ok(WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item_of(p)?))
-                        .build()
-                        .map_err(build_err)?,
-                )
-                .build())
-        })
-        .collect::<Result<Vec<_>, DbError>>()?;
+    let plain_items: Vec<(usize, Item)> =
+        without_xid.iter().map(|p| Ok((p.position, item_of(p)?))).collect::<Result<_, DbError>>()?;
 
     let (xid_outcomes, plain_outcome) = tokio::join!(
-        db.for_each_item(xid_items, move |db, item| async move {
-            put_new_xid_pack(&db, ns, item).await
-        }),
-        db.batch_write(plain_requests),
+        db.for_each_item(xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
+        put_plain_packs(db, plain_items, ids.is_keyed()),
     );
-
-    let mut failure: Option<CreateError> = plain_outcome.err().map(CreateError::from);
+    let mut earlier_plain: HashMap<usize, Stored> = HashMap::new();
+    let mut failure: Option<CreateError> = None;
     let mut taken = Vec::new();
     let mut raced = Vec::new();
+    match plain_outcome {
+        Ok(found) => {
+            for (position, earlier) in found {
+                if let Some(rid) = earlier.request_id.clone().filter(|_| earlier.undoable(now)) {
+                    raced.push((String::new(), earlier.pk.clone(), rid));
+                }
+                earlier_plain.insert(position, earlier);
+            }
+        }
+        Err(e) => failure = Some(e.into()),
+    }
     for outcome in xid_outcomes {
         match outcome {
             Ok(XidPut::Written) => {}
@@ -409,7 +410,7 @@ pub async fn create_packs(
                 request_id,
                 "too late to undo a failed pack request; its packs stay"
             );
-        } else if let Err(undo) = undo_packs(db, &request_id, xid_pks, plain_pks).await {
+        } else if let Err(undo) = undo_packs(db, &request_id, ns, xid_pks, plain_pks).await {
             tracing::error!(error = %undo, request_id, "could not undo a failed pack request");
         }
         return Err(err);
@@ -442,7 +443,7 @@ pub async fn create_packs(
                 Some(p) => Some(p.pack),
                 None => fresh.remove(&position),
             },
-            None => fresh.remove(&position),
+            None => earlier_plain.remove(&position).map(|p| p.pack).or_else(|| fresh.remove(&position)),
         };
         out.extend(pack);
     }
@@ -473,7 +474,7 @@ enum XidPut {
 /// A lost race answers with the pack that stood in the way (ALL_OLD), so it
 /// needs no second read.
 async fn put_new_xid_pack(db: &Db, ns: NamespaceId, item: Item) -> Result<XidPut, DbError> {
-    match db.put_if_absent(item).await? {
+    match db.put_if_absent(item, "request_id").await? {
         None => Ok(XidPut::Written),
         Some(old) => {
             let winner = Stored::of(old)?;
@@ -489,36 +490,26 @@ async fn put_new_xid_pack(db: &Db, ns: NamespaceId, item: Item) -> Result<XidPut
     }
 }
 
-/// Deletes what request `request_id` wrote: xid packs only where this request
-/// created them (a condition on `request_id`), packs without xid by key (their
-/// keys are this request's own).
+/// Deletes what run `request_id` wrote: each pack only where this run
+/// created it and it is still in `ns` (a pack moved meanwhile, or one an
+/// earlier run of the same request wrote, stays).
 async fn undo_packs(
     db: &Db,
     request_id: &str,
+    ns: NamespaceId,
     xid_pks: Vec<String>,
     plain_pks: Vec<String>,
 ) -> Result<(), DbError> {
-    let deletes = plain_pks
-        .into_iter()
-        .map(|pk| {
-            DeleteRequest::builder()
-                .set_key(Some(pack_key_of(pk)))
-                .build()
-                .map(|d| WriteRequest::builder().delete_request(d).build())
-                .map_err(build_err)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    db.batch_write(deletes).await?;
     let rid = request_id.to_owned();
     let outcomes = db
-        .for_each_item(xid_pks, move |db, pk| {
+        .for_each_item(xid_pks.into_iter().chain(plain_pks).collect(), move |db, pk| {
             let rid = rid.clone();
             async move {
                 let deleted = db
                     .delete_if(
                         pack_key_of(pk),
-                        "request_id = :rid",
-                        &[(":rid", AttributeValue::S(rid))],
+                        "request_id = :rid AND namespace_id = :ns",
+                        &[(":rid", AttributeValue::S(rid)), (":ns", db::n(ns.0))],
                     )
                     .await;
                 applied(deleted)
@@ -527,6 +518,36 @@ async fn undo_packs(
         .await;
     all_ok(outcomes)?;
     Ok(())
+}
+
+/// Writes packs without xid. Keyless, their keys are fresh: BatchWriteItem.
+/// Keyed, their keys are the Idempotency-Key's, so an earlier run of the
+/// same request may have written them: one conditional put each, and an item
+/// already there is returned (by position) as stored instead of overwritten.
+async fn put_plain_packs(db: &Db, items: Vec<(usize, Item)>, keyed: bool) -> Result<Vec<(usize, Stored)>, DbError> {
+    if !keyed {
+        let requests = items
+            .into_iter()
+            .map(|(_, item)| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        db.batch_write(requests).await?;
+        return Ok(Vec::new());
+    }
+    let outcomes = db
+        .for_each_item(items, |db, (position, item)| async move {
+            match db.put_if_absent(item, "request_id").await? {
+                None => Ok(None),
+                Some(old) => Ok(Some((position, Stored::of(old)?))),
+            }
+        })
+        .await;
+    Ok(all_ok(outcomes)?.into_iter().flatten().collect())
 }
 
 /// A conditional write's outcome: applied, or its condition was false.

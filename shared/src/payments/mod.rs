@@ -314,7 +314,7 @@ fn plan_create(
         created_by: sub.to_owned(),
         updated_by: sub.to_owned(),
         version: 1,
-        write_token: Some(id.to_owned()),
+        write_tokens: vec![id.to_owned()],
     };
     let delta = Delta {
         days: i64::from(days),
@@ -369,7 +369,7 @@ fn plan_update(
         .payments
         .get(id)
         .ok_or_else(|| ApiError::NotFound(format!("Payment {id} not found")))?;
-    if current.write_token.as_deref() == Some(token) {
+    if current.written_by(token) {
         return Ok(Planned::Done(current.clone()));
     }
     let wp = ctx
@@ -454,7 +454,7 @@ fn plan_update(
     next.updated_at = now_timestamp();
     next.updated_by = sub.to_owned();
     next.version = current.version + 1;
-    next.write_token = Some(token.to_owned());
+    next.write_tokens = current.tokens_with(token);
     let delta = Delta {
         days: new_days - old_days,
         amount: new_amount - old_amount,
@@ -484,6 +484,7 @@ pub async fn create_payments(
     db: &Db,
     sub: &str,
     ids: &RequestIds,
+    deadline: std::time::Instant,
     inputs: Vec<Result<NewPayment, ApiError>>,
 ) -> Vec<Result<Payment, ApiError>> {
     let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
@@ -514,7 +515,7 @@ pub async fn create_payments(
             .collect();
     }
     let today = OffsetDateTime::now_utc().date();
-    let mut done = run_jobs(db, ctx, jobs, |ctx, input, id| {
+    let mut done = run_jobs(db, ctx, jobs, deadline, |ctx, input, id| {
         plan_create(db, ctx, input, id, sub, today)
     })
     .await;
@@ -535,6 +536,7 @@ pub async fn update_payments(
     db: &Db,
     sub: &str,
     ids: &RequestIds,
+    deadline: std::time::Instant,
     inputs: Vec<Result<(String, PaymentChange), ApiError>>,
 ) -> Vec<Result<Payment, ApiError>> {
     let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
@@ -580,7 +582,7 @@ pub async fn update_payments(
             None => results[idx] = Some(Err(ApiError::NotFound(format!("Payment {id} not found")))),
         }
     }
-    let mut done = run_jobs(db, ctx, jobs, |ctx, (id, change), token| {
+    let mut done = run_jobs(db, ctx, jobs, deadline, |ctx, (id, change), token| {
         plan_update(db, ctx, id, change, token, sub)
     })
     .await;
@@ -766,6 +768,11 @@ pub async fn list_payments(
 
 // ---------------------------------------------------------------- handlers
 
+/// When this request stops starting new rounds of payments.
+fn deadline(app: &App) -> std::time::Instant {
+    std::time::Instant::now() + app.work_budget
+}
+
 fn read_scopes() -> [&'static str; 3] {
     [SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]
 }
@@ -806,7 +813,7 @@ pub async fn post_payment_handler(app: App, req: Request) -> HandlerResult {
     }
     let input = validate_new_payment(json_body(&req)?)?;
     let mut results =
-        create_payments(&app.db, &who.sub, &RequestIds::of(&req), vec![Ok(input)]).await;
+        create_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), vec![Ok(input)]).await;
     let payment = results
         .pop()
         .unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
@@ -855,6 +862,7 @@ fn item_of<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError>
 /// One entry per input. Entries are kept as raw JSON so that money keeps its
 /// two places (a `serde_json::Value` would turn `120.00` into `120.0`).
 fn bulk_response(inputs: &[Value], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
+    let unfinished = results.iter().any(|r| matches!(r, Err(e) if e.status() >= 500));
     let entries = inputs
         .iter()
         .zip(results)
@@ -867,7 +875,14 @@ fn bulk_response(inputs: &[Value], results: Vec<Result<Payment, ApiError>>) -> H
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Internal(format!("serialize bulk response: {e}")))?;
-    json_response(200, &entries)
+    let mut response = json_response(200, &entries)?;
+    if unfinished {
+        // Some entries are 5xx (busy, out of time): the key's answer is not
+        // kept, so the same request sent again with the same key finishes
+        // them — and finds the entries done here by their derived ids.
+        response.extensions_mut().insert(crate::idempotency::Unfinished);
+    }
+    Ok(response)
 }
 
 /// `POST /work-period-payments/bulk`
@@ -879,7 +894,7 @@ pub async fn post_payments_bulk_handler(app: App, req: Request) -> HandlerResult
         .iter()
         .map(|v| item_of::<PaymentInput>(v).and_then(validate_new_payment))
         .collect();
-    let results = create_payments(&app.db, &who.sub, &RequestIds::of(&req), parsed).await;
+    let results = create_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), parsed).await;
     let created = results.iter().filter(|r| r.is_ok()).count();
     tracing::info!(items = inputs.len(), created, "bulk payments");
     bulk_response(&inputs, results)
@@ -891,13 +906,7 @@ pub async fn patch_payment_handler(app: App, req: Request) -> HandlerResult {
     who.require_any(&read_scopes())?;
     let id = id_param(&req, "id")?;
     let change = validate_change(&who, json_body(&req)?)?;
-    let mut results = update_payments(
-        &app.db,
-        &who.sub,
-        &RequestIds::of(&req),
-        vec![Ok((id, change))],
-    )
-    .await;
+    let mut results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), vec![Ok((id, change))]).await;
     let payment = results
         .pop()
         .unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
@@ -929,7 +938,7 @@ pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResul
             Ok((id, validate_change(&who, patch)?))
         })
         .collect();
-    let results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), parsed).await;
+    let results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), parsed).await;
     bulk_response(&inputs, results)
 }
 

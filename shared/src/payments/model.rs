@@ -142,9 +142,24 @@ pub struct Payment {
     pub updated_by: String,
     /// Optimistic-concurrency version, bumped by every update.
     pub version: u64,
-    /// The token of the job that last wrote it (not on the wire): a job whose
-    /// answer was lost finds its own write by it and does not write again.
-    pub write_token: Option<String>,
+    /// The tokens of the last [`WRITE_TOKENS_KEPT`] jobs that wrote it (not on
+    /// the wire): a job whose answer was lost — or a re-run of its request —
+    /// finds its own write among them even after others wrote since.
+    pub write_tokens: Vec<String>,
+}
+
+pub const WRITE_TOKENS_KEPT: usize = 8;
+
+impl Payment {
+    pub fn written_by(&self, token: &str) -> bool {
+        self.write_tokens.iter().any(|t| t == token)
+    }
+
+    /// Its tokens with `token` added, the oldest dropped past the limit.
+    pub fn tokens_with(&self, token: &str) -> Vec<String> {
+        let skip = self.write_tokens.len().saturating_sub(WRITE_TOKENS_KEPT - 1);
+        self.write_tokens.iter().skip(skip).cloned().chain([token.to_owned()]).collect()
+    }
 }
 
 // ---------------------------------------------------------------- wire shapes
@@ -392,8 +407,8 @@ pub fn payment_to_item(p: &Payment) -> Item {
     item.insert("created_by".into(), s(&p.created_by));
     item.insert("updated_by".into(), s(&p.updated_by));
     item.insert("version".into(), n(p.version));
-    if let Some(token) = &p.write_token {
-        item.insert("write_token".into(), s(token));
+    if !p.write_tokens.is_empty() {
+        item.insert("write_tokens".into(), AttributeValue::L(p.write_tokens.iter().map(s).collect()));
     }
     item
 }
@@ -415,9 +430,9 @@ pub fn payment_from_item(item: &Item) -> Result<Payment, DbError> {
         created_by: get_s(item, "created_by", P)?.to_owned(),
         updated_by: get_s(item, "updated_by", P)?.to_owned(),
         version: get_n(item, "version", P)?,
-        write_token: match item.get("write_token") {
-            Some(AttributeValue::S(t)) => Some(t.clone()),
-            _ => None,
+        write_tokens: match item.get("write_tokens") {
+            Some(AttributeValue::L(list)) => list.iter().filter_map(|t| t.as_s().ok().cloned()).collect(),
+            _ => Vec::new(),
         },
     })
 }

@@ -6,7 +6,7 @@
 //! failure of one never stops the others and none is planned on stale days.
 //!
 //! Exactly once when an answer is lost: every job has a token fixed before
-//! its first plan — the id of the payment it creates, or the `write_token`
+//! its first plan — the id of the payment it creates, or the `write_tokens` entry
 //! its update stores — derived from the Idempotency-Key when one was sent.
 //! A job whose transaction failed its conditions is planned again on a fresh
 //! read of its work period and payment; if that read shows its own token,
@@ -95,6 +95,9 @@ pub struct Job<I> {
     /// Its transaction failed beside others for a reason of its own: it is
     /// written alone from then on, so one bad payment answers only for itself.
     alone: bool,
+    /// Its transaction ran out of retries once: it may have been applied, so
+    /// it is re-read (and found, if it was) before it is tried again.
+    exhausted: bool,
 }
 
 impl<I> Job<I> {
@@ -113,6 +116,7 @@ impl<I> Job<I> {
             input,
             conflicts: 0,
             alone: false,
+            exhausted: false,
         }
     }
 }
@@ -131,17 +135,15 @@ enum Outcome {
 
 /// Runs `jobs` to completion: plans each on the current state, writes a round
 /// of transactions, re-reads what changed, and goes on until every job has an
-/// answer. Returns one result per job index.
-pub async fn run_jobs<I, F>(
-    db: &Db,
-    mut ctx: Ctx,
-    jobs: Vec<Job<I>>,
-    plan: F,
-) -> HashMap<usize, Result<Payment, ApiError>>
+/// answer. Returns one result per job index. No round starts after
+/// `deadline` (the first always runs): the jobs left are answered 503, to be
+/// sent again.
+pub async fn run_jobs<I, F>(db: &Db, mut ctx: Ctx, jobs: Vec<Job<I>>, deadline: std::time::Instant, plan: F) -> HashMap<usize, Result<Payment, ApiError>>
 where
     I: Send + 'static,
     F: Fn(&Ctx, &I, &str) -> Result<Planned, ApiError>,
 {
+    let mut rounds = 0;
     let mut out = HashMap::new();
     let mut queues: BTreeMap<String, VecDeque<Job<I>>> = BTreeMap::new();
     for job in jobs {
@@ -151,6 +153,14 @@ where
             .push_back(job);
     }
     while !queues.is_empty() {
+        if rounds > 0 && std::time::Instant::now() >= deadline {
+            tracing::warn!(left = queues.values().map(VecDeque::len).sum::<usize>(), "time budget spent: payments left for the next request");
+            for job in queues.into_values().flatten() {
+                out.insert(job.idx, Err(ApiError::Unavailable { retry_after_secs: 1 }));
+            }
+            break;
+        }
+        rounds += 1;
         // Plan the head of every queue; a job that cannot be planned is answered now.
         let mut round: Vec<(Job<I>, Plan)> = Vec::new();
         for queue in queues.values_mut() {
@@ -226,6 +236,10 @@ where
                         continue;
                     }
                     false
+                }
+                Outcome::Failed(DbError::Exhausted(_)) if !job.exhausted => {
+                    job.exhausted = true;
+                    true
                 }
                 Outcome::Failed(e) => {
                     out.insert(job.idx, Err(e.into()));
