@@ -196,23 +196,63 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
 /// A body that must be one JSON object: an array, string or number is 400
 /// with that said plainly (serde would read an array as a tuple-struct).
 fn require_object(body: &[u8]) -> Result<(), ApiError> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | None => Ok(()),
-        Some(_) => {
-            let value: serde_json::Value = parse_json(body)?;
-            let kind = match value {
-                serde_json::Value::Array(_) => "an array",
-                serde_json::Value::String(_) => "a string",
-                serde_json::Value::Number(_) => "a number",
-                serde_json::Value::Bool(_) => "a boolean",
-                _ => "null",
-            };
-            Err(ApiError::field(
-                "body",
-                format!("must be a JSON object, got {kind}"),
-            ))
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if matches!(first, Some(b'{') | None) {
+        return Ok(());
+    }
+    // Checked whole without building it (an array of millions of numbers
+    // would take ~16× its size as a `Value`), then named by its first byte.
+    let _: serde::de::IgnoredAny = parse_json(body)?;
+    let kind = match first {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    Err(ApiError::field("body", format!("must be a JSON object, got {kind}")))
+}
+
+/// A body that must be a JSON array of 1 to `max` entries, each kept as its
+/// raw text. At most `max` + 1 entries are ever read — a longer array is 413
+/// as soon as the extra one is seen, whatever the body's size — and no entry
+/// is re-serialised, so each reaches validation exactly as sent
+/// (`0.1000000000000000001` stays what it is).
+pub fn bounded_array<'a>(body: &'a [u8], max: usize) -> Result<Vec<&'a serde_json::value::RawValue>, ApiError> {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    const TOO_MANY: &str = "\u{0}too many entries";
+    struct Bounded(usize);
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Vec<&'de serde_json::value::RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+                if out.len() == self.0 {
+                    return Err(serde::de::Error::custom(TOO_MANY));
+                }
+                out.push(entry);
+            }
+            Ok(out)
         }
     }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("Request body is empty; a JSON document is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let entries = de.deserialize_seq(Bounded(max)).and_then(|v| de.end().map(|()| v)).map_err(|err| {
+        if err.to_string().starts_with(TOO_MANY) {
+            ApiError::PayloadTooLarge(format!("body has more than {max} items; at most {max} are accepted in one request"))
+        } else if err.is_syntax() || err.is_eof() {
+            malformed(&err)
+        } else {
+            ApiError::field("body", "must be a JSON array of objects")
+        }
+    })?;
+    crate::validate::BulkLimit::new("body", max).check(entries.len())?;
+    Ok(entries)
 }
 
 /// [`json_body`] without the header checks: for bodies already known to be JSON.

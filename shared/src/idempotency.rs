@@ -95,10 +95,9 @@ pub fn fingerprint_of(method: &str, path: &str, query: &str, body: &[u8]) -> Str
     params.sort_unstable();
     hash.update(params.join("&"));
     hash.update(b"\n");
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        // serde_json's map is ordered by key: to_string is canonical.
-        Ok(value) => hash.update(value.to_string()),
-        Err(_) => hash.update(body),
+    match canonical(body) {
+        Some(text) => hash.update(text),
+        None => hash.update(body),
     }
     hex::encode(hash.finalize())
 }
@@ -346,4 +345,117 @@ fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     flate2::read::DeflateDecoder::new(bytes).read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// `body` as canonical JSON — exactly what `serde_json::Value::to_string`
+/// gives for it (keys sorted, the last of duplicate keys kept, numbers and
+/// strings as serde_json writes them) — built without a `Value` tree: an
+/// array of millions of small values costs its text, not ~16× its size.
+/// `None` if it is not one JSON document.
+pub fn canonical(body: &[u8]) -> Option<Vec<u8>> {
+    use serde::de::DeserializeSeed;
+    let mut out = Vec::with_capacity(body.len());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Canon(&mut out).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(out)
+}
+
+struct Canon<'a>(&'a mut Vec<u8>);
+
+impl Canon<'_> {
+    fn put<T: serde::Serialize + ?Sized, E: serde::de::Error>(self, v: &T) -> Result<(), E> {
+        serde_json::to_writer(&mut *self.0, v).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canon<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Canon<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.put(&v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.put(&v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.put(&v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.put(&serde_json::Number::from_f64(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.put(v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = self.0.len();
+            if !first {
+                self.0.push(b',');
+            }
+            if seq.next_element_seed(Canon(&mut *self.0))?.is_none() {
+                self.0.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.0.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut entries = std::collections::BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let mut value = Vec::new();
+            map.next_value_seed(Canon(&mut value))?;
+            entries.insert(key, value);
+        }
+        self.0.push(b'{');
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            serde_json::to_writer(&mut *self.0, key).map_err(serde::de::Error::custom)?;
+            self.0.push(b':');
+            self.0.extend_from_slice(value);
+        }
+        self.0.push(b'}');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn canonical_json_is_what_a_value_tree_would_print() {
+        for body in [
+            r#"{"b": 1, "a": [1, 2.50, -3, 1e3, 0.1000000000000000001, 18446744073709551615, -9223372036854775808]}"#,
+            r#"{"a": 1, "a": 2, "z": {"y": null, "x": true, "w": "\u00e9\n\"q\""}}"#,
+            r#"[{"k": []}, {}, "s", false, null, 12345678901234567890123]"#,
+            "  3.0  ",
+            r#""only a string""#,
+        ] {
+            let expected = serde_json::from_str::<serde_json::Value>(body).unwrap().to_string();
+            assert_eq!(String::from_utf8(canonical(body.as_bytes()).unwrap()).unwrap(), expected, "{body}");
+        }
+        assert!(canonical(b"{\"a\": 1} x").is_none());
+        assert!(canonical(b"not json").is_none());
+    }
 }

@@ -185,3 +185,36 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         assert_eq!(r.headers.get("allow").map(|v| v.to_str().unwrap()), allow, "{method} {path}");
     }
 }
+
+/// A bulk body is read entry by entry and never re-serialised: an array of
+/// millions of numbers is refused at its 1001st entry (413) without being
+/// built in memory, and an amount past two places is the same 400 as on the
+/// single endpoint, not silently rounded.
+#[tokio::test]
+async fn bulk_bodies_are_bounded_and_their_entries_parsed_as_sent() {
+    let api = TestApi::start().await;
+    let clerk = api.token("clerk", "payments");
+    let zeros = format!("[{}0]", "0,".repeat(2_900_000)).into_bytes();
+    let headers = vec![("content-type".to_owned(), "application/json".to_owned()), ("authorization".to_owned(), format!("Bearer {clerk}"))];
+    let r = api.raw("POST", "/work-period-payments/bulk", &headers, zeros).await;
+    assert_error(&r, 413);
+    let r = api.raw("POST", "/work-period-payments/bulk", &headers, b"[1, 2".to_vec()).await;
+    assert_error(&r, 400);
+    let r = api.raw("POST", "/work-period-payments/bulk", &headers, br#"{"workPeriodId": "w"}"#.to_vec()).await;
+    assert_error(&r, 400);
+    let body = r#"{"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11",
+        "daysWorked": 5, "memberRate": 250, "customerRate": 300, "billingAccountId": 1}"#;
+    assert_eq!(api.call("PUT", "/work-periods/w1", Some(&api.admin()), Some(serde_json::from_str(body).unwrap())).await.status, 200);
+    for amount in ["0.1000000000000000001", "999999999.999999999999"] {
+        let single = format!(r#"{{"workPeriodId": "w1", "days": 0, "amount": {amount}}}"#).into_bytes();
+        let r = api.raw("POST", "/work-period-payments", &headers, single.clone()).await;
+        assert_error(&r, 400);
+        let mut bulk = b"[".to_vec();
+        bulk.extend(single);
+        bulk.push(b']');
+        let r = api.raw("POST", "/work-period-payments/bulk", &headers, bulk).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body[0]["error"]["code"], 400, "{amount} is refused in bulk too: {r:?}");
+    }
+    assert_eq!(api.count_prefix("PAY#").await, 0);
+}

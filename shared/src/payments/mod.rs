@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use lambda_http::Request;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
@@ -21,7 +22,7 @@ use crate::http::{
 };
 use crate::idempotency::RequestIds;
 use crate::money::Money;
-use crate::validate::{now_timestamp, parse_date, BulkLimit};
+use crate::validate::{now_timestamp, parse_date};
 use crate::App;
 
 pub const SCOPE_PAYMENTS: &str = "payments";
@@ -822,19 +823,15 @@ pub async fn post_payment_handler(app: App, req: Request) -> HandlerResult {
 }
 
 /// The body of a bulk request: a JSON array of 1 to 1000 objects.
-fn bulk_items(req: &Request) -> Result<Vec<Value>, ApiError> {
-    let value: Value = parse_json(json_bytes(req)?)?;
-    let Value::Array(items) = value else {
-        return Err(ApiError::field("body", "must be a JSON array of objects"));
-    };
-    BulkLimit::new("body", MAX_BULK).check(items.len())?;
-    Ok(items)
+fn bulk_items(req: &Request) -> Result<Vec<&RawValue>, ApiError> {
+    crate::http::bounded_array(json_bytes(req)?, MAX_BULK)
 }
 
 /// The input object echoed back with `error: {message, code}`.
-fn error_entry(input: &Value, err: &ApiError) -> Value {
+fn error_entry(input: &RawValue, err: &ApiError) -> Value {
     let error = json!({"message": err.to_string(), "code": err.status()});
-    let mut entry = match input {
+    let input: Value = serde_json::from_str(input.get()).unwrap_or(Value::Null);
+    let mut entry = match &input {
         Value::Object(map) => map.clone(),
         other => Map::from_iter([("input".to_owned(), other.clone())]),
     };
@@ -851,17 +848,17 @@ fn error_entry(input: &Value, err: &ApiError) -> Value {
     Value::Object(entry)
 }
 
-fn item_of<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if !value.is_object() {
+/// One bulk entry, parsed from its own text (never re-serialised).
+fn item_of<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, ApiError> {
+    if !raw.get().trim_start().starts_with('{') {
         return Err(ApiError::field("body", "each entry must be a JSON object"));
     }
-    parse_json(&bytes)
+    parse_json(raw.get().as_bytes())
 }
 
 /// One entry per input. Entries are kept as raw JSON so that money keeps its
 /// two places (a `serde_json::Value` would turn `120.00` into `120.0`).
-fn bulk_response(inputs: &[Value], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
+fn bulk_response(inputs: &[&RawValue], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
     let unfinished = results.iter().any(|r| matches!(r, Err(e) if e.status() >= 500));
     let entries = inputs
         .iter()
@@ -921,12 +918,10 @@ pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResul
     let parsed = inputs
         .iter()
         .map(|v| {
-            let mut fields = v
-                .as_object()
-                .cloned()
-                .ok_or_else(|| ApiError::field("body", "each entry must be a JSON object"))?;
-            let id = match fields.remove("id") {
-                Some(Value::String(id)) if valid_id(&id) => id,
+            // The fields as their own text: the rest is parsed as sent.
+            let mut fields: std::collections::BTreeMap<String, Box<RawValue>> = item_of(v)?;
+            let id = match fields.remove("id").map(|raw| serde_json::from_str::<String>(raw.get())) {
+                Some(Ok(id)) if valid_id(&id) => id,
                 _ => {
                     return Err(ApiError::field(
                         "id",
@@ -934,7 +929,8 @@ pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResul
                     ))
                 }
             };
-            let patch: PaymentPatch = item_of(&Value::Object(fields))?;
+            let rest = serde_json::to_vec(&fields).map_err(|e| ApiError::Internal(format!("re-join a bulk entry: {e}")))?;
+            let patch: PaymentPatch = parse_json(&rest)?;
             Ok((id, validate_change(&who, patch)?))
         })
         .collect();
