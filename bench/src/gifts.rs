@@ -28,7 +28,7 @@ pub struct Available {
 }
 
 fn user(sub: &str) -> String {
-    token::mint(SECRET, sub, "openid", 3600, json!({"email": format!("{sub}@bench.example.org")}))
+    token::mint(SECRET, sub, "openid", 3600, json!({"email": format!("{sub}@bench.example.org"), "email_verified": true}))
 }
 
 /// Claims of `users` distinct users on one gift funded for all of them, `concurrency` at once.

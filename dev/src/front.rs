@@ -83,6 +83,21 @@ impl Front {
             Some(Ok(claims)) => claims,
             _ => return front_error(&ApiError::Unauthorized, &parts.method, &path, started),
         };
+        // As API Gateway does with the route's AuthorizationScopes (the same
+        // table): a scope of the route, bare or with the stack's prefix.
+        if let allotment::http::Access::Scopes(wanted) = route.access {
+            let held: Vec<String> = claims
+                .get("scope")
+                .or_else(|| claims.get("scp"))
+                .map(|s| claim_string(s).split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default();
+            let prefix = &*self.app.scope_prefix;
+            let allowed = wanted.iter().any(|w| held.iter().any(|h| h == w || (h.strip_prefix(prefix) == Some(*w) && !prefix.is_empty())));
+            if !allowed {
+                let refused = ApiError::Forbidden(format!("This needs scope {}", wanted.join(" or ")));
+                return front_error(&refused, &parts.method, &path, started);
+            }
+        }
         let event = http_api_event(&parts, route.method.as_str(), route.path, &params, &claims, &body, peer);
         let request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(r) => r,

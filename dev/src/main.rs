@@ -47,8 +47,8 @@ async fn main() -> Result<(), String> {
     println!("Allotment is listening on {url} (DynamoDB at {endpoint}, table {table})");
     println!("Dev admin token (30 days):\nexport TOKEN={admin}");
     // Two end users for the gifts walkthrough (README): their sub, email and org claims.
-    let alice = token::mint(&secret, "alice", "openid", 30 * 24 * 3600, serde_json::json!({"email": "alice@example.org", "org": "example-university"}));
-    let carol = token::mint(&secret, "carol", "openid", 30 * 24 * 3600, serde_json::json!({"email": "carol@example.org"}));
+    let alice = token::mint(&secret, "alice", "openid", 30 * 24 * 3600, serde_json::json!({"email": "alice@example.org", "email_verified": true, "org": "example-university"}));
+    let carol = token::mint(&secret, "carol", "openid", 30 * 24 * 3600, serde_json::json!({"email": "carol@example.org", "email_verified": true}));
     println!("Dev user tokens (30 days), alice@example.org and carol@example.org:\nexport ALICE={alice}\nexport CAROL={carol}");
 
     let server = serve(listener, Arc::new(Front { app, secret }));

@@ -68,6 +68,9 @@ pub struct TemplateRoute {
     pub binary: String,
     pub method: String,
     pub path: String,
+    /// `Auth.AuthorizationScopes`: each entry as written, a `!Sub` as
+    /// `!Sub <its string>` (`!Sub ${ScopePrefix}admin`).
+    pub scopes: Vec<String>,
 }
 
 fn parse() -> Result<Value, String> {
@@ -109,7 +112,20 @@ pub fn routes() -> Result<Vec<TemplateRoute>, String> {
             let props = event.get("Properties");
             let method = props.and_then(|p| p.get("Method")).and_then(Value::as_str).unwrap_or("ANY").to_uppercase();
             let path = props.and_then(|p| p.get("Path")).and_then(Value::as_str).unwrap_or("$default").to_owned();
-            out.push(TemplateRoute { function: function.clone(), binary: binary.clone(), method, path });
+            let scopes = props
+                .and_then(|p| p.get("Auth"))
+                .and_then(|a| a.get("AuthorizationScopes"))
+                .and_then(Value::as_sequence)
+                .map(|list| {
+                    list.iter()
+                        .map(|v| match v {
+                            Value::Tagged(t) => format!("{} {}", t.tag, t.value.as_str().unwrap_or_default()),
+                            other => other.as_str().unwrap_or_default().to_owned(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(TemplateRoute { function: function.clone(), binary: binary.clone(), method, path, scopes });
         }
     }
     out.sort();

@@ -40,14 +40,30 @@ pub fn unprefixed(scopes: &[String], prefix: &str) -> Vec<String> {
     scopes.iter().map(|s| if prefix.is_empty() { s.as_str() } else { s.strip_prefix(prefix).unwrap_or(s) }.to_owned()).collect()
 }
 
-/// Rewrites the authorizer's scopes of `req` with [`unprefixed`], once, at
-/// the edge ([`crate::http::dispatch`]), so every handler reads bare scopes.
-pub fn strip_scope_prefix(req: &mut Request, prefix: &str) {
-    if prefix.is_empty() {
-        return;
-    }
+/// Rewrites the authorizer context of `req` once, at the edge
+/// ([`crate::http::dispatch`]), so every handler reads claims it can trust:
+/// - scopes with [`unprefixed`];
+/// - `email` only when `email_verified` is true (a JSON boolean, or the
+///   string "true" as Cognito and API Gateway pass it): an address nobody
+///   verified matches no email criterion;
+/// - `org` only from `org_claim`, the claim an administrator controls
+///   (stack parameter `OrgClaim`): a claim named `org` that a user could set
+///   in a self-service identity provider counts for nothing unless it is that one.
+pub fn normalize_claims(req: &mut Request, prefix: &str, org_claim: &str) {
     if let Some(RequestContext::ApiGatewayV2(ctx)) = req.extensions_mut().get_mut::<RequestContext>() {
         if let Some(jwt) = ctx.authorizer.as_mut().and_then(|a| a.jwt.as_mut()) {
+            let verified = jwt.claims.get("email_verified").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            if !verified {
+                jwt.claims.remove("email");
+            }
+            let org = jwt.claims.get(org_claim).cloned();
+            jwt.claims.remove("org");
+            if let Some(org) = org {
+                jwt.claims.insert("org".into(), org);
+            }
+            if prefix.is_empty() {
+                return;
+            }
             if let Some(scopes) = jwt.scopes.as_mut() {
                 *scopes = unprefixed(scopes, prefix);
             }
@@ -74,6 +90,7 @@ pub fn caller(req: &Request) -> Result<Caller, ApiError> {
         None => jwt
             .claims
             .get("scope")
+            .or_else(|| jwt.claims.get("scp"))
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
     };

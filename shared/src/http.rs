@@ -32,7 +32,34 @@ pub struct Route {
     pub method: Method,
     /// API Gateway path template, e.g. `/namespaces/{id}/minutes`.
     pub path: &'static str,
+    /// Who may call it: declared here once, enforced by API Gateway
+    /// (`AuthorizationScopes`), the local front and [`dispatch`].
+    pub access: Access,
     pub handler: HandlerFn,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (the `$default` 404).
+    Public,
+    /// Any caller with a valid token; the handler decides the rest (project
+    /// roles, gift criteria).
+    SignedIn,
+    /// A caller holding at least one of these scopes.
+    Scopes(&'static [&'static str]),
+}
+
+impl Access {
+    /// Why `caller` may not call a route with this access, if it may not.
+    pub fn refuses(&self, caller: Option<&crate::auth::Caller>) -> Option<ApiError> {
+        match (self, caller) {
+            (Access::Public, _) => None,
+            (_, None) => Some(ApiError::Unauthorized),
+            (Access::Scopes(scopes), Some(c)) => c.require_any(scopes).err(),
+            (Access::SignedIn, Some(_)) => None,
+        }
+    }
 }
 
 /// Runs `route`'s handler on `req` and never fails: every error becomes the
@@ -40,7 +67,7 @@ pub struct Route {
 /// Logs one line per request: route, status, latency and caller `sub`.
 pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Body> {
     let started = Instant::now();
-    crate::auth::strip_scope_prefix(&mut req, &app.scope_prefix);
+    crate::auth::normalize_claims(&mut req, &app.scope_prefix, &app.org_claim);
     let caller = crate::auth::caller(&req).ok();
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
@@ -58,11 +85,12 @@ pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Bod
     } else {
         None
     };
-    let response = match shadowed {
+    // Who may call it is settled before anything is written: an
+    // under-scoped call leaves no trace, not even an Idempotency-Key record.
+    let refused = shadowed.or_else(|| route.access.refuses(caller.as_ref()));
+    let response = match refused {
         Some(err) => error_response(&err),
-        None => run_idempotent(route, app, req, caller)
-            .await
-            .unwrap_or_else(|err| to_response(route, &err)),
+        None => run_idempotent(route, app, req, caller).await.unwrap_or_else(|err| to_response(route, &err)),
     };
     tracing::info!(
         route = %route_key,

@@ -34,6 +34,9 @@ pub struct App {
     pub page_key: std::sync::Arc<[u8]>,
     /// `SCOPE_PREFIX`: scopes `<prefix><scope>` (Cognito's) count as `<scope>`.
     pub scope_prefix: std::sync::Arc<str>,
+    /// `ORG_CLAIM`: the token claim (one an administrator controls) that
+    /// names the caller's organisation for WAYF criteria; default `org`.
+    pub org_claim: std::sync::Arc<str>,
     /// How long one request keeps starting new work before it answers with
     /// what remains — a move's packs, bulk payments' rounds, Ferry's
     /// subscriptions (API Gateway gives up at 29 s; tests shorten it).
@@ -54,6 +57,7 @@ impl App {
             clock: clock::Clock::default(),
             page_key: page_key.into_bytes().into(),
             scope_prefix: std::env::var("SCOPE_PREFIX").unwrap_or_default().into(),
+            org_claim: std::env::var("ORG_CLAIM").ok().filter(|c| !c.is_empty()).unwrap_or_else(|| "org".into()).into(),
             work_budget: packs::MOVE_BUDGET,
         }
     }

@@ -1,11 +1,15 @@
-//! Every endpoint: its API Gateway route, its Lambda binary and its handler.
-//! The local front routes with this table; a test checks it against
-//! template.yaml and openapi.json, so the three cannot drift apart.
+//! Every endpoint: its API Gateway route, its Lambda binary, who may call it
+//! and its handler. The local front routes with this table and enforces its
+//! scopes as API Gateway does; `dispatch` enforces them again before anything
+//! is written; a test checks the table against template.yaml (routes and
+//! `AuthorizationScopes`) and openapi.json, so they cannot drift apart.
 
 use lambda_http::http::Method;
 
+use crate::auth::SCOPE_ADMIN;
 use crate::error::ApiError;
-use crate::http::Route;
+use crate::http::{Access, Route};
+use crate::payments::{SCOPE_PAYMENTS, SCOPE_PROCESS};
 use crate::{ferry, gifts, packs, payments};
 
 pub static PUT_NAMESPACE: Route = Route {
@@ -13,6 +17,7 @@ pub static PUT_NAMESPACE: Route = Route {
     binary: "put-namespace",
     method: Method::PUT,
     path: "/namespaces/{id}",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(packs::put_namespace_handler(app, req)),
 };
 
@@ -21,6 +26,7 @@ pub static POST_MINUTES: Route = Route {
     binary: "post-minutes",
     method: Method::POST,
     path: "/namespaces/{id}/minutes",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(packs::post_minutes_handler(app, req)),
 };
 
@@ -29,6 +35,7 @@ pub static GET_MINUTES: Route = Route {
     binary: "get-minutes",
     method: Method::GET,
     path: "/namespaces/{id}/minutes",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(packs::get_minutes_handler(app, req)),
 };
 
@@ -37,6 +44,7 @@ pub static MOVE_MINUTES: Route = Route {
     binary: "move-minutes",
     method: Method::PATCH,
     path: "/namespaces/{id}/minutes/move/{target_id}",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(packs::move_minutes_handler(app, req)),
 };
 
@@ -45,6 +53,7 @@ pub static PUT_WORK_PERIOD: Route = Route {
     binary: "put-work-period",
     method: Method::PUT,
     path: "/work-periods/{id}",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(payments::put_work_period_handler(app, req)),
 };
 
@@ -53,6 +62,7 @@ pub static GET_WORK_PERIOD: Route = Route {
     binary: "get-work-period",
     method: Method::GET,
     path: "/work-periods/{id}",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
     handler: |app, req| Box::pin(payments::get_work_period_handler(app, req)),
 };
 
@@ -61,6 +71,7 @@ pub static POST_PAYMENT: Route = Route {
     binary: "post-payment",
     method: Method::POST,
     path: "/work-period-payments",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS]),
     handler: |app, req| Box::pin(payments::post_payment_handler(app, req)),
 };
 
@@ -69,6 +80,7 @@ pub static POST_PAYMENTS_BULK: Route = Route {
     binary: "post-payments-bulk",
     method: Method::POST,
     path: "/work-period-payments/bulk",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS]),
     handler: |app, req| Box::pin(payments::post_payments_bulk_handler(app, req)),
 };
 
@@ -77,6 +89,7 @@ pub static PATCH_PAYMENT: Route = Route {
     binary: "patch-payment",
     method: Method::PATCH,
     path: "/work-period-payments/{id}",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
     handler: |app, req| Box::pin(payments::patch_payment_handler(app, req)),
 };
 
@@ -85,6 +98,7 @@ pub static PATCH_PAYMENTS_BULK: Route = Route {
     binary: "patch-payments-bulk",
     method: Method::PATCH,
     path: "/work-period-payments/bulk",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
     handler: |app, req| Box::pin(payments::patch_payments_bulk_handler(app, req)),
 };
 
@@ -93,6 +107,7 @@ pub static GET_PAYMENT: Route = Route {
     binary: "get-payment",
     method: Method::GET,
     path: "/work-period-payments/{id}",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
     handler: |app, req| Box::pin(payments::get_payment_handler(app, req)),
 };
 
@@ -101,6 +116,7 @@ pub static LIST_PAYMENTS: Route = Route {
     binary: "list-payments",
     method: Method::GET,
     path: "/work-period-payments",
+    access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
     handler: |app, req| Box::pin(payments::list_payments_handler(app, req)),
 };
 
@@ -109,6 +125,7 @@ pub static PUT_PROJECT: Route = Route {
     binary: "put-project",
     method: Method::PUT,
     path: "/projects/{id}",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(gifts::put_project_handler(app, req)),
 };
 
@@ -117,6 +134,7 @@ pub static DEPOSIT_WALLET: Route = Route {
     binary: "deposit-wallet",
     method: Method::POST,
     path: "/projects/{id}/wallets/deposit",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(gifts::deposit_handler(app, req)),
 };
 
@@ -125,6 +143,7 @@ pub static GET_PROJECT_WALLETS: Route = Route {
     binary: "get-project-wallets",
     method: Method::GET,
     path: "/projects/{id}/wallets",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::project_wallets_handler(app, req)),
 };
 
@@ -133,6 +152,7 @@ pub static GET_MY_WALLETS: Route = Route {
     binary: "get-my-wallets",
     method: Method::GET,
     path: "/me/wallets",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::my_wallets_handler(app, req)),
 };
 
@@ -141,6 +161,7 @@ pub static POST_GIFT: Route = Route {
     binary: "post-gift",
     method: Method::POST,
     path: "/gifts",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::post_gift_handler(app, req)),
 };
 
@@ -149,6 +170,7 @@ pub static DELETE_GIFT: Route = Route {
     binary: "delete-gift",
     method: Method::DELETE,
     path: "/gifts/{id}",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::delete_gift_handler(app, req)),
 };
 
@@ -157,6 +179,7 @@ pub static BROWSE_GIFTS: Route = Route {
     binary: "browse-gifts",
     method: Method::GET,
     path: "/gifts",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::browse_gifts_handler(app, req)),
 };
 
@@ -165,6 +188,7 @@ pub static AVAILABLE_GIFTS: Route = Route {
     binary: "available-gifts",
     method: Method::GET,
     path: "/gifts/available",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::available_gifts_handler(app, req)),
 };
 
@@ -173,6 +197,7 @@ pub static CLAIM_GIFT: Route = Route {
     binary: "claim-gift",
     method: Method::POST,
     path: "/gifts/claim",
+    access: Access::SignedIn,
     handler: |app, req| Box::pin(gifts::claim_gift_handler(app, req)),
 };
 
@@ -181,6 +206,7 @@ pub static PUT_FERRY_PRODUCT: Route = Route {
     binary: "put-ferry-product",
     method: Method::PUT,
     path: "/ferry/products/{slug}",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(ferry::put_product_handler(app, req)),
 };
 
@@ -189,6 +215,7 @@ pub static PUT_FERRY_CUSTOMER: Route = Route {
     binary: "put-ferry-customer",
     method: Method::PUT,
     path: "/ferry/customers/{customer}",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(ferry::put_customer_handler(app, req)),
 };
 
@@ -197,6 +224,7 @@ pub static POST_FERRY_SUBSCRIPTIONS: Route = Route {
     binary: "post-ferry-subscriptions",
     method: Method::POST,
     path: "/ferry/customers/{customer}/subscriptions",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(ferry::post_subscriptions_handler(app, req)),
 };
 
@@ -205,6 +233,7 @@ pub static LIST_FERRY_SUBSCRIPTIONS: Route = Route {
     binary: "list-ferry-subscriptions",
     method: Method::GET,
     path: "/ferry/customers/{customer}/subscriptions",
+    access: Access::Scopes(&[SCOPE_ADMIN]),
     handler: |app, req| Box::pin(ferry::list_subscriptions_handler(app, req)),
 };
 
@@ -243,6 +272,7 @@ pub static NOT_FOUND: Route = Route {
     binary: "not-found",
     method: Method::GET, // unused: `$default` takes every method
     path: "$default",
+    access: Access::Public,
     handler: |_app, req| Box::pin(async move { Err(unmatched(req.method(), req.uri().path())) }),
 };
 

@@ -59,3 +59,46 @@ async fn cognito_prefixed_scopes_count_when_the_stack_says_so() {
     let r = plain.call("PUT", "/namespaces/1", Some(&plain.token("client-id-123", "allotment/admin")), Some(json!({"name": "acme", "owner_id": 7}))).await;
     assert_eq!(r.status, 403, "{r:?}");
 }
+
+/// Every scoped route refuses an under-scoped caller before anything is
+/// written — in the Lambda itself (`dispatch`, as when API Gateway's check
+/// were missing), not only at the front: no item, not even the
+/// Idempotency-Key record. And `scp` counts as `scope` does.
+#[tokio::test]
+async fn dispatch_refuses_an_underscoped_call_before_writing_anything() {
+    use allotment::http::{dispatch, Access};
+    use allotment::routes::ROUTES;
+    let api = TestApi::start().await;
+    for route in ROUTES.iter().filter(|r| matches!(r.access, Access::Scopes(_))) {
+        let event = json!({
+            "version": "2.0", "routeKey": format!("{} {}", route.method, route.path), "rawPath": "/x", "rawQueryString": "",
+            "headers": {"content-type": "application/json", "idempotency-key": "k-1"},
+            "requestContext": {
+                "accountId": "0", "apiId": "a", "domainName": "d", "domainPrefix": "d", "requestId": "r", "routeKey": "k",
+                "stage": "$default", "time": "", "timeEpoch": 0,
+                "http": {"method": route.method.as_str(), "path": "/x", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "authorizer": {"jwt": {"claims": {"sub": "someone", "scp": "openid"}, "scopes": null}}
+            },
+            "body": "{}", "isBase64Encoded": false
+        });
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = dispatch(route, api.app.clone(), request).await;
+        assert_eq!(response.status().as_u16(), 403, "{} {}", route.method, route.path);
+    }
+    assert_eq!(api.all_items().await.len(), 0, "nothing written, no Idempotency-Key record");
+    // `scp` is read like `scope`: the same caller with scp admin passes.
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /namespaces/{id}/minutes", "rawPath": "/namespaces/9/minutes", "rawQueryString": "",
+        "headers": {}, "pathParameters": {"id": "9"},
+        "requestContext": {
+            "accountId": "0", "apiId": "a", "domainName": "d", "domainPrefix": "d", "requestId": "r", "routeKey": "k",
+            "stage": "$default", "time": "", "timeEpoch": 0,
+            "http": {"method": "GET", "path": "/namespaces/9/minutes", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "authorizer": {"jwt": {"claims": {"sub": "someone", "scp": "admin"}, "scopes": null}}
+        },
+        "isBase64Encoded": false
+    });
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = dispatch(&allotment::routes::GET_MINUTES, api.app.clone(), request).await;
+    assert_eq!(response.status().as_u16(), 404, "past the scope check: the namespace is unknown");
+}

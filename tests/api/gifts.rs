@@ -12,11 +12,12 @@ use allotment_tests::{Fault, Resp, TestApi};
 use serde_json::{json, Value};
 use time::macros::datetime;
 
-/// A user's token: `sub`, and optionally the `email` and `org` claims.
+/// A user's token: `sub`, and optionally a verified `email` and the `org` claim.
 pub fn user(sub: &str, email: Option<&str>, org: Option<&str>) -> String {
     let mut extra = serde_json::Map::new();
     if let Some(e) = email {
         extra.insert("email".into(), json!(e));
+        extra.insert("email_verified".into(), json!(true));
     }
     if let Some(o) = org {
         extra.insert("org".into(), json!(o));
@@ -618,4 +619,30 @@ async fn every_gift_route_refuses_bad_tokens_and_the_wrong_scope() {
     assert_eq!(api.count_prefix("PROJECT#p9").await, 0);
     assert_eq!(balance(&api, "sandbox", "cpu").await, 100, "nothing deposited or claimed");
     assert_eq!(api.count_prefix("GIFT#").await, 2, "the one gift and its criterion");
+}
+
+/// Only claims the caller cannot set count: an email without
+/// `email_verified` (true, or Cognito's string "true") matches no email
+/// criterion, and the organisation comes only from the claim the stack names.
+#[tokio::test]
+async fn criteria_trust_only_verified_emails_and_the_administrators_org_claim() {
+    let api = TestApi::with_app(allotment_tests::quick_retry(), Default::default(), |app| app.org_claim = "custom:org".into()).await;
+    let pi = funded(&api, 100).await;
+    let by_email = create_gift(&api, &pi, gift_body("sandbox", &[("cpu", 1)], json!([{"type": "email", "domain": "example.org"}]), 0)).await;
+    let by_org = create_gift(&api, &pi, gift_body("sandbox", &[("cpu", 1)], json!([{"type": "wayf", "org": "ku.dk"}]), 0)).await;
+    let token = |sub: &str, extra: Value| token::mint(allotment_tests::SECRET, sub, "openid", 3600, extra);
+    let unverified = token("u1", json!({"email": "u1@example.org"}));
+    let said_false = token("u2", json!({"email": "u2@example.org", "email_verified": false}));
+    let as_string = token("u3", json!({"email": "u3@example.org", "email_verified": "true"}));
+    let self_set_org = token("u4", json!({"org": "ku.dk"}));
+    let admins_org = token("u5", json!({"custom:org": "ku.dk"}));
+    assert_eq!(available(&api, &unverified).await, Vec::<u64>::new());
+    assert_eq!(available(&api, &said_false).await, Vec::<u64>::new());
+    assert_eq!(available(&api, &as_string).await, vec![by_email]);
+    assert_eq!(available(&api, &self_set_org).await, Vec::<u64>::new());
+    assert_eq!(available(&api, &admins_org).await, vec![by_org]);
+    assert_eq!(claim(&api, &unverified, by_email).await.status, 403);
+    assert_eq!(claim(&api, &self_set_org, by_org).await.status, 403);
+    assert_eq!(claim(&api, &as_string, by_email).await.status, 200);
+    assert_eq!(claim(&api, &admins_org, by_org).await.status, 200);
 }

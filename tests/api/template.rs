@@ -17,6 +17,25 @@ fn template_routes_and_local_front_routes_are_the_same() {
     assert_eq!(in_template, in_front);
 }
 
+/// Each route's scopes are declared once, in the route table: API Gateway's
+/// `AuthorizationScopes` are exactly those, bare and with the stack's
+/// `ScopePrefix` (Cognito's `allotment/admin`); routes any signed-in caller
+/// may use have none.
+#[test]
+fn the_gateways_authorization_scopes_are_the_route_tables() {
+    use allotment::http::Access;
+    let in_template = template::routes().unwrap();
+    for route in ROUTES {
+        let t = in_template.iter().find(|t| t.binary == route.binary).unwrap();
+        let want: Vec<String> = match route.access {
+            Access::Scopes(scopes) => scopes.iter().flat_map(|s| [s.to_string(), format!("!Sub ${{ScopePrefix}}{s}")]).collect(),
+            Access::SignedIn | Access::Public => Vec::new(),
+        };
+        assert_eq!(t.scopes, want, "{} {}", route.method, route.path);
+    }
+    assert_eq!(NOT_FOUND.access, Access::Public);
+}
+
 #[test]
 fn every_template_function_is_an_arm64_cargolambda_build_of_a_workspace_binary() {
     let routes = template::routes().unwrap();

@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 
 pub use self::model::*;
 pub use self::store::*;
-use crate::auth::{caller, SCOPE_ADMIN};
 use crate::error::{ApiError, FieldError};
 use crate::http::{json_body, json_response, path_id, query_param, HandlerResult};
 use crate::validate::{parse_date, BulkLimit};
@@ -102,13 +101,9 @@ pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, ApiError
 
 // ---------------------------------------------------------------- handlers
 
-fn require_admin(req: &Request) -> Result<(), ApiError> {
-    caller(req)?.require_any(&[SCOPE_ADMIN])
-}
 
 /// `PUT /namespaces/{id}`
 pub async fn put_namespace_handler(app: App, req: Request) -> HandlerResult {
-    require_admin(&req)?;
     let id = NamespaceId(path_id(&req, "id")?);
     let ns = validate_namespace(id, json_body(&req)?)?;
     put_namespace(&app.db, &ns).await?;
@@ -118,7 +113,6 @@ pub async fn put_namespace_handler(app: App, req: Request) -> HandlerResult {
 
 /// `POST /namespaces/{id}/minutes`
 pub async fn post_minutes_handler(app: App, req: Request) -> HandlerResult {
-    require_admin(&req)?;
     let id = NamespaceId(path_id(&req, "id")?);
     let specs = validate_packs(json_body(&req)?)?;
     let ids = crate::idempotency::RequestIds::of(&req);
@@ -133,7 +127,6 @@ pub async fn post_minutes_handler(app: App, req: Request) -> HandlerResult {
 
 /// `GET /namespaces/{id}/minutes[?include_expired=true]`
 pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
-    require_admin(&req)?;
     let id = NamespaceId(path_id(&req, "id")?);
     let include_expired = match query_param(&req, "include_expired").as_deref() {
         None | Some("false") => false,
@@ -173,7 +166,6 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
 /// `PATCH /namespaces/{id}/minutes/move/{target_id}`
 pub async fn move_minutes_handler(app: App, req: Request) -> HandlerResult {
     let deadline = std::time::Instant::now() + app.work_budget;
-    require_admin(&req)?;
     let from = NamespaceId(path_id(&req, "id")?);
     let to = NamespaceId(path_id(&req, "target_id")?);
     if from == to {
