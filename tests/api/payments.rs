@@ -493,6 +493,21 @@ async fn listing_pages_through_queries() {
         let r = api.call("GET", &format!("/work-period-payments?{bad}"), Some(&clerk(&api)), None).await;
         assert_eq!(r.status, 400, "{bad}: {r:?}");
     }
+    // `next` is signed and bound to its listing: tampered, over-long or
+    // another listing's token is 400, never a Query.
+    let (payload, sig) = n.split_once('.').unwrap();
+    let flipped = format!("{}{}.{sig}", &payload[..payload.len() - 1], if payload.ends_with('A') { 'B' } else { 'A' });
+    let long = format!("{}.{sig}", "A".repeat(3000));
+    for bad in [flipped.as_str(), long.as_str()] {
+        let r = api.call("GET", &format!("/work-period-payments?perPage=3&next={bad}"), Some(&clerk(&api)), None).await;
+        assert_eq!(r.status, 400, "{r:?}");
+    }
+    let r = api.call("GET", &format!("/work-period-payments?workPeriodId=wp-2&next={n}"), Some(&clerk(&api)), None).await;
+    assert_eq!(r.status, 400, "another listing's token: {r:?}");
+    // Money has two places in the listing as everywhere else.
+    let r = api.call("GET", "/work-period-payments?workPeriodId=wp-2", Some(&clerk(&api)), None).await;
+    let text = String::from_utf8_lossy(&r.bytes).into_owned();
+    assert!(text.contains(r#""amount":50.00"#) && text.contains(r#""customerRate":310.50"#), "{text}");
 }
 
 #[tokio::test]

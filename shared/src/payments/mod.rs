@@ -6,7 +6,6 @@ pub mod store;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
 use lambda_http::Request;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -21,6 +20,7 @@ use crate::http::{
     json_body, json_bytes, json_response, parse_json, path_param, query_param, HandlerResult,
 };
 use crate::idempotency::RequestIds;
+use crate::pagetoken::PageToken;
 use crate::money::Money;
 use crate::validate::{now_timestamp, parse_date};
 use crate::App;
@@ -608,7 +608,7 @@ pub struct ListQuery {
 
 /// Where a page ends: which partition (for the all-statuses listing), and the
 /// last item's index key.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
     #[serde(rename = "p")]
     partition: String,
@@ -618,24 +618,23 @@ pub struct Cursor {
     id: String,
 }
 
-fn encode_cursor(c: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(c).unwrap_or_default())
+/// The listing a page token belongs to: the query's filters.
+fn listing_scope(work_period_id: Option<&str>, status: Option<PaymentStatus>) -> String {
+    format!("payments:{}:{}", work_period_id.unwrap_or(""), status.map(PaymentStatus::as_str).unwrap_or(""))
 }
 
-fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::field("next", "is not a token this API issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| bad())?;
-    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+/// `next` of a listing: the cursor, signed ([`PageToken`]) and bound to the
+/// listing's filters, so a tampered or foreign token is 400, never a Query.
+fn decode_cursor(page_key: &[u8], raw: &str, scope: &str) -> Result<Cursor, ApiError> {
+    let token = PageToken::decode(page_key, raw, scope)?;
+    let cursor: Cursor = serde_json::from_str(&token.key).map_err(|_| crate::pagetoken::foreign())?;
     if !valid_id(&cursor.id) || !cursor.sort.ends_with(&format!("#{}", cursor.id)) {
-        return Err(bad());
+        return Err(crate::pagetoken::foreign());
     }
     Ok(cursor)
 }
 
-pub fn parse_list_query(req: &Request) -> Result<ListQuery, ApiError> {
+pub fn parse_list_query(req: &Request, page_key: &[u8]) -> Result<ListQuery, ApiError> {
     let work_period_id = query_param(req, "workPeriodId");
     if let Some(id) = &work_period_id {
         if !valid_id(id) {
@@ -660,9 +659,8 @@ pub fn parse_list_query(req: &Request) -> Result<ListQuery, ApiError> {
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| ApiError::field("perPage", "must be an integer from 1 to 100"))?,
     };
-    let next = query_param(req, "next")
-        .map(|raw| decode_cursor(&raw))
-        .transpose()?;
+    let scope = listing_scope(work_period_id.as_deref(), status);
+    let next = query_param(req, "next").map(|raw| decode_cursor(page_key, &raw, &scope)).transpose()?;
     Ok(ListQuery {
         work_period_id,
         status,
@@ -676,7 +674,7 @@ pub fn parse_list_query(req: &Request) -> Result<ListQuery, ApiError> {
 pub async fn list_payments(
     db: &Db,
     q: ListQuery,
-) -> Result<(Vec<Payment>, Option<String>), ApiError> {
+) -> Result<(Vec<Payment>, Option<Cursor>), ApiError> {
     let (index, partitions): (&str, Vec<String>) = match (&q.work_period_id, q.status) {
         (Some(wp), _) => ("gsi1", vec![by_work_period_pk(wp)]),
         (None, Some(st)) => ("gsi2", vec![by_status_pk(st)]),
@@ -754,13 +752,7 @@ pub async fn list_payments(
     items.truncate(q.per_page);
     // A full page may have more after it; its last item is where the next starts.
     let next = if items.len() == q.per_page {
-        items.last().map(|(p, sort, pay)| {
-            encode_cursor(&Cursor {
-                partition: p.clone(),
-                sort: sort.clone(),
-                id: pay.id.clone(),
-            })
-        })
+        items.last().map(|(p, sort, pay)| Cursor { partition: p.clone(), sort: sort.clone(), id: pay.id.clone() })
     } else {
         None
     };
@@ -939,8 +931,21 @@ pub async fn get_payment_handler(app: App, req: Request) -> HandlerResult {
 
 /// `GET /work-period-payments?workPeriodId=&status=&perPage=&next=`
 pub async fn list_payments_handler(app: App, req: Request) -> HandlerResult {
-    let q = parse_list_query(&req)?;
+    let q = parse_list_query(&req, &app.page_key)?;
+    let scope = listing_scope(q.work_period_id.as_deref(), q.status);
     let (items, next) = list_payments(&app.db, q).await?;
-    let items: Vec<PaymentOut> = items.iter().map(PaymentOut::from).collect();
-    json_response(200, &json!({"items": items, "next": next}))
+    let next = match next {
+        Some(cursor) => {
+            let key = serde_json::to_string(&cursor).map_err(|e| ApiError::Internal(format!("page token: {e}")))?;
+            Some(PageToken { scope, key }.encode(&app.page_key))
+        }
+        None => None,
+    };
+    // Serialised as itself, not through a `Value`: money keeps its two places.
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        items: Vec<PaymentOut<'a>>,
+        next: Option<String>,
+    }
+    json_response(200, &Page { items: items.iter().map(PaymentOut::from).collect(), next })
 }
