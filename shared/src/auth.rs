@@ -7,6 +7,9 @@ use lambda_http::{Request, RequestExt};
 
 use crate::error::ApiError;
 
+/// The longest `sub` accepted (Cognito's are 36-byte UUIDs).
+pub const MAX_SUB_BYTES: usize = 256;
+
 /// Scope of the provisioner (the billing system): every provisioning endpoint.
 pub const SCOPE_ADMIN: &str = "admin";
 
@@ -82,7 +85,9 @@ pub fn caller(req: &Request) -> Result<Caller, ApiError> {
         _ => None,
     };
     let jwt = jwt.ok_or(ApiError::Unauthorized)?;
-    let sub = jwt.claims.get("sub").filter(|s| !s.is_empty()).ok_or(ApiError::Unauthorized)?;
+    // A `sub` becomes part of keys (claims, the personal project): one too
+    // long for them is no caller of ours.
+    let sub = jwt.claims.get("sub").filter(|s| !s.is_empty() && s.len() <= MAX_SUB_BYTES).ok_or(ApiError::Unauthorized)?;
     // API Gateway fills `scopes` from the `scope`/`scp` claim; fall back to the
     // claim itself so a context built without `scopes` still reads the same.
     let scopes = match &jwt.scopes {

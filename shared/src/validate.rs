@@ -51,6 +51,18 @@ pub fn is_blank_char(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
+/// The most bytes one caller-given value may add to a DynamoDB key. A
+/// partition key holds at most 2048 bytes and a sort key 1024 (UTF-8), and a
+/// character can take 4: a bound in characters alone lets 255 four-byte
+/// characters through. Key layouts join at most two such parts with short
+/// prefixes, so every key stays inside DynamoDB's limits.
+pub const KEY_PART_MAX_BYTES: usize = 1000;
+
+/// Whether `value` fits in a key beside at most one other part (see [`KEY_PART_MAX_BYTES`]).
+pub fn fits_key(value: &str) -> bool {
+    value.len() <= KEY_PART_MAX_BYTES
+}
+
 /// Text of 1 to `max` characters (as given) that is not all whitespace.
 /// Returns it with surrounding whitespace trimmed.
 pub fn check_text(raw: &str, max: usize) -> Result<String, String> {

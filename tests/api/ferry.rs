@@ -434,3 +434,26 @@ async fn every_ferry_route_needs_a_valid_admin_token() {
     assert_eq!(api.count_prefix("FERRY#SUB#").await, 0);
     assert_eq!(api.count_prefix("FERRY#PRODUCT#p9").await, 0);
 }
+
+/// Both reference ids go into one partition key (at most 2048 bytes): 255
+/// four-byte characters each pass the character bound but are 400 on bytes,
+/// never a 500 from DynamoDB; at the byte limit both are accepted.
+#[tokio::test]
+async fn reference_ids_are_bounded_in_bytes_as_key_parts() {
+    let api = TestApi::start().await;
+    catalogue(&api).await;
+    customer(&api, "c1", "r1").await;
+    let wide = "𝄞".repeat(255);
+    let mut sub = placeholder("hosting-basic", &wide);
+    sub["reference_product_id"] = json!(wide);
+    let r = migrate(&api, "c1", json!({"reference_customer_id": "r1", "subscriptions": {"hosting": [sub]}})).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body["error"]["details"][0]["message"].as_str().unwrap_or_default().contains("bytes"), "{r:?}");
+    let mut sub = placeholder("hosting-basic", &"x".repeat(255));
+    sub["reference_product_id"] = json!("€".repeat(255)); // 765 bytes
+    let r = migrate(&api, "c1", json!({"reference_customer_id": "r1", "subscriptions": {"hosting": [sub]}})).await;
+    assert_eq!((r.status, r.body["success"].as_array().map(Vec::len)), (200, Some(1)), "{r:?}");
+    // A token whose sub could not be a key part is no caller.
+    let long_sub = allotment_dev::token::mint(allotment_tests::SECRET, &"s".repeat(300), "admin", 3600, json!({}));
+    assert_eq!(api.call("GET", "/me/wallets", Some(&long_sub), None).await.status, 401);
+}

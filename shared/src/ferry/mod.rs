@@ -99,6 +99,10 @@ pub fn check_request(reference_customer_id: &str, items: &[(&'static str, Placeh
         ] {
             if value.is_empty() || value.chars().count() > max {
                 errors.push(FieldError::new(field(name), format!("must be 1 to {max} characters")));
+            } else if !crate::validate::fits_key(value) {
+                // Both reference ids make one partition key (≤ 2048 bytes).
+                let limit = crate::validate::KEY_PART_MAX_BYTES;
+                errors.push(FieldError::new(field(name), format!("must be at most {limit} bytes in UTF-8")));
             }
         }
         if item.internal_comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT) {
