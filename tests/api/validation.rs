@@ -218,3 +218,24 @@ async fn bulk_bodies_are_bounded_and_their_entries_parsed_as_sent() {
     }
     assert_eq!(api.count_prefix("PAY#").await, 0);
 }
+
+/// A bulk answer stays inside Lambda's response limit: when echoing every
+/// failed input would not fit, failed entries name their position instead.
+#[tokio::test]
+async fn a_bulk_answer_names_failed_entries_by_position_when_echoes_would_not_fit() {
+    let api = TestApi::start().await;
+    let clerk = api.token("clerk", "payments");
+    let headers = vec![("content-type".to_owned(), "application/json".to_owned()), ("authorization".to_owned(), format!("Bearer {clerk}"))];
+    let bad = json!({"workPeriodId": "x".repeat(5_600)});
+    let body = serde_json::to_vec(&vec![bad; 1000]).unwrap();
+    assert!(body.len() > 5_500_000);
+    let r = api.raw("POST", "/work-period-payments/bulk", &headers, body).await;
+    assert_eq!(r.status, 200, "{}", r.status);
+    assert!(r.bytes.len() < 4 * 1024 * 1024, "{} bytes", r.bytes.len());
+    let entries = r.body.as_array().unwrap();
+    assert_eq!(entries.len(), 1000);
+    assert_eq!((entries[7]["index"].clone(), entries[7]["error"]["code"].clone()), (json!(7), json!(400)));
+    // A small failure is still echoed.
+    let r = api.call("POST", "/work-period-payments/bulk", Some(&clerk), Some(json!([{"workPeriodId": "!"}]))).await;
+    assert_eq!(r.body[0]["workPeriodId"], "!", "{r:?}");
+}

@@ -814,8 +814,11 @@ fn bulk_items(req: &Request) -> Result<Vec<&RawValue>, ApiError> {
 
 /// The input object echoed back with `error: {message, code}`.
 fn error_entry(input: &RawValue, err: &ApiError) -> Value {
+    error_entry_of(serde_json::from_str(input.get()).unwrap_or(Value::Null), err)
+}
+
+fn error_entry_of(input: Value, err: &ApiError) -> Value {
     let error = json!({"message": err.to_string(), "code": err.status()});
-    let input: Value = serde_json::from_str(input.get()).unwrap_or(Value::Null);
     let mut entry = match &input {
         Value::Object(map) => map.clone(),
         other => Map::from_iter([("input".to_owned(), other.clone())]),
@@ -843,20 +846,34 @@ fn item_of<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, ApiError
 
 /// One entry per input. Entries are kept as raw JSON so that money keeps its
 /// two places (a `serde_json::Value` would turn `120.00` into `120.0`).
+/// The largest bulk answer that echoes failed inputs: Lambda's response
+/// limit is 6 MB for the whole invocation answer, in which the body is a
+/// JSON string (quotes escaped), so a body past this answers failed entries
+/// by their position instead: `{"index": i, "error": {...}}`.
+pub const ECHO_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
 fn bulk_response(inputs: &[&RawValue], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
     let unfinished = results.iter().any(|r| matches!(r, Err(e) if e.status() >= 500));
-    let entries = inputs
-        .iter()
-        .zip(results)
-        .map(|(input, r)| {
-            let text = match r {
-                Ok(p) => serde_json::to_string(&PaymentOut::from(&p)),
-                Err(e) => serde_json::to_string(&error_entry(input, &e)),
-            };
-            text.and_then(serde_json::value::RawValue::from_string)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(format!("serialize bulk response: {e}")))?;
+    let render = |echo: bool| {
+        inputs
+            .iter()
+            .zip(&results)
+            .enumerate()
+            .map(|(i, (input, r))| {
+                let text = match r {
+                    Ok(p) => serde_json::to_string(&PaymentOut::from(p)),
+                    Err(e) if echo => serde_json::to_string(&error_entry(input, e)),
+                    Err(e) => serde_json::to_string(&error_entry_of(json!({"index": i}), e)),
+                };
+                text.and_then(serde_json::value::RawValue::from_string)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::Internal(format!("serialize bulk response: {e}")))
+    };
+    let mut entries = render(true)?;
+    if entries.iter().map(|e| e.get().len() + 1).sum::<usize>() > ECHO_BUDGET_BYTES {
+        entries = render(false)?;
+    }
     let mut response = json_response(200, &entries)?;
     if unfinished {
         // Some entries are 5xx (busy, out of time): the key's answer is not
