@@ -69,6 +69,8 @@ struct State {
     faults_injected: usize,
     /// Send transactions without their ClientRequestToken (see [`Faults::without_client_tokens`]).
     strip_tokens: bool,
+    /// Every partition key value requests named (see [`Faults::keys_seen`]).
+    keys: Vec<String>,
 }
 
 /// Shared handle: the test keeps one, the SDK client holds the interceptor.
@@ -117,6 +119,35 @@ impl Faults {
     pub fn without_client_tokens(&self) -> &Self {
         self.lock().strip_tokens = true;
         self
+    }
+
+    /// The partition-key values of the table (or of the index a Query read)
+    /// that requests named since the last call, for checking a route's IAM
+    /// `dynamodb:LeadingKeys` against what it really touches.
+    pub fn take_keys_seen(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().keys)
+    }
+
+    fn record_keys(&self, body: &Value) {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        if k == "pk" || k == ":pk" {
+                            if let Some(s) = v.get("S").and_then(Value::as_str) {
+                                out.push(s.to_owned());
+                            }
+                        }
+                        walk(v, out);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        walk(body, &mut found);
+        self.lock().keys.extend(found);
     }
 
     pub fn clear(&self) {
@@ -211,6 +242,9 @@ impl Intercept for Faults {
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .unwrap_or("")
             .to_owned();
+        if let Some(body) = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
+            self.record_keys(&body);
+        }
         if operation == "TransactWriteItems" && self.lock().strip_tokens {
             let stripped = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()).map(|mut v| {
                 if let Some(o) = v.as_object_mut() {

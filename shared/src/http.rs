@@ -35,6 +35,11 @@ pub struct Route {
     /// Who may call it: declared here once, enforced by API Gateway
     /// (`AuthorizationScopes`), the local front and [`dispatch`].
     pub access: Access,
+    /// The partition-key prefixes (of the table, or of the index a Query
+    /// reads) this route's function may touch: its IAM policy allows only
+    /// these (`dynamodb:LeadingKeys`, generated into template.yaml and
+    /// drift-tested), and a test records what each route really reads and writes.
+    pub keys: &'static [&'static str],
     pub handler: HandlerFn,
 }
 

@@ -18,6 +18,7 @@ pub static PUT_NAMESPACE: Route = Route {
     method: Method::PUT,
     path: "/namespaces/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["NS#"],
     handler: |app, req| Box::pin(packs::put_namespace_handler(app, req)),
 };
 
@@ -27,6 +28,7 @@ pub static POST_MINUTES: Route = Route {
     method: Method::POST,
     path: "/namespaces/{id}/minutes",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["NS#", "PACK#", "PACKREQ#", "IDEM#"],
     handler: |app, req| Box::pin(packs::post_minutes_handler(app, req)),
 };
 
@@ -36,6 +38,7 @@ pub static GET_MINUTES: Route = Route {
     method: Method::GET,
     path: "/namespaces/{id}/minutes",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["NSPACKS#", "NS#"],
     handler: |app, req| Box::pin(packs::get_minutes_handler(app, req)),
 };
 
@@ -45,6 +48,7 @@ pub static MOVE_MINUTES: Route = Route {
     method: Method::PATCH,
     path: "/namespaces/{id}/minutes/move/{target_id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["NS#", "NSPACKS#", "PACK#", "IDEM#"],
     handler: |app, req| Box::pin(packs::move_minutes_handler(app, req)),
 };
 
@@ -54,6 +58,7 @@ pub static PUT_WORK_PERIOD: Route = Route {
     method: Method::PUT,
     path: "/work-periods/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["WP#"],
     handler: |app, req| Box::pin(payments::put_work_period_handler(app, req)),
 };
 
@@ -63,6 +68,7 @@ pub static GET_WORK_PERIOD: Route = Route {
     method: Method::GET,
     path: "/work-periods/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    keys: &["WP#"],
     handler: |app, req| Box::pin(payments::get_work_period_handler(app, req)),
 };
 
@@ -72,6 +78,7 @@ pub static POST_PAYMENT: Route = Route {
     method: Method::POST,
     path: "/work-period-payments",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS]),
+    keys: &["WP#", "PAY#", "IDEM#"],
     handler: |app, req| Box::pin(payments::post_payment_handler(app, req)),
 };
 
@@ -81,6 +88,7 @@ pub static POST_PAYMENTS_BULK: Route = Route {
     method: Method::POST,
     path: "/work-period-payments/bulk",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS]),
+    keys: &["WP#", "PAY#", "IDEM#"],
     handler: |app, req| Box::pin(payments::post_payments_bulk_handler(app, req)),
 };
 
@@ -90,6 +98,7 @@ pub static PATCH_PAYMENT: Route = Route {
     method: Method::PATCH,
     path: "/work-period-payments/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    keys: &["WP#", "PAY#", "IDEM#"],
     handler: |app, req| Box::pin(payments::patch_payment_handler(app, req)),
 };
 
@@ -99,6 +108,7 @@ pub static PATCH_PAYMENTS_BULK: Route = Route {
     method: Method::PATCH,
     path: "/work-period-payments/bulk",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    keys: &["WP#", "PAY#", "IDEM#"],
     handler: |app, req| Box::pin(payments::patch_payments_bulk_handler(app, req)),
 };
 
@@ -108,6 +118,7 @@ pub static GET_PAYMENT: Route = Route {
     method: Method::GET,
     path: "/work-period-payments/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    keys: &["PAY#"],
     handler: |app, req| Box::pin(payments::get_payment_handler(app, req)),
 };
 
@@ -117,6 +128,7 @@ pub static LIST_PAYMENTS: Route = Route {
     method: Method::GET,
     path: "/work-period-payments",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    keys: &["WPPAY#", "PAYSTATUS#"],
     handler: |app, req| Box::pin(payments::list_payments_handler(app, req)),
 };
 
@@ -126,6 +138,7 @@ pub static PUT_PROJECT: Route = Route {
     method: Method::PUT,
     path: "/projects/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["PROJECT#"],
     handler: |app, req| Box::pin(gifts::put_project_handler(app, req)),
 };
 
@@ -135,6 +148,7 @@ pub static DEPOSIT_WALLET: Route = Route {
     method: Method::POST,
     path: "/projects/{id}/wallets/deposit",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["PROJECT#", "IDEM#"],
     handler: |app, req| Box::pin(gifts::deposit_handler(app, req)),
 };
 
@@ -144,6 +158,7 @@ pub static GET_PROJECT_WALLETS: Route = Route {
     method: Method::GET,
     path: "/projects/{id}/wallets",
     access: Access::SignedIn,
+    keys: &["PROJECT#"],
     handler: |app, req| Box::pin(gifts::project_wallets_handler(app, req)),
 };
 
@@ -153,6 +168,7 @@ pub static GET_MY_WALLETS: Route = Route {
     method: Method::GET,
     path: "/me/wallets",
     access: Access::SignedIn,
+    keys: &["PROJECT#"],
     handler: |app, req| Box::pin(gifts::my_wallets_handler(app, req)),
 };
 
@@ -162,6 +178,7 @@ pub static POST_GIFT: Route = Route {
     method: Method::POST,
     path: "/gifts",
     access: Access::SignedIn,
+    keys: &["PROJECT#", "SEQ#", "GIFT#", "GIFTREQ#", "IDEM#"],
     handler: |app, req| Box::pin(gifts::post_gift_handler(app, req)),
 };
 
@@ -171,6 +188,7 @@ pub static DELETE_GIFT: Route = Route {
     method: Method::DELETE,
     path: "/gifts/{id}",
     access: Access::SignedIn,
+    keys: &["GIFT#", "PROJECT#"],
     handler: |app, req| Box::pin(gifts::delete_gift_handler(app, req)),
 };
 
@@ -180,6 +198,7 @@ pub static BROWSE_GIFTS: Route = Route {
     method: Method::GET,
     path: "/gifts",
     access: Access::SignedIn,
+    keys: &["PROJECT#"],
     handler: |app, req| Box::pin(gifts::browse_gifts_handler(app, req)),
 };
 
@@ -189,6 +208,7 @@ pub static AVAILABLE_GIFTS: Route = Route {
     method: Method::GET,
     path: "/gifts/available",
     access: Access::SignedIn,
+    keys: &["GIFTCRIT#", "CLAIMS#", "GIFT#"],
     handler: |app, req| Box::pin(gifts::available_gifts_handler(app, req)),
 };
 
@@ -198,6 +218,7 @@ pub static CLAIM_GIFT: Route = Route {
     method: Method::POST,
     path: "/gifts/claim",
     access: Access::SignedIn,
+    keys: &["GIFT#", "PROJECT#", "IDEM#"],
     handler: |app, req| Box::pin(gifts::claim_gift_handler(app, req)),
 };
 
@@ -207,6 +228,7 @@ pub static PUT_FERRY_PRODUCT: Route = Route {
     method: Method::PUT,
     path: "/ferry/products/{slug}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["FERRY#"],
     handler: |app, req| Box::pin(ferry::put_product_handler(app, req)),
 };
 
@@ -216,6 +238,7 @@ pub static PUT_FERRY_CUSTOMER: Route = Route {
     method: Method::PUT,
     path: "/ferry/customers/{customer}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["FERRY#"],
     handler: |app, req| Box::pin(ferry::put_customer_handler(app, req)),
 };
 
@@ -225,6 +248,7 @@ pub static POST_FERRY_SUBSCRIPTIONS: Route = Route {
     method: Method::POST,
     path: "/ferry/customers/{customer}/subscriptions",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["FERRY#", "IDEM#"],
     handler: |app, req| Box::pin(ferry::post_subscriptions_handler(app, req)),
 };
 
@@ -234,6 +258,7 @@ pub static LIST_FERRY_SUBSCRIPTIONS: Route = Route {
     method: Method::GET,
     path: "/ferry/customers/{customer}/subscriptions",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    keys: &["FERRYCUST#", "FERRY#"],
     handler: |app, req| Box::pin(ferry::list_subscriptions_handler(app, req)),
 };
 
@@ -273,6 +298,7 @@ pub static NOT_FOUND: Route = Route {
     method: Method::GET, // unused: `$default` takes every method
     path: "$default",
     access: Access::Public,
+    keys: &[],
     handler: |_app, req| Box::pin(async move { Err(unmatched(req.method(), req.uri().path())) }),
 };
 

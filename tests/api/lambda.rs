@@ -88,8 +88,15 @@ async fn every_sample_event_drives_its_handler_in_process() {
     for (binary, _) in SAMPLES {
         let route = all_routes().into_iter().find(|r| r.binary == binary).unwrap();
         let request = lambda_http::request::from_str(&event(binary)).expect("a valid HTTP API v2 event");
+        api.faults.take_keys_seen();
         let response = dispatch(route, api.app.clone(), request).await;
         assert_eq!(response.status().as_u16(), expected_status(binary), "{binary}: {:?}", response.body());
+        // What it touched is inside what its IAM policy allows (dynamodb:LeadingKeys).
+        let seen = api.faults.take_keys_seen();
+        assert!(!seen.is_empty() || route.keys.is_empty(), "{binary} touched no key");
+        for key in seen {
+            assert!(route.keys.iter().any(|p| key.starts_with(p)), "{binary} touched {key}, outside {:?}", route.keys);
+        }
     }
     let moved = api.call("GET", "/namespaces/124/minutes?include_expired=true", Some(&api.admin()), None).await;
     assert_eq!(moved.body["packs"][0]["purchase_xid"], "46952fe69bebc1a4de10b2b4ff439d0c");

@@ -126,3 +126,31 @@ fn the_pipeline_trusts_one_repository_and_environment_and_pins_its_actions() {
         assert!(job.find("make .venv/.installed").unwrap() < creds, "an install after credentials");
     }
 }
+
+/// Each function's IAM statements allow only the partition-key prefixes its
+/// route declares (`dynamodb:LeadingKeys`); the in-process Lambda test checks
+/// the routes touch nothing else.
+#[test]
+fn every_functions_policy_is_limited_to_its_routes_key_prefixes() {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    let in_template = template::routes().unwrap();
+    for route in ROUTES.iter().copied().chain([&NOT_FOUND]) {
+        let t = in_template.iter().find(|t| t.binary == route.binary).unwrap();
+        let want: Vec<String> = route.keys.iter().map(|k| format!("{k}*")).collect();
+        let policies = doc["Resources"][&t.function]["Properties"]["Policies"].as_sequence().cloned().unwrap_or_default();
+        let statements: Vec<serde_yaml_ng::Value> =
+            policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()).collect();
+        for statement in &statements {
+            let actions = statement["Action"].as_sequence().cloned().unwrap_or_default();
+            if !actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:"))) {
+                continue;
+            }
+            let keys: Vec<String> = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                .as_sequence()
+                .map(|l| l.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            assert_eq!(keys, want, "{}", t.function);
+        }
+        assert_eq!(statements.is_empty(), route.keys.is_empty(), "{}: a policy exactly when it touches the table", t.function);
+    }
+}
