@@ -16,6 +16,9 @@ pub mod pagetoken;
 pub mod payments;
 pub mod routes;
 pub mod validate;
+
+#[cfg(test)]
+mod parser_props;
 pub mod verify;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
