@@ -69,8 +69,10 @@ struct State {
     faults_injected: usize,
     /// Send transactions without their ClientRequestToken (see [`Faults::without_client_tokens`]).
     strip_tokens: bool,
-    /// Every partition key value requests named (see [`Faults::keys_seen`]).
+    /// Every partition key value requests named (see [`Faults::take_keys_seen`]).
     keys: Vec<String>,
+    /// What the next eventually consistent BatchGetItem answers instead of reading.
+    stale: Option<Vec<Value>>,
 }
 
 /// Shared handle: the test keeps one, the SDK client holds the interceptor.
@@ -148,6 +150,14 @@ impl Faults {
         let mut found = Vec::new();
         walk(body, &mut found);
         self.lock().keys.extend(found);
+    }
+
+    /// The next eventually consistent BatchGetItem answers `items` (DynamoDB
+    /// JSON, as `Responses` of the table it names) without reading: what a
+    /// replica that has not seen the latest writes would say.
+    pub fn stale_read(&self, items: Vec<Value>) -> &Self {
+        self.lock().stale = Some(items);
+        self
     }
 
     pub fn clear(&self) {
@@ -244,6 +254,23 @@ impl Intercept for Faults {
             .to_owned();
         if let Some(body) = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
             self.record_keys(&body);
+        }
+        if operation == "BatchGetItem" {
+            let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+            let tables = body.get("RequestItems").and_then(Value::as_object);
+            let eventual = tables.is_some_and(|t| t.values().all(|k| k.get("ConsistentRead") != Some(&Value::Bool(true))));
+            if eventual {
+                if let Some(items) = self.lock().stale.take() {
+                    let table = tables.and_then(|t| t.keys().next().cloned()).unwrap_or_default();
+                    let answer = json!({"Responses": {table: items}, "UnprocessedKeys": {}});
+                    let listing = "{\"Limit\":1}".to_owned();
+                    request.headers_mut().insert("x-amz-target", format!("{TARGET_PREFIX}ListTables"));
+                    request.headers_mut().insert("content-length", listing.len().to_string());
+                    *request.body_mut() = SdkBody::from(listing);
+                    cfg.interceptor_state().store_put(Injected { status: 200, body: answer.to_string().into_bytes() });
+                    return Ok(());
+                }
+            }
         }
         if operation == "TransactWriteItems" && self.lock().strip_tokens {
             let stripped = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()).map(|mut v| {

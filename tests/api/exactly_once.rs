@@ -755,3 +755,22 @@ async fn a_pack_request_rerun_after_a_move_leaves_the_moved_packs_where_they_are
     let listed = api.call("GET", "/namespaces/1/minutes", Some(&api.admin()), None).await;
     assert_eq!(listed.body["packs"].as_array().map(Vec::len), Some(0), "nothing put back: {listed:?}");
 }
+
+/// An xid an eventually consistent read still shows in another namespace (a
+/// pack undone or moved a moment ago) is re-read strongly consistent, and
+/// what that read says replaces it — absence included: no spurious 409.
+#[tokio::test]
+async fn a_stale_read_of_an_xid_elsewhere_does_not_survive_the_consistent_reread() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    namespace(&api, 2, None, 7).await;
+    let ghost = json!({
+        "pk": {"S": "PACK#X#gone"}, "sk": {"S": "PACK"}, "gsi1pk": {"S": "NSPACKS#2"}, "gsi1sk": {"S": "2026-01-01T00:00:00.000Z#0000#PACK#X#gone"},
+        "namespace_id": {"N": "2"}, "number_of_minutes": {"N": "5"}, "expires_at": {"S": "2099-01-01"}, "purchase_xid": {"S": "gone"},
+        "created_at": {"S": "2026-01-01T00:00:00.000Z"}
+    });
+    api.faults.stale_read(vec![ghost]);
+    let r = post_packs(&api, 1, vec![pack(5, "2099-01-01", Some("gone"))]).await;
+    assert_eq!(r.status, 201, "the stale sighting is not a 409: {r:?}");
+    assert_eq!(r.body[0]["namespace_id"], 1);
+}
