@@ -43,6 +43,10 @@ pub struct ColdStarts {
     pub baseline: Medians,
     pub baseline_bytes: u64,
     pub peak_rss_kib: u64,
+    /// Every function's peak resident set answering a body just under the
+    /// 6 MB limit (the worst of two hostile shapes: an array of 2.9 million
+    /// zeros, and one 5.8 MB string), KiB, with the status it answered.
+    pub hostile_peaks: Vec<(String, u64, u16)>,
     /// DynamoDB Local's own share of a first request: a raw GetItem on a
     /// fresh connection and on a pooled one (medians, ms).
     pub ddb_fresh_connection_ms: f64,
@@ -182,6 +186,37 @@ async fn start_once(env: &Env, binary: &Path, event: Vec<u8>) -> Result<Started,
     Ok(Started { ms: (t1 - started).as_secs_f64() * 1000.0, init_ms, warm_ms: (t2 - t1).as_secs_f64() * 1000.0, answer, peak_rss_kib })
 }
 
+/// Each function's peak memory for the largest bodies a caller may send: its
+/// own sample event with the body replaced by 5.8 MB (an array of zeros, then
+/// one long string), each to a fresh process. Lambda gives these functions
+/// 128 MB; the target is half.
+async fn hostile_peaks(env: &Env, bin_dir: &Path) -> Result<Vec<(String, u64, u16)>, String> {
+    let zeros = format!("[{}0]", "0,".repeat(2_900_000));
+    let string = format!("{{\"x\": \"{}\"}}", "a".repeat(5_800_000));
+    let mut out = Vec::new();
+    for route in ROUTES.iter().copied().chain(std::iter::once(&NOT_FOUND)) {
+        let mut event: Value = serde_json::from_slice(&std::fs::read(events_dir().join(format!("{}.json", route.binary))).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        if let Some(headers) = event["headers"].as_object_mut() {
+            headers.insert("content-type".into(), Value::String("application/json".into()));
+        }
+        let (mut worst, mut status) = (0, 0);
+        for body in [&zeros, &string] {
+            event["body"] = Value::String(body.clone());
+            let s = start_once(env, &bin_dir.join(route.binary), serde_json::to_vec(&event).map_err(|e| e.to_string())?).await?;
+            let answered = s.answer["statusCode"].as_u64().unwrap_or(0) as u16;
+            if answered == 0 || answered >= 500 {
+                return Err(format!("{} answered a large body with {}", route.binary, s.answer["statusCode"]));
+            }
+            if s.peak_rss_kib >= worst {
+                (worst, status) = (s.peak_rss_kib, answered);
+            }
+        }
+        out.push((route.binary.to_owned(), worst, status));
+    }
+    Ok(out)
+}
+
 /// VmHWM: the process's peak resident set, in KiB.
 fn peak_rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -269,6 +304,7 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
     if s.answer["statusCode"] != 201 {
         return Err(format!("1000-pack request answered {}", s.answer["statusCode"]));
     }
+    let hostile_peaks = hostile_peaks(env, bin_dir).await?;
     let (fresh, pooled) = connection_cost(env, 200).await?;
     Ok(ColdStarts {
         functions,
@@ -279,6 +315,7 @@ pub async fn measure(env: &Env, bin_dir: &Path, starts: usize) -> Result<ColdSta
         baseline,
         baseline_bytes: stripped_size(&baseline_bin)?,
         peak_rss_kib: s.peak_rss_kib,
+        hostile_peaks,
         ddb_fresh_connection_ms: fresh,
         ddb_pooled_connection_ms: pooled,
     })
