@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
+.PHONY: token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -25,7 +25,11 @@ $(VENV)/.installed: requirements-dev.txt
 	@touch $@
 
 run: node_modules/.installed
-	cargo run --quiet -p allotment-dev --bin allotment-local
+	cargo run -p allotment-dev --bin allotment-local
+
+# A dev token for make run: make token SCOPE="admin payments" [SUB=billing] [EMAIL=a@example.org] [ORG=example-university]
+token:
+	@cargo run --quiet -p allotment-dev --bin allotment-local -- token "$(SCOPE)" "$(SUB)" "$(EMAIL)" "$(ORG)"
 
 lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	cfn-lint template.yaml deploy/github-oidc-role.yaml

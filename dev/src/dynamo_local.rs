@@ -78,7 +78,21 @@ impl DynamoLocal {
         let jar = find_jar()?;
         let lib_dir = jar.parent().map(|d| d.join("DynamoDBLocal_lib")).unwrap_or_default();
         let port = match port {
-            Some(p) => p,
+            // A port someone already listens on would have the readiness
+            // check below find *them*: another run's DynamoDB Local, whose
+            // table this run would silently share, or something else entirely.
+            Some(p) => match TcpListener::bind(("127.0.0.1", p)) {
+                Ok(probe) => {
+                    drop(probe);
+                    p
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "port {p} for DynamoDB Local is taken ({e}): another `make run` or DynamoDB may be using it; \
+                         leave DYNAMODB_PORT unset to get a free port, set it to a free one, or set DYNAMODB_ENDPOINT to use that DynamoDB on purpose"
+                    ))
+                }
+            },
             None => free_port().map_err(|e| format!("no free port: {e}"))?,
         };
         let log_path = std::env::temp_dir().join(format!("allotment-dynamodb-local-{port}.log"));
@@ -105,6 +119,11 @@ impl DynamoLocal {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            // Ours only if our JVM is still alive when the port answers.
+            if let Ok(Some(status)) = child.try_wait() {
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("DynamoDB Local exited ({status}) on port {port}: {err}"));
+            }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 break;
             }

@@ -13,8 +13,31 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
+/// `allotment-local token SCOPE [SUB] [EMAIL] [ORG]` (`make token`): a dev
+/// token for the local front, signed with `ALLOTMENT_JWT_SECRET`, valid 30
+/// days; an EMAIL is marked verified.
+fn print_token(args: &[String]) -> Result<(), String> {
+    let arg = |i: usize| args.get(i).map(String::as_str).filter(|a| !a.is_empty());
+    let scope = arg(0).unwrap_or("");
+    let sub = arg(1).unwrap_or("dev-admin");
+    let mut claims = serde_json::Map::new();
+    if let Some(email) = arg(2) {
+        claims.insert("email".into(), email.into());
+        claims.insert("email_verified".into(), true.into());
+    }
+    if let Some(org) = arg(3) {
+        claims.insert("org".into(), org.into());
+    }
+    println!("{}", token::mint(&token::secret_from_env(), sub, scope, 30 * 24 * 3600, serde_json::Value::Object(claims)));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("token") {
+        return print_token(&args[1..]);
+    }
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -28,8 +51,12 @@ async fn main() -> Result<(), String> {
     let endpoint = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
         Some(endpoint) => endpoint,
         None => {
-            let ddb_port: u16 = env_or("DYNAMODB_PORT", "8000").parse().map_err(|e| format!("DYNAMODB_PORT: {e}"))?;
-            let local = tokio::task::spawn_blocking(move || DynamoLocal::start(Some(ddb_port)))
+            // A free port unless DYNAMODB_PORT names one: two `make run`s never share a database.
+            let ddb_port = match std::env::var("DYNAMODB_PORT").ok().filter(|p| !p.is_empty()) {
+                Some(p) => Some(p.parse::<u16>().map_err(|e| format!("DYNAMODB_PORT: {e}"))?),
+                None => None,
+            };
+            let local = tokio::task::spawn_blocking(move || DynamoLocal::start(ddb_port))
                 .await
                 .map_err(|e| e.to_string())??;
             let endpoint = local.endpoint.clone();
@@ -41,7 +68,9 @@ async fn main() -> Result<(), String> {
     template::ensure_table(&client, &table).await?;
     let app = App::new(allotment::db::Db::new(client, table.as_str()));
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("bind {port}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("port {port} is taken ({e}): another `make run` may be using it; set PORT to a free port"))?;
     let url = format!("http://127.0.0.1:{port}");
     let admin = token::mint(&secret, "dev-admin", "admin payments payments:process", 30 * 24 * 3600, serde_json::json!({}));
     println!("Allotment is listening on {url} (DynamoDB at {endpoint}, table {table})");

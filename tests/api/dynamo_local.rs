@@ -20,3 +20,14 @@ fn dynamodb_local_lives_as_long_as_its_handle_not_its_thread() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "DynamoDB Local outlived its handle");
 }
+
+/// A DynamoDB port someone already listens on is refused with a sentence
+/// naming DYNAMODB_PORT — never adopted (a second `make run` silently shared
+/// the first one's table) — and no JVM is left behind.
+#[test]
+fn a_taken_port_is_refused_not_adopted() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = allotment_dev::dynamo_local::DynamoLocal::start(Some(port)).err().expect("refused");
+    assert!(err.contains("DYNAMODB_PORT") && err.contains(&port.to_string()), "{err}");
+}
