@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
+.PHONY: readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -26,6 +26,11 @@ $(VENV)/.installed: requirements-dev.txt
 
 run: node_modules/.installed
 	cargo run -p allotment-dev --bin allotment-local
+
+# The README run as written: its walkthrough and import blocks, in order,
+# against a fresh local stack, each documented answer checked (dev/readme_check.py).
+readme: node_modules/.installed build-functions
+	dev/with-local-stack.sh python3 dev/readme_check.py
 
 # A dev token for make run: make token SCOPE="admin payments" [SUB=billing] [EMAIL=a@example.org] [ORG=example-university]
 token:
@@ -64,7 +69,7 @@ smoke-local:
 actionlint: node_modules/.installed
 	node dev/actionlint.mjs .github/workflows/*.yml
 
-test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick deny contract smoke-local
+test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick deny contract smoke-local readme
 	cargo test --workspace
 
 # cargo deny, built once into .tools (crates.io is the only place to get it):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against a fresh local stack: allotment-local (DynamoDB Local
 # included) on free ports with its own table and JWT secret, API_URL and
-# TOKEN (admin payments payments:process) exported, stopped afterwards.
+# TOKEN (admin payments payments:process), ALICE and CAROL exported, stopped afterwards.
 #   dev/with-local-stack.sh COMMAND [ARGS…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 300); do grep -q '^export TOKEN=' "$log" && break; sleep 0.2; done
 TOKEN=$(sed -n 's/^export TOKEN=//p' "$log")
-[[ -n "$TOKEN" ]] || { echo "allotment-local did not start"; exit 1; }
-export API_URL="http://127.0.0.1:$port" TOKEN
+[[ -n "$TOKEN" ]] || { echo "allotment-local did not start"; cat "$log"; exit 1; }
+ALICE=$(sed -n 's/^export ALICE=//p' "$log"); CAROL=$(sed -n 's/^export CAROL=//p' "$log")
+export API_URL="http://127.0.0.1:$port" TOKEN ALICE CAROL
 "$@"

@@ -134,6 +134,8 @@ fn ferry(line: usize, raw: Value) -> Result<Record, String> {
         return Err("a domain_extensions subscription needs domain and extension".into());
     }
     allotment::ferry::check_request(&f.reference_customer_id, &[(group, item.clone())]).map_err(|e| describe(&e))?;
+    // The API's own rule for each subscription (dates, billing, the public-suffix rule for domains).
+    allotment::ferry::check_alone(group, &item)?;
     Ok(Record {
         line,
         raw,
@@ -266,6 +268,21 @@ pub fn request(kind: Kind, chunk: &Chunk) -> (String, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The local check is the API's: a subdomain where a registrable domain
+    /// is due, or billing beyond the contract, is a bad line before sending.
+    #[test]
+    fn ferry_lines_meet_the_apis_per_subscription_rules() {
+        let line = |domain: &str, billing: u32| {
+            format!(
+                r#"{{"customer": "c1", "reference_customer_id": "r1", "group": "domain_extensions", "subscription": {{"domain": "{domain}", "extension": "co.uk", "slug": "domain-nl", "contract_period": 12, "billing_period": {billing}, "start_date": "2023-01-01", "next_contract_date": "2024-01-01", "next_billing_date": "2023-02-01", "reference_subscription_id": "d-1", "reference_product_id": "p"}}}}"#
+            )
+        };
+        let file = [line("customer-domain.co.uk", 12), line("www.customer-domain.co.uk", 12), line("customer-domain.co.uk", 24)].join("\n");
+        let (good, bad) = parse(Kind::Ferry, &file);
+        assert_eq!(good.len(), 1);
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![2, 3], "{bad:?}");
+    }
 
     #[test]
     fn bad_lines_are_found_with_their_line_numbers() {

@@ -39,6 +39,8 @@ pub struct Answer {
     pub status: u16,
     pub replayed: bool,
     pub body: Value,
+    /// `Allotment-Created`: how many packs of the request were new.
+    pub created: Option<usize>,
 }
 
 /// What became of one record.
@@ -50,7 +52,7 @@ pub enum Outcome {
 }
 
 impl Api {
-    async fn once(&self, path: &str, key: &str, body: &[u8]) -> Result<(u16, Option<u64>, bool, Bytes), String> {
+    async fn once(&self, path: &str, key: &str, body: &[u8]) -> Result<(u16, Option<u64>, bool, Option<usize>, Bytes), String> {
         let req = hyper::Request::post(format!("{}{path}", self.base.trim_end_matches('/')))
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {}", self.token))
@@ -64,8 +66,9 @@ impl Api {
         let status = resp.status().as_u16();
         let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
         let replayed = resp.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        let created = resp.headers().get("allotment-created").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok((status, retry_after, replayed, bytes))
+        Ok((status, retry_after, replayed, created, bytes))
     }
 
     /// POSTs `body` with `key` until it is answered for good: network
@@ -79,11 +82,11 @@ impl Api {
         loop {
             attempt += 1;
             let (wait_hint, why, in_progress) = match self.once(path, key, &bytes).await {
-                Ok((status, retry_after, replayed, raw)) => {
+                Ok((status, retry_after, replayed, created, raw)) => {
                     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
                     let in_progress = status == 409 && body["error"]["message"].as_str().is_some_and(|m| m.contains("still being processed"));
                     if status < 500 && status != 429 && !in_progress {
-                        return Ok(Answer { status, replayed, body });
+                        return Ok(Answer { status, replayed, body, created });
                     }
                     (retry_after, format!("HTTP {status}"), in_progress)
                 }
@@ -153,8 +156,13 @@ pub async fn send_chunk(api: &Api, kind: Kind, chunk: &Chunk, file_key: &str) ->
         let fresh = if answer.replayed { Outcome::Present } else { Outcome::Created };
         match (kind, answer.status) {
             (Kind::Packs, 200..=299) => {
+                // The answer says how many packs were new, not which: the rest
+                // were there already (a re-sync, a resumed run). A replay is
+                // an earlier run's answer: all already present now.
+                let mut new = if answer.replayed { 0 } else { answer.created.unwrap_or(remaining.len()) };
                 for &i in &remaining {
-                    outcomes[i] = Some(fresh.clone());
+                    outcomes[i] = Some(if new > 0 { Outcome::Created } else { Outcome::Present });
+                    new = new.saturating_sub(1);
                 }
                 remaining.clear();
             }

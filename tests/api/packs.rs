@@ -131,6 +131,8 @@ async fn resync_returns_stored_packs_unchanged_and_writes_nothing() {
     .await;
     assert_eq!(again.status, 201, "{again:?}");
     assert_eq!(again.body, first.body, "stored packs come back unchanged");
+    let created = |r: &allotment_tests::Resp| r.headers.get("allotment-created").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!((created(&first).as_deref(), created(&again).as_deref()), (Some("2"), Some("0")), "how many were new");
     assert_eq!(api.faults.write_calls(), 0, "a re-sync writes nothing");
     assert_eq!(api.count_prefix("PACK#").await, 2);
 }

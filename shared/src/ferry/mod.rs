@@ -150,6 +150,19 @@ fn plan_one(
             if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
         ));
     }
+    check_alone(group, item)
+}
+
+/// What a subscription must satisfy whatever the catalogue holds — billing
+/// within the contract, real dates, for domain extensions a registrable ICANN
+/// domain whose suffix is the extension — and the domain and extension it
+/// gets. The migration checks it after the product; `allotment import`
+/// checks it locally, so a file's bad lines are the API's bad lines.
+pub fn check_alone(group: &str, item: &PlaceholderInput) -> Result<(Option<String>, Option<String>), String> {
+    let (contract, billing) = (item.contract_period as u32, item.billing_period as u32);
+    if billing > contract {
+        return Err(format!("billing_period {billing} exceeds contract_period {contract}; a subscription cannot be billed beyond its contract"));
+    }
     for (name, value) in [("start_date", &item.start_date), ("next_contract_date", &item.next_contract_date), ("next_billing_date", &item.next_billing_date)] {
         parse_date(value).map_err(|m| format!("{name} {m}"))?;
     }

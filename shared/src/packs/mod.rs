@@ -116,13 +116,16 @@ pub async fn post_minutes_handler(app: App, req: Request) -> HandlerResult {
     let id = NamespaceId(path_id(&req, "id")?);
     let specs = validate_packs(json_body(&req)?)?;
     let ids = crate::idempotency::RequestIds::of(&req);
-    let packs = create_packs(&app.db, id, specs, &ids, app.clock.now()).await?;
+    let Created { packs, created } = create_packs(&app.db, id, specs, &ids, app.clock.now()).await?;
     tracing::info!(
         namespace_id = id.0,
         packs = packs.len(),
         "packs provisioned"
     );
-    json_response(201, &packs)
+    let mut response = json_response(201, &packs)?;
+    // How many were new (GitLab's answer shape cannot say which): the import CLI's created / already present.
+    response.headers_mut().insert("allotment-created", lambda_http::http::HeaderValue::from(created));
+    Ok(response)
 }
 
 /// `GET /namespaces/{id}/minutes[?include_expired=true]`

@@ -251,7 +251,7 @@ pub async fn create_packs(
     specs: Vec<PackSpec>,
     ids: &RequestIds,
     now: time::OffsetDateTime,
-) -> Result<Vec<Pack>, CreateError> {
+) -> Result<Created, CreateError> {
     let started = std::time::Instant::now();
     // Distinct packs in request order; the same xid twice is one pack.
     let mut seen: HashSet<&PurchaseXid> = HashSet::new();
@@ -437,17 +437,27 @@ pub async fn create_packs(
         .map(|p| (p.position, p.pack))
         .collect();
     let mut out = Vec::with_capacity(distinct.len());
+    let mut created = 0;
     for (position, spec) in distinct.iter().enumerate() {
-        let pack = match &spec.purchase_xid {
-            Some(xid) => match stored.remove(xid.as_str()) {
-                Some(p) => Some(p.pack),
-                None => fresh.remove(&position),
-            },
-            None => earlier_plain.remove(&position).map(|p| p.pack).or_else(|| fresh.remove(&position)),
+        let found = match &spec.purchase_xid {
+            Some(xid) => stored.remove(xid.as_str()).map(|p| p.pack),
+            None => earlier_plain.remove(&position).map(|p| p.pack),
         };
+        let pack = found.or_else(|| {
+            let new = fresh.remove(&position);
+            created += usize::from(new.is_some());
+            new
+        });
         out.extend(pack);
     }
-    Ok(out)
+    Ok(Created { packs: out, created })
+}
+
+/// The packs a request answers with, and how many of them it created (the
+/// rest were stored before).
+pub struct Created {
+    pub packs: Vec<Pack>,
+    pub created: usize,
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
