@@ -46,7 +46,8 @@ enum Command {
     /// Writes <file>.checkpoint.json (chunks done; the same command resumes) and
     /// <file>.failures.jsonl (each failed record with its line and error). Exit status: 0 all
     /// imported, 1 some records failed, 2 refused (bad arguments, a changed file, records invalid
-    /// with --dry-run), 130 interrupted.
+    /// with --dry-run), 3 some chunks could not be sent at all (run the same command again), 130
+    /// interrupted.
     Import {
         /// What the file holds.
         #[arg(value_enum)]
@@ -65,7 +66,8 @@ enum Command {
         /// Records per request (the endpoints take at most 1000).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
         chunk_size: u32,
-        /// Attempts per request on network errors, 5xx and 429 (4xx are never retried).
+        /// Attempts per request on network errors, 5xx and 429; a 409 for a key still being
+        /// processed is waited out (up to two minutes); any other 4xx is final.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
         attempts: u32,
         /// Check the file and report bad lines, send nothing.

@@ -248,3 +248,19 @@ async fn the_progress_bar_and_summary_are_drawn_on_a_terminal() {
     assert!(rendered.contains("| already present | 0 |"), "{rendered}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The command's own help says what the README says: every exit status, and
+/// which answers are retried.
+#[test]
+fn the_help_text_and_the_readme_agree() {
+    let help = std::process::Command::new(cli()).args(["import", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for code in ["0 all imported", "1 some records failed", "2 refused", "3 some chunks", "130 interrupted"] {
+        assert!(help.contains(code), "--help lacks {code:?}");
+    }
+    for code in ["0 all imported", "1 some records failed", "2 refused", "3 ", "130 interrupted"] {
+        assert!(readme.contains(code), "README lacks {code:?}");
+    }
+    assert!(help.contains("429") && help.contains("still being") && readme.contains("429"), "retries described alike");
+}
