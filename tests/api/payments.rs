@@ -634,3 +634,28 @@ async fn bulk_payments_ride_out_dynamodb_faults() {
     assert_eq!(api.count_prefix("PAY#").await, 120, "each payment written once");
     assert_eq!(get_wp(&api, "f-119").await["daysPaid"], 2);
 }
+
+/// Payments and packs read "now" from the App's clock, as gifts and Ferry
+/// do: a work period that has not started yet and a pack's expiry can be
+/// pinned in a test.
+#[tokio::test]
+async fn payments_and_pack_expiry_follow_the_apps_clock() {
+    use time::macros::datetime;
+    let api = TestApi::start().await;
+    given_wp(&api, "wp-c", 5).await; // starts 2026-01-05
+    api.app.clock.set(Some(datetime!(2026-01-04 12:00 UTC)));
+    let r = pay(&api, json!({"workPeriodId": "wp-c", "days": 1})).await;
+    assert_eq!(r.status, 400, "not started yet on the 4th: {r:?}");
+    api.app.clock.set(Some(datetime!(2026-01-05 09:00 UTC)));
+    let r = pay(&api, json!({"workPeriodId": "wp-c", "days": 1})).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["createdAt"], "2026-01-05T09:00:00.000Z");
+    crate::packs::namespace(&api, 1, None, 7).await;
+    let r = crate::packs::post_packs(&api, 1, vec![crate::packs::pack(10, "2026-01-06", Some("c1"))]).await;
+    assert_eq!(r.status, 201);
+    let listed = crate::packs::list(&api, 1, false).await;
+    assert_eq!(listed["purchased_minutes"], 10, "current on the 5th");
+    api.app.clock.set(Some(datetime!(2026-01-07 00:00 UTC)));
+    let listed = crate::packs::list(&api, 1, false).await;
+    assert_eq!(listed["purchased_minutes"], 0, "expired on the 7th");
+}

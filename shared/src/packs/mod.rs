@@ -5,7 +5,6 @@ pub mod model;
 pub mod store;
 
 use lambda_http::Request;
-use time::OffsetDateTime;
 
 pub use self::model::*;
 pub use self::store::*;
@@ -147,7 +146,7 @@ pub async fn get_minutes_handler(app: App, req: Request) -> HandlerResult {
     if packs.is_empty() && get_namespace(&app.db, id).await?.is_none() {
         return Err(ApiError::NotFound("Namespace Not Found".into()));
     }
-    let today = OffsetDateTime::now_utc().date();
+    let today = app.clock.now().date();
     let purchased_minutes = packs
         .iter()
         .filter(|p| p.is_current(today))

@@ -22,7 +22,7 @@ use crate::http::{
 use crate::idempotency::RequestIds;
 use crate::pagetoken::PageToken;
 use crate::money::Money;
-use crate::validate::{now_timestamp, parse_date};
+use crate::validate::parse_date;
 use crate::App;
 
 pub const SCOPE_PAYMENTS: &str = "payments";
@@ -255,8 +255,9 @@ fn plan_create(
     input: &NewPayment,
     id: &str,
     sub: &str,
-    today: time::Date,
+    now: OffsetDateTime,
 ) -> Result<Planned, ApiError> {
+    let today = now.date();
     // The id is this job's own (fresh, or derived from its Idempotency-Key):
     // a payment under it is one this request already created.
     if let Some(done) = ctx.payments.get(id) {
@@ -300,7 +301,7 @@ fn plan_create(
         Some(a) if days == 0 => a,
         _ => Money::for_days(member_rate, days),
     };
-    let at = now_timestamp();
+    let at = crate::validate::format_timestamp(now);
     let payment = Payment {
         id: id.to_owned(),
         work_period_id: wp.id.clone(),
@@ -365,6 +366,7 @@ fn plan_update(
     change: &PaymentChange,
     token: &str,
     sub: &str,
+    now: OffsetDateTime,
 ) -> Result<Planned, ApiError> {
     let current = ctx
         .payments
@@ -452,7 +454,7 @@ fn plan_update(
     };
     let (old_days, old_amount) = take(current);
     let (new_days, new_amount) = take(&next);
-    next.updated_at = now_timestamp();
+    next.updated_at = crate::validate::format_timestamp(now);
     next.updated_by = sub.to_owned();
     next.version = current.version + 1;
     next.write_tokens = current.tokens_with(token);
@@ -486,6 +488,7 @@ pub async fn create_payments(
     sub: &str,
     ids: &RequestIds,
     deadline: std::time::Instant,
+    clock: &crate::clock::Clock,
     inputs: Vec<Result<NewPayment, ApiError>>,
 ) -> Vec<Result<Payment, ApiError>> {
     let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
@@ -515,9 +518,9 @@ pub async fn create_payments(
             .map(|r| r.unwrap_or_else(|| Err(e.clone())))
             .collect();
     }
-    let today = OffsetDateTime::now_utc().date();
+    let now = clock.now();
     let mut done = run_jobs(db, ctx, jobs, deadline, |ctx, input, id| {
-        plan_create(db, ctx, input, id, sub, today)
+        plan_create(db, ctx, input, id, sub, now)
     })
     .await;
     results
@@ -538,6 +541,7 @@ pub async fn update_payments(
     sub: &str,
     ids: &RequestIds,
     deadline: std::time::Instant,
+    clock: &crate::clock::Clock,
     inputs: Vec<Result<(String, PaymentChange), ApiError>>,
 ) -> Vec<Result<Payment, ApiError>> {
     let mut results: Vec<Option<Result<Payment, ApiError>>> = Vec::with_capacity(inputs.len());
@@ -584,7 +588,7 @@ pub async fn update_payments(
         }
     }
     let mut done = run_jobs(db, ctx, jobs, deadline, |ctx, (id, change), token| {
-        plan_update(db, ctx, id, change, token, sub)
+        plan_update(db, ctx, id, change, token, sub, clock.now())
     })
     .await;
     results
@@ -799,7 +803,7 @@ pub async fn post_payment_handler(app: App, req: Request) -> HandlerResult {
     }
     let input = validate_new_payment(json_body(&req)?)?;
     let mut results =
-        create_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), vec![Ok(input)]).await;
+        create_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), &app.clock, vec![Ok(input)]).await;
     let payment = results
         .pop()
         .unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
@@ -892,7 +896,7 @@ pub async fn post_payments_bulk_handler(app: App, req: Request) -> HandlerResult
         .iter()
         .map(|v| item_of::<PaymentInput>(v).and_then(validate_new_payment))
         .collect();
-    let results = create_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), parsed).await;
+    let results = create_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), &app.clock, parsed).await;
     let created = results.iter().filter(|r| r.is_ok()).count();
     tracing::info!(items = inputs.len(), created, "bulk payments");
     bulk_response(&inputs, results)
@@ -903,7 +907,7 @@ pub async fn patch_payment_handler(app: App, req: Request) -> HandlerResult {
     let who = caller(&req)?;
     let id = id_param(&req, "id")?;
     let change = validate_change(&who, json_body(&req)?)?;
-    let mut results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), vec![Ok((id, change))]).await;
+    let mut results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), &app.clock, vec![Ok((id, change))]).await;
     let payment = results
         .pop()
         .unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
@@ -933,7 +937,7 @@ pub async fn patch_payments_bulk_handler(app: App, req: Request) -> HandlerResul
             Ok((id, validate_change(&who, patch)?))
         })
         .collect();
-    let results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), parsed).await;
+    let results = update_payments(&app.db, &who.sub, &RequestIds::of(&req), deadline(&app), &app.clock, parsed).await;
     bulk_response(&inputs, results)
 }
 
