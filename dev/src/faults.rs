@@ -234,6 +234,23 @@ fn error_body(kind: &str, message: &str, extra: Value) -> Vec<u8> {
     v.to_string().into_bytes()
 }
 
+/// A TransactWriteItems cancelled for `code` on its last action (`last`) or
+/// its first, as DynamoDB answers it; nothing applied.
+fn cancelled(request: &Value, code: &str, message: &str, last: bool) -> Injected {
+    let n = request.get("TransactItems").and_then(Value::as_array).map_or(1, Vec::len);
+    let culprit = if last { n.saturating_sub(1) } else { 0 };
+    let reasons: Vec<Value> =
+        (0..n).map(|i| if i == culprit { json!({"Code": code, "Message": message}) } else { json!({"Code": "None"}) }).collect();
+    Injected {
+        status: 400,
+        body: error_body(
+            "TransactionCanceledException",
+            &format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{code}]"),
+            json!({"CancellationReasons": reasons}),
+        ),
+    }
+}
+
 impl Intercept for Faults {
     fn name(&self) -> &'static str {
         "allotment-faults"
@@ -347,29 +364,7 @@ impl Intercept for Faults {
                         .into_bytes(),
                 }
             }
-            (Fault::ConditionFailed, _) => {
-                let n = body
-                    .get("TransactItems")
-                    .and_then(Value::as_array)
-                    .map_or(1, Vec::len);
-                let reasons: Vec<Value> = (0..n)
-                    .map(|i| {
-                        if i + 1 == n {
-                            json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"})
-                        } else {
-                            json!({"Code": "None"})
-                        }
-                    })
-                    .collect();
-                Injected {
-                    status: 400,
-                    body: error_body(
-                        "TransactionCanceledException",
-                        "Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed]",
-                        json!({"CancellationReasons": reasons}),
-                    ),
-                }
-            }
+            (Fault::ConditionFailed, _) => cancelled(&body, "ConditionalCheckFailed", "The conditional request failed", true),
             (Fault::Invalid, _) => Injected {
                 status: 400,
                 body: error_body(
@@ -378,29 +373,7 @@ impl Intercept for Faults {
                     json!({}),
                 ),
             },
-            (Fault::TransactionConflict, _) => {
-                let n = body
-                    .get("TransactItems")
-                    .and_then(Value::as_array)
-                    .map_or(1, Vec::len);
-                let reasons: Vec<Value> = (0..n)
-                    .map(|i| {
-                        if i == 0 {
-                            json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})
-                        } else {
-                            json!({"Code": "None"})
-                        }
-                    })
-                    .collect();
-                Injected {
-                    status: 400,
-                    body: error_body(
-                        "TransactionCanceledException",
-                        "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
-                        json!({"CancellationReasons": reasons}),
-                    ),
-                }
-            }
+            (Fault::TransactionConflict, _) => cancelled(&body, "TransactionConflict", "Transaction is ongoing for the item", false),
             _ => Injected {
                 status: 400,
                 body: error_body(

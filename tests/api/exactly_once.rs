@@ -600,38 +600,35 @@ async fn a_request_that_dies_before_settling_its_key_is_rerun_without_a_second_e
     project(&api, "p", &[("pi", "PI")]).await;
     let pi = user("pi", None, None);
     // Deposit: its transaction, then the key record's settling UpdateItem dies.
-    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
     let body = json!({"category": "cpu", "provider": "ucloud", "amount": 50});
-    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
-    assert_eq!(r.status, 500, "{r:?}");
-    api.faults.clear();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
+    let r = crash_then_rerun(&api, "UpdateItem", 0, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
     assert_eq!((r.status, r.body["balance"].clone()), (200, json!(50)), "credited once: {r:?}");
     // Gift: the sequence step (UpdateItem), its transaction, then the settling dies.
-    api.faults.fail_after("UpdateItem", 1, Fault::Crash);
     let body = gift_body("p", &[("cpu", 10)], json!([{"type": "anyone"}]), 0);
-    let r = post_key(&api, "/gifts", &pi, "gift-1", &body).await;
-    assert_eq!(r.status, 500, "{r:?}");
-    api.faults.clear();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let r = post_key(&api, "/gifts", &pi, "gift-1", &body).await;
+    let r = crash_then_rerun(&api, "UpdateItem", 1, "/gifts", &pi, "gift-1", &body).await;
     assert_eq!(r.status, 200, "{r:?}");
     let listed = api.call("GET", "/gifts?project=p", Some(&pi), None).await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1), "one gift: {listed:?}");
     assert_eq!(listed.body["items"][0]["id"], r.body["id"]);
     // Claim: its transaction, then the settling dies.
     let carol = user("carol", None, None);
-    api.faults.fail_after("UpdateItem", 0, Fault::Crash);
-    let body = json!({"giftId": r.body["id"]});
-    let r = post_key(&api, "/gifts/claim", &carol, "claim-1", &body).await;
-    assert_eq!(r.status, 500, "{r:?}");
-    api.faults.clear();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let r = post_key(&api, "/gifts/claim", &carol, "claim-1", &body).await;
+    let r = crash_then_rerun(&api, "UpdateItem", 0, "/gifts/claim", &carol, "claim-1", &json!({"giftId": r.body["id"]})).await;
     assert_eq!(r.status, 200, "the re-run finds its own claim: {r:?}");
     let mine = api.call("GET", "/me/wallets", Some(&carol), None).await;
     assert_eq!(mine.body["wallets"][0]["balance"], 10);
+}
+
+/// POSTs a request whose function dies at the call after `pass` calls of
+/// `op` (the front answers 500, the key stays locked), then — the lock
+/// expired — the same request again: the re-run's answer.
+async fn crash_then_rerun(api: &TestApi, op: &'static str, pass: usize, path: &str, token: &str, key: &str, body: &Value) -> Resp {
+    api.faults.fail_after(op, pass, Fault::Crash);
+    let r = post_key(api, path, token, key, body).await;
+    assert_eq!(r.status, 500, "the function died: {r:?}");
+    api.faults.clear();
+    // The lock (zero here) expires once the clock has moved past its millisecond.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    post_key(api, path, token, key, body).await
 }
 
 /// Bulk payments and Ferry stop starting work when the request's time budget
