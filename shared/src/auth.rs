@@ -56,10 +56,12 @@ pub fn normalize_claims(req: &mut Request, prefix: &str, org_claim: &str) {
     if let Some(RequestContext::ApiGatewayV2(ctx)) = req.extensions_mut().get_mut::<RequestContext>() {
         if let Some(jwt) = ctx.authorizer.as_mut().and_then(|a| a.jwt.as_mut()) {
             let verified = jwt.claims.get("email_verified").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-            if !verified {
+            // An address or organisation too long to be part of a key (gift
+            // criteria are keyed by them) matches nothing, as a missing one.
+            if !verified || jwt.claims.get("email").is_some_and(|e| e.len() > MAX_SUB_BYTES) {
                 jwt.claims.remove("email");
             }
-            let org = jwt.claims.get(org_claim).cloned();
+            let org = jwt.claims.get(org_claim).filter(|o| o.len() <= MAX_SUB_BYTES).cloned();
             jwt.claims.remove("org");
             if let Some(org) = org {
                 jwt.claims.insert("org".into(), org);
@@ -70,9 +72,11 @@ pub fn normalize_claims(req: &mut Request, prefix: &str, org_claim: &str) {
             if let Some(scopes) = jwt.scopes.as_mut() {
                 *scopes = unprefixed(scopes, prefix);
             }
-            if let Some(scope) = jwt.claims.get_mut("scope") {
-                let raw: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-                *scope = unprefixed(&raw, prefix).join(" ");
+            for name in ["scope", "scp"] {
+                if let Some(scope) = jwt.claims.get_mut(name) {
+                    let raw: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+                    *scope = unprefixed(&raw, prefix).join(" ");
+                }
             }
         }
     }

@@ -54,7 +54,8 @@ impl ApiError {
         Self::BadRequest { message: message.into(), details: Vec::new() }
     }
 
-    pub fn invalid(details: Vec<FieldError>) -> Self {
+    pub fn invalid(mut details: Vec<FieldError>) -> Self {
+        details.truncate(MAX_DETAILS);
         Self::BadRequest { message: "The request is invalid".into(), details }
     }
 
@@ -89,22 +90,45 @@ impl ApiError {
 
 /// The wire shape: `{"error": {"code", "message", "details"?}}`.
 #[derive(Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorPayload<'a>,
+pub struct ErrorBody {
+    pub error: ErrorPayload,
 }
 
 #[derive(Serialize)]
-pub struct ErrorPayload<'a> {
+pub struct ErrorPayload {
     pub code: u16,
     pub message: String,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    pub details: &'a [FieldError],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+/// At most this many field errors are reported, each message (and field)
+/// at most [`MAX_MESSAGE_BYTES`]: an error echoes what the caller sent (an
+/// unknown field's name, an unreadable value), and an answer must stay far
+/// inside Lambda's 6 MB response limit whatever was sent.
+pub const MAX_DETAILS: usize = 100;
+pub const MAX_MESSAGE_BYTES: usize = 300;
+
+/// `text` cut to at most [`MAX_MESSAGE_BYTES`] on a character boundary, `…` marking the cut.
+pub fn bounded(text: &str) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 impl ApiError {
-    pub fn body(&self) -> ErrorBody<'_> {
+    pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: ErrorPayload { code: self.status(), message: self.to_string(), details: self.details() },
+            error: ErrorPayload {
+                code: self.status(),
+                message: bounded(&self.to_string()),
+                details: self.details().iter().take(MAX_DETAILS).map(|d| FieldError::new(bounded(&d.field), bounded(&d.message))).collect(),
+            },
         }
     }
 }

@@ -178,6 +178,9 @@ impl RequestIds {
     }
 }
 
+/// The largest compressed answer kept for replay (an item holds 400 KB).
+pub const MAX_STORED_BODY_BYTES: usize = 350 * 1024;
+
 /// Set on a response (an extension) whose request is not finished although
 /// its status is below 500 — a bulk answer with 5xx entries: like a 5xx, it
 /// is not kept as the key's answer, so a retry with the key runs again.
@@ -268,7 +271,7 @@ fn replay(record: &Item) -> Result<Response<Body>, ApiError> {
         _ => return Err(corrupt("body")),
     };
     let body = inflate(&compressed).map_err(|_| corrupt("a readable body"))?;
-    let mut resp = Response::new(Body::Binary(body));
+    let mut resp = Response::new(crate::http::text_body(body));
     *resp.status_mut() = StatusCode::from_u16(status).map_err(|_| corrupt("a valid status"))?;
     if let Some(ct) = str_attr(record, "content_type").and_then(|v| HeaderValue::from_str(v).ok()) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
@@ -290,12 +293,20 @@ fn replay(record: &Item) -> Result<Response<Body>, ApiError> {
 pub async fn finish(db: &Db, ticket: Ticket, response: &Response<Body>) -> Result<(), DbError> {
     let status = response.status().as_u16();
     let values = [(":lock", s(&ticket.lock_id))];
-    if status >= 500 || response.extensions().get::<Unfinished>().is_some() {
+    let release = status >= 500 || response.extensions().get::<Unfinished>().is_some();
+    let compressed = if release { Vec::new() } else { deflate(response.body().as_ref()) };
+    // An answer too large for one item (400 KB) cannot be kept for replay:
+    // like a 5xx, the key is released and a retry runs again (and finds its
+    // records by their derived ids).
+    let too_large = compressed.len() > MAX_STORED_BODY_BYTES;
+    if too_large {
+        tracing::warn!(bytes = compressed.len(), "answer too large to keep for replay; key released");
+    }
+    if release || too_large {
         return db
             .delete_if(key(ticket.pk, "IDEM"), "lock_id = :lock", &values)
             .await;
     }
-    let body: &[u8] = response.body().as_ref();
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -311,7 +322,7 @@ pub async fn finish(db: &Db, ticket: Ticket, response: &Response<Body>) -> Resul
         (":lock", s(&ticket.lock_id)),
         (":completed", s(COMPLETED)),
         (":status", n(status)),
-        (":body", AttributeValue::B(Blob::new(deflate(body)))),
+        (":body", AttributeValue::B(Blob::new(compressed))),
         (":ct", s(content_type)),
         (":ttl", n((now() + ticket.retention).as_secs())),
     ];

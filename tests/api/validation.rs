@@ -239,3 +239,32 @@ async fn a_bulk_answer_names_failed_entries_by_position_when_echoes_would_not_fi
     let r = api.call("POST", "/work-period-payments/bulk", Some(&clerk), Some(json!([{"workPeriodId": "!"}]))).await;
     assert_eq!(r.body[0]["workPeriodId"], "!", "{r:?}");
 }
+
+/// Whatever a caller sends, the error answer stays small: an entry too large
+/// to echo is named by its position (never parsed into a tree), messages that
+/// quote the input are cut, and at most 100 field errors are listed.
+#[tokio::test]
+async fn error_answers_stay_small_whatever_the_input() {
+    let api = TestApi::start().await;
+    let clerk = api.token("clerk", "payments payments:process");
+    let headers = vec![("content-type".to_owned(), "application/json".to_owned()), ("authorization".to_owned(), format!("Bearer {clerk}"))];
+    let zeros = format!("[{{\"workPeriodId\": \"w\", \"days\": [{}0]}}]", "0,".repeat(2_800_000)).into_bytes();
+    for (method, path) in [("POST", "/work-period-payments/bulk"), ("PATCH", "/work-period-payments/bulk")] {
+        let r = api.raw(method, path, &headers, zeros.clone()).await;
+        assert_eq!(r.status, 200, "{method}: {}", r.status);
+        assert!(r.bytes.len() < 2_000, "{method}: {} bytes", r.bytes.len());
+        assert_eq!((r.body[0]["index"].clone(), r.body[0]["error"]["code"].clone()), (json!(0), json!(400)));
+    }
+    let pi = crate::gifts::user("pi", None, None);
+    let huge_key = format!("{{\"{}\": 1}}", "k".repeat(5_500_000)).into_bytes();
+    let gift_headers = vec![("content-type".to_owned(), "application/json".to_owned()), ("authorization".to_owned(), format!("Bearer {pi}"))];
+    let r = api.raw("POST", "/gifts", &gift_headers, huge_key).await;
+    assert_error(&r, 400);
+    assert!(r.bytes.len() < 2_000, "{} bytes", r.bytes.len());
+    let criteria: Vec<Value> = (0..300_000).map(|_| json!({"type": "anyone"})).collect();
+    let body = json!({"resourcesOwnedBy": "p", "title": "t", "description": "d", "resources": [{"category": "cpu", "provider": "ucloud", "balanceRequested": 1}], "renewEvery": 0, "criteria": criteria});
+    let r = api.call("POST", "/gifts", Some(&pi), Some(body)).await;
+    assert_error(&r, 400);
+    assert!(r.body["error"]["details"].as_array().map_or(0, Vec::len) <= 100, "{} bytes", r.bytes.len());
+    assert!(r.bytes.len() < 20_000, "{} bytes", r.bytes.len());
+}

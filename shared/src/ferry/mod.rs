@@ -65,6 +65,9 @@ pub fn validate_product(slug: String, input: ProductInput) -> Result<Product, Ap
     }
     let mut seen = BTreeSet::new();
     for (i, p) in input.prices.iter().enumerate() {
+        if errors.len() >= crate::error::MAX_DETAILS {
+            break; // enough to fix first; the rest is not read
+        }
         period(&mut errors, format!("prices[{i}].contract_period"), p.contract_period.into());
         period(&mut errors, format!("prices[{i}].billing_period"), p.billing_period.into());
         if p.billing_period > p.contract_period {
@@ -90,6 +93,9 @@ pub fn check_request(reference_customer_id: &str, items: &[(&'static str, Placeh
     }
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (group, item) in items {
+        if errors.len() >= crate::error::MAX_DETAILS {
+            break; // enough to fix first; the rest is not read
+        }
         let i = index.entry(group).or_default();
         let field = |name: &str| format!("subscriptions.{group}[{i}].{name}");
         for (name, value, max) in [

@@ -101,6 +101,9 @@ pub fn validate_project(id: String, input: ProjectInput) -> Result<Project, ApiE
     }
     let mut members = std::collections::BTreeMap::new();
     for (i, m) in input.members.iter().enumerate() {
+        if errors.len() >= crate::error::MAX_DETAILS {
+            break; // enough to fix first; the rest is not read
+        }
         let field = format!("members[{i}].username");
         let username = m.username.as_str();
         if username.is_empty()
@@ -163,6 +166,9 @@ pub fn validate_gift(input: GiftInput, created_at: String) -> Result<Gift, ApiEr
     let mut seen = BTreeSet::new();
     let mut resources = Vec::new();
     for (i, r) in input.resources.into_iter().enumerate() {
+        if errors.len() >= crate::error::MAX_DETAILS {
+            break; // enough to fix first; the rest is not read
+        }
         check_name(&mut errors, format!("resources[{i}].category"), &r.category);
         check_name(&mut errors, format!("resources[{i}].provider"), &r.provider);
         check_units(
@@ -197,6 +203,9 @@ pub fn validate_gift(input: GiftInput, created_at: String) -> Result<Gift, ApiEr
     let mut criteria = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, c) in input.criteria.into_iter().enumerate() {
+        if errors.len() >= crate::error::MAX_DETAILS {
+            break; // enough to fix first; the rest is not read
+        }
         let c = match c {
             Criterion::Anyone {} => Criterion::Anyone {},
             Criterion::Email { domain } => match normalize_domain(&domain) {

@@ -818,25 +818,29 @@ fn bulk_items(req: &Request) -> Result<Vec<&RawValue>, ApiError> {
 
 /// The input object echoed back with `error: {message, code}`.
 fn error_entry(input: &RawValue, err: &ApiError) -> Value {
-    error_entry_of(serde_json::from_str(input.get()).unwrap_or(Value::Null), err)
-}
-
-fn error_entry_of(input: Value, err: &ApiError) -> Value {
-    let error = json!({"message": err.to_string(), "code": err.status()});
-    let mut entry = match &input {
-        Value::Object(map) => map.clone(),
-        other => Map::from_iter([("input".to_owned(), other.clone())]),
-    };
-    if let ApiError::BadRequest { details, .. } = err {
-        if !details.is_empty() {
-            entry.insert(
-                "error".into(),
-                json!({"message": err.to_string(), "code": err.status(), "details": details}),
-            );
-            return Value::Object(entry);
+    // The input's fields are echoed as their own text (never a `Value` tree:
+    // an entry of millions of numbers would take ~16× its size), and only
+    // an object of moderate size is echoed at all.
+    let text = input.get();
+    let fields = (text.len() <= ECHO_ENTRY_MAX_BYTES)
+        .then(|| serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(text).ok())
+        .flatten();
+    let mut entry: Map<String, Value> = Map::new();
+    if let Some(fields) = fields {
+        for (k, v) in fields {
+            // Each value is re-read alone: small, as the whole entry is.
+            entry.insert(k, serde_json::from_str(v.get()).unwrap_or(Value::Null));
         }
     }
-    entry.insert("error".into(), error);
+    error_entry_of(entry, err)
+}
+
+/// The largest bulk entry echoed beside its error; a larger one is answered
+/// by its position (`index`) alone.
+pub const ECHO_ENTRY_MAX_BYTES: usize = 16 * 1024;
+
+fn error_entry_of(mut entry: Map<String, Value>, err: &ApiError) -> Value {
+    entry.insert("error".into(), serde_json::to_value(err.body().error).unwrap_or(Value::Null));
     Value::Object(entry)
 }
 
@@ -866,8 +870,8 @@ fn bulk_response(inputs: &[&RawValue], results: Vec<Result<Payment, ApiError>>) 
             .map(|(i, (input, r))| {
                 let text = match r {
                     Ok(p) => serde_json::to_string(&PaymentOut::from(p)),
-                    Err(e) if echo => serde_json::to_string(&error_entry(input, e)),
-                    Err(e) => serde_json::to_string(&error_entry_of(json!({"index": i}), e)),
+                    Err(e) if echo && input.get().len() <= ECHO_ENTRY_MAX_BYTES => serde_json::to_string(&error_entry(input, e)),
+                    Err(e) => serde_json::to_string(&error_entry_of(Map::from_iter([("index".to_owned(), json!(i))]), e)),
                 };
                 text.and_then(serde_json::value::RawValue::from_string)
             })
