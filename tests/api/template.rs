@@ -120,6 +120,14 @@ fn the_pipeline_trusts_one_repository_and_environment_and_pins_its_actions() {
         let sha = reference.split('@').nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default();
         assert!(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()), "not pinned by commit: {line}");
     }
+    // Roles the deploy role writes carry the function boundary; it passes them to Lambda only.
+    let role_statements = role["Resources"]["DeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    let sid = |name: &str| role_statements.iter().find(|s| s["Sid"].as_str() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
+    assert!(sid("FunctionRolesBounded")["Condition"]["StringEquals"].get("iam:PermissionsBoundary").is_some());
+    assert_eq!(sid("FunctionRolesPassedToLambdaOnly")["Condition"]["StringEquals"]["iam:PassedToService"].as_str(), Some("lambda.amazonaws.com"));
+    assert_eq!(sid("NotItselfNorTheBoundary")["Effect"].as_str(), Some("Deny"));
+    let app: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    assert!(app["Globals"]["Function"].get("PermissionsBoundary").is_some(), "functions take the boundary");
     // Credentials come after every install in each deploy job.
     for job in pipeline.split("\n  deploy-").skip(1) {
         let creds = job.find("configure-aws-credentials").unwrap();
