@@ -211,7 +211,7 @@ pub async fn send_chunk(api: &Api, kind: Kind, chunk: &Chunk, file_key: &str) ->
                         if message.contains("already migrated") || message.contains("concurrent request") {
                             Outcome::Present
                         } else {
-                            Outcome::Failed { reason: format!("200 {}", message.split(';').next().unwrap_or_default()), error: m }
+                            Outcome::Failed { reason: message.split(';').next().unwrap_or_default().to_owned(), error: m }
                         }
                     } else {
                         Outcome::Failed { reason: "not mentioned in the answer".into(), error: Value::Null }

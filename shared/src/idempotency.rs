@@ -282,8 +282,14 @@ fn replay(record: &Item) -> Result<Response<Body>, ApiError> {
     {
         resp.headers_mut().insert(header::RETRY_AFTER, ra);
     }
-    resp.headers_mut()
-        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    for line in str_attr(record, "own_headers").unwrap_or_default().lines() {
+        if let Some((name, value)) = line.split_once(": ") {
+            if let (Ok(name), Ok(value)) = (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+    }
+    resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     Ok(resp)
 }
 
@@ -332,6 +338,17 @@ pub async fn finish(db: &Db, ticket: Ticket, response: &Response<Body>) -> Resul
     if let Some(ra) = retry_after {
         values.push((":ra", s(ra)));
         set.push_str(", retry_after = :ra");
+    }
+    // The API's own headers (Allotment-Created) are part of the answer too.
+    let own: Vec<String> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("allotment-"))
+        .filter_map(|(name, v)| v.to_str().ok().map(|v| format!("{name}: {v}")))
+        .collect();
+    if !own.is_empty() {
+        values.push((":own", s(own.join("\n"))));
+        set.push_str(", own_headers = :own");
     }
     db.update_if(
         key(ticket.pk, "IDEM"),

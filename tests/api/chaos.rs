@@ -39,6 +39,8 @@ struct Ledger {
     xids: HashSet<String>,
     deposited: u64,
     claims: usize,
+    /// Claims of the second gift, which a client deletes while others claim it.
+    claims_of_deleted: usize,
     ferry: HashSet<String>,
     replays: usize,
     operations: usize,
@@ -58,7 +60,8 @@ async fn send(api: &TestApi, method: &str, path: &str, token: &str, key: &str, b
     None
 }
 
-async fn client(api: Arc<TestApi>, seed: u64, n: usize, gift: u64, until: Option<Instant>, ops: usize, ledger: Arc<Mutex<Ledger>>) {
+async fn client(api: Arc<TestApi>, seed: u64, n: usize, gifts: (u64, u64), until: Option<Instant>, ops: usize, ledger: Arc<Mutex<Ledger>>) {
+    let (gift, doomed) = gifts;
     let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(31).wrapping_add(n as u64));
     let admin = api.admin();
     let clerk = api.token("clerk", "payments");
@@ -69,7 +72,7 @@ async fn client(api: Arc<TestApi>, seed: u64, n: usize, gift: u64, until: Option
             break;
         }
         let key = format!("c{n}-{i}");
-        let op = rng.usize(..9);
+        let op = rng.usize(..10);
         let known: Option<String> = if op == 8 {
             let l = ledger.lock().unwrap();
             (!l.payments.is_empty()).then(|| l.payments.iter().nth(rng.usize(..l.payments.len())).cloned()).flatten()
@@ -93,7 +96,12 @@ async fn client(api: Arc<TestApi>, seed: u64, n: usize, gift: u64, until: Option
                 ("POST", "/work-period-payments/bulk".to_owned(), clerk.clone(), Value::Array(items))
             }
             5 => ("POST", "/projects/p/wallets/deposit".to_owned(), admin.clone(), json!({"category": "cpu", "provider": "ucloud", "amount": 7})),
-            6 => ("POST", "/gifts/claim".to_owned(), user(&format!("u{n}-{}", rng.usize(..50)), None, None), json!({"giftId": gift})),
+            6 => {
+                let which = if rng.bool() { gift } else { doomed };
+                ("POST", "/gifts/claim".to_owned(), user(&format!("u{n}-{}", rng.usize(..50)), None, None), json!({"giftId": which}))
+            }
+            9 if n == 0 && rng.usize(..10) == 0 => ("DELETE", format!("/gifts/{doomed}"), user("pi", None, None), json!({})),
+            9 => continue,
             8 => match known {
                 Some(id) => {
                     let body = if rng.bool() { json!({"status": "cancelled"}) } else { json!({"customerRate": 200 + rng.u32(..100)}) };
@@ -113,7 +121,8 @@ async fn client(api: Arc<TestApi>, seed: u64, n: usize, gift: u64, until: Option
             continue;
         };
         // A replay is the first answer, byte for byte.
-        let replayed = if rng.usize(..3) == 0 { send(&api, method, &path, &token, &key, &body).await } else { None };
+        // (A DELETE carries no Idempotency-Key: sending it again is just another delete.)
+        let replayed = if method != "DELETE" && rng.usize(..3) == 0 { send(&api, method, &path, &token, &key, &body).await } else { None };
         let mut l = ledger.lock().unwrap();
         l.operations += 1;
         if let Some(again) = replayed {
@@ -141,7 +150,8 @@ async fn client(api: Arc<TestApi>, seed: u64, n: usize, gift: u64, until: Option
                 }
             }
             (5, 200) => l.deposited += 7,
-            (6, 200) => l.claims += 1,
+            (6, 200) if body["giftId"] == gift => l.claims += 1,
+            (6, 200) => l.claims_of_deleted += 1,
             (7, 200) => {
                 for s in r.body["success"].as_array().into_iter().flatten() {
                     l.ferry.insert(s["parameters"].to_string());
@@ -170,12 +180,13 @@ async fn run(seed: u64, until: Option<Instant>, ops: usize) {
     project(&api, "p", &[("pi", "PI")]).await;
     assert_eq!(deposit(&api, "p", "cpu", 1_000_000).await.status, 200);
     let gift = create_gift(&api, &user("pi", None, None), gift_body("p", &[("cpu", 1)], json!([{"type": "anyone"}]), 0)).await;
+    let doomed = create_gift(&api, &user("pi", None, None), gift_body("p", &[("cpu", 1)], json!([{"type": "anyone"}]), 0)).await;
     product(&api, "hosting-basic", "hosting", &[(12, 1)]).await;
     customer(&api, "c1", "r1").await;
 
     proxy.randomly(0.06, vec![WireFault::Reset, WireFault::SlowAnswer(Duration::from_millis(2000))]);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(client(api.clone(), seed, n, gift, until, ops, ledger.clone()))).collect();
+    let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(client(api.clone(), seed, n, (gift, doomed), until, ops, ledger.clone()))).collect();
     for c in clients {
         c.await.expect("client");
     }
@@ -195,16 +206,17 @@ async fn run(seed: u64, until: Option<Instant>, ops: usize) {
     assert!(l.gave_up > 0 || plain == l.plain_packs, "seed {seed}: packs without xid stored {plain} vs acknowledged {}", l.plain_packs);
     let xids: HashSet<String> = items.iter().filter(|i| s(i, "pk").starts_with("PACK#X#")).map(|i| s(i, "purchase_xid")).collect();
     assert!(l.xids.is_subset(&xids), "seed {seed}: an acknowledged xid pack is missing");
-    let claims = items.iter().filter(|i| s(i, "sk").starts_with("CLAIM#")).count();
+    let claims = items.iter().filter(|i| s(i, "pk") == format!("GIFT#{gift}") && s(i, "sk").starts_with("CLAIM#")).count();
     assert!(l.gave_up > 0 || claims == l.claims, "seed {seed}: claims stored {claims} vs acknowledged {}", l.claims);
     let wallet = api.call("GET", "/projects/p/wallets", Some(&api.admin()), None).await;
     let balance = wallet.body["wallets"][0]["balance"].as_u64().unwrap_or_default();
-    assert!(l.gave_up > 0 || balance == 1_000_000 + l.deposited - claims as u64, "seed {seed}: balance {balance}");
+    // Claims of the deleted gift keep their credit: none lost, none twice.
+    assert!(l.gave_up > 0 || balance == 1_000_000 + l.deposited - (claims + l.claims_of_deleted) as u64, "seed {seed}: balance {balance}");
     let subs = items.iter().filter(|i| s(i, "pk").starts_with("FERRY#SUB#")).count();
     assert!(subs >= l.ferry.len(), "seed {seed}: Ferry");
     println!(
-        "chaos seed {seed}: {} operations ({} gave up), {} replays compared, faults injected {:?}, {} payments, {} packs without xid, {} xids, {} claims, {} Ferry subscriptions",
-        l.operations, l.gave_up, l.replays, injected, payments.len(), plain, xids.len(), claims, subs
+        "chaos seed {seed}: {} operations ({} gave up), {} replays compared, faults injected {:?}, {} payments, {} packs without xid, {} xids, {} claims (+{} of a gift deleted meanwhile), {} Ferry subscriptions",
+        l.operations, l.gave_up, l.replays, injected, payments.len(), plain, xids.len(), claims, l.claims_of_deleted, subs
     );
 }
 

@@ -55,6 +55,15 @@ async fn a_repeat_replays_the_first_answer_byte_for_byte_and_writes_nothing() {
         again.headers.get("content-type"),
         first.headers.get("content-type")
     );
+    // Exactly the first answer's headers, plus Idempotent-Replayed: no empty Retry-After.
+    let names = |r: &allotment_tests::Resp| {
+        let mut n: Vec<String> = r.headers.keys().map(|k| k.as_str().to_owned()).filter(|k| !matches!(k.as_str(), "date" | "content-length" | "idempotent-replayed")).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&again), names(&first));
+    assert!(again.headers.get("retry-after").is_none());
+    assert_eq!(again.headers.get("allotment-created"), first.headers.get("allotment-created"));
     assert_eq!(api.count_prefix("PACK#").await, 2, "no second execution");
     assert_eq!(
         api.faults.calls("BatchWriteItem") + api.faults.calls("TransactWriteItems"),

@@ -659,3 +659,50 @@ async fn payments_and_pack_expiry_follow_the_apps_clock() {
     let listed = crate::packs::list(&api, 1, false).await;
     assert_eq!(listed["purchased_minutes"], 0, "expired on the 7th");
 }
+
+/// One money format in every answer: every money field of every payments
+/// endpoint is written with exactly two places (integrators compare them as text).
+#[tokio::test]
+async fn every_money_field_of_every_answer_has_two_places() {
+    let api = TestApi::start().await;
+    let money = regex_lite_money();
+    let mut texts = Vec::new();
+    let r = put_wp(&api, "wp-m", work_period(5, json!(250))).await;
+    texts.push(raw(&r));
+    let created = pay(&api, json!({"workPeriodId": "wp-m", "days": 1})).await;
+    texts.push(raw(&created));
+    let id = id_of(&created);
+    texts.push(raw(&api.call("POST", "/work-period-payments/bulk", Some(&clerk(&api)), Some(json!([{"workPeriodId": "wp-m", "days": 0, "amount": 7}, {"workPeriodId": "wp-m", "days": 0, "amount": 0.5}]))).await));
+    texts.push(raw(&patch(&api, &clerk(&api), &id, json!({"customerRate": 300})).await));
+    texts.push(raw(&api.call("PATCH", "/work-period-payments/bulk", Some(&clerk(&api)), Some(json!([{"id": id, "memberRate": 260}]))).await));
+    texts.push(raw(&api.call("GET", &format!("/work-period-payments/{id}"), Some(&clerk(&api)), None).await));
+    texts.push(raw(&api.call("GET", "/work-period-payments?workPeriodId=wp-m", Some(&clerk(&api)), None).await));
+    texts.push(get_wp_raw(&api, "wp-m").await);
+    let mut seen = 0;
+    for text in &texts {
+        for (field, value) in money(text) {
+            seen += 1;
+            assert!(value.split_once('.').is_some_and(|(_, places)| places.len() == 2), "{field}: {value} in {text}");
+        }
+    }
+    assert!(seen >= 20, "money fields checked: {seen}");
+}
+
+/// (field, number as written) for every money field in a JSON text.
+fn regex_lite_money() -> impl Fn(&str) -> Vec<(String, String)> {
+    |text: &str| {
+        let mut out = Vec::new();
+        for field in ["amount", "memberRate", "customerRate", "paymentTotal"] {
+            let needle = format!("\"{field}\":");
+            let mut rest = text;
+            while let Some(at) = rest.find(&needle) {
+                rest = &rest[at + needle.len()..];
+                let value: String = rest.trim_start().chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-').collect();
+                if !value.is_empty() {
+                    out.push((field.to_owned(), value));
+                }
+            }
+        }
+        out
+    }
+}
