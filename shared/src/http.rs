@@ -326,7 +326,7 @@ pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::field(name, "is required in the path"))
 }
 
-/// A path parameter that must be a positive integer.
+/// A path parameter that must be a positive integer (at most 2^53 − 1).
 pub fn path_id(req: &Request, name: &str) -> Result<u64, ApiError> {
     let raw = path_param(req, name)?;
     parse_positive_id(&raw)
@@ -337,7 +337,7 @@ pub fn parse_positive_id(raw: &str) -> Option<u64> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    raw.parse::<u64>().ok().filter(|&n| n > 0)
+    raw.parse::<u64>().ok().filter(|&n| n > 0 && n <= crate::validate::MAX_SAFE_INTEGER as u64)
 }
 
 /// A query-string parameter, if given.

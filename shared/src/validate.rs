@@ -51,6 +51,11 @@ pub fn is_blank_char(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
+/// The largest integer a JSON client reads exactly (2^53 − 1: JavaScript's
+/// `Number.MAX_SAFE_INTEGER`): ids and counts the API accepts and answers stay
+/// within it, so no client silently rounds them.
+pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
+
 /// The most bytes one caller-given value may add to a DynamoDB key. A
 /// partition key holds at most 2048 bytes and a sort key 1024 (UTF-8), and a
 /// character can take 4: a bound in characters alone lets 255 four-byte

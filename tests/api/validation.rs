@@ -268,3 +268,21 @@ async fn error_answers_stay_small_whatever_the_input() {
     assert!(r.body["error"]["details"].as_array().map_or(0, Vec::len) <= 100, "{} bytes", r.bytes.len());
     assert!(r.bytes.len() < 20_000, "{} bytes", r.bytes.len());
 }
+
+/// Ids and numbers the API takes and answers stay within 2^53 − 1, the
+/// largest integer a JSON client reads exactly: above it is a 400, never a
+/// value a JavaScript client would silently round.
+#[tokio::test]
+async fn integers_past_two_to_the_53_are_refused() {
+    let api = TestApi::start().await;
+    let r = api.call("PUT", "/namespaces/9007199254740992", Some(&api.admin()), Some(json!({"name": "n", "owner_id": 7}))).await;
+    assert_error(&r, 400);
+    let r = api.call("PUT", "/namespaces/9007199254740991", Some(&api.admin()), Some(json!({"name": "n", "owner_id": 9007199254740992u64}))).await;
+    assert_error(&r, 400);
+    let r = api.call("PUT", "/namespaces/9007199254740991", Some(&api.admin()), Some(json!({"name": "n", "owner_id": 9007199254740991u64}))).await;
+    assert_eq!((r.status, r.body["id"].as_u64()), (200, Some(9007199254740991)), "{r:?}");
+    let body = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11",
+        "daysWorked": 5, "memberRate": 250, "customerRate": 300, "billingAccountId": 9007199254740992u64});
+    assert_error(&api.call("PUT", "/work-periods/w", Some(&api.admin()), Some(body)).await, 400);
+    assert_eq!(api.count_prefix("WP#").await, 0);
+}

@@ -23,8 +23,8 @@ pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Name
     });
     let parent_id = match input.parent_id {
         None => None,
-        Some(p) if p > 0 && p as u64 != id.0 => Some(NamespaceId(p as u64)),
-        Some(p) if p > 0 => {
+        Some(p) if p > 0 && p <= crate::validate::MAX_SAFE_INTEGER && p as u64 != id.0 => Some(NamespaceId(p as u64)),
+        Some(p) if p > 0 && p <= crate::validate::MAX_SAFE_INTEGER => {
             errors.push(FieldError::new(
                 "parent_id",
                 "cannot be the namespace itself",
@@ -39,8 +39,8 @@ pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Name
             None
         }
     };
-    if input.owner_id <= 0 {
-        errors.push(FieldError::new("owner_id", "must be a positive integer"));
+    if input.owner_id <= 0 || input.owner_id > crate::validate::MAX_SAFE_INTEGER {
+        errors.push(FieldError::new("owner_id", "must be a positive integer, at most 2^53 - 1"));
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));

@@ -72,10 +72,10 @@ pub fn validate_work_period(id: String, input: WorkPeriodInput) -> Result<WorkPe
         ));
     }
     let billing_account_id = match input.billing_account_id {
-        Some(b) if b <= 0 => {
+        Some(b) if b <= 0 || b > crate::validate::MAX_SAFE_INTEGER => {
             errors.push(FieldError::new(
                 "billingAccountId",
-                "must be a positive integer or null",
+                "must be a positive integer (at most 2^53 - 1) or null",
             ));
             None
         }
@@ -203,7 +203,7 @@ pub fn validate_change(who: &Caller, patch: PaymentPatch) -> Result<PaymentChang
         other => other.map(|d| d as u8),
     };
     let billing_account_id = match patch.billing_account_id {
-        Some(b) if b <= 0 => {
+        Some(b) if b <= 0 || b > crate::validate::MAX_SAFE_INTEGER => {
             errors.push(FieldError::new(
                 "billingAccountId",
                 "must be a positive integer",
