@@ -762,6 +762,11 @@ fn main() -> Result<(), String> {
             cold
         })?;
         println!("{}", report::cold_table(&cold));
+        let worst = cold.hostile_peaks.iter().map(|(_, kib, _)| *kib).max().unwrap_or(0);
+        for (binary, kib, status) in &cold.hostile_peaks {
+            println!("peak RSS for a 5.8 MB body: {binary} {:.1} MiB (answered {status})", *kib as f64 / 1024.0);
+        }
+        println!("worst peak RSS for a 5.8 MB body: {:.1} MiB (target ≤ 64 MiB)", worst as f64 / 1024.0);
         return Ok(());
     }
     let started = Instant::now();
