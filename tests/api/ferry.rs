@@ -457,3 +457,14 @@ async fn reference_ids_are_bounded_in_bytes_as_key_parts() {
     let long_sub = allotment_dev::token::mint(allotment_tests::SECRET, &"s".repeat(300), "admin", 3600, json!({}));
     assert_eq!(api.call("GET", "/me/wallets", Some(&long_sub), None).await.status, 401);
 }
+
+/// A page token signed with a guessed key still names only keys DynamoDB
+/// takes: one over the key limits is 400, never a 500 from the Query.
+#[tokio::test]
+async fn a_forged_page_token_with_an_oversized_key_is_400() {
+    let api = TestApi::start().await;
+    customer(&api, "c1", "r1").await;
+    let forged = allotment::pagetoken::PageToken { scope: "ferry:c1".into(), key: format!("x|{}", "P".repeat(3000)) }.encode(&api.app.page_key);
+    let r = api.call("GET", &format!("/ferry/customers/c1/subscriptions?next={forged}"), Some(&api.admin()), None).await;
+    assert_eq!(r.status, 400, "{r:?}");
+}

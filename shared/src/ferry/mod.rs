@@ -396,6 +396,14 @@ pub async fn post_subscriptions_handler(app: App, req: Request) -> HandlerResult
 pub async fn list_subscriptions_handler(app: App, req: Request) -> HandlerResult {
     let customer = id_param(&req, "customer")?;
     let next = query_param(&req, "next").map(|raw| PageToken::decode(&app.page_key, &raw, &format!("ferry:{customer}"))).transpose()?;
+    // Even a token signed with a guessed key names only a key DynamoDB takes
+    // (`<sort key>|<table key>`, within the key limits), or it is 400.
+    if let Some(t) = &next {
+        let fits = t.key.split_once('|').is_some_and(|(sk, pk)| !sk.is_empty() && sk.len() <= 1024 && !pk.is_empty() && pk.len() <= 2048);
+        if !fits {
+            return Err(foreign());
+        }
+    }
     let after = match &next {
         Some(t) if !t.key.contains('|') => return Err(foreign()),
         Some(t) => Some(t.key.as_str()),
