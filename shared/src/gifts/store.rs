@@ -181,12 +181,12 @@ pub async fn create_gift(db: &Db, gift: &Gift, request: Option<&str>) -> Result<
             tracing::info!(gift_id = gift.id, "gift already written (a lost answer)");
             Ok(Created::Gift(gift.id))
         }
-        Err(DbError::ConditionFailed(failed)) if request.is_some() && failed.contains(&last) => {
-            match gift_of_request(db, request.unwrap_or_default()).await? {
-                Some(id) => Ok(Created::ByEarlierRun(id)),
-                None => Err(DbError::ConditionFailed(failed)),
-            }
-        }
+        Err(DbError::ConditionFailed(failed)) => match request.filter(|_| failed.contains(&last)) {
+            // The request record stood in the way: an overlapping run of
+            // this keyed request created the gift first.
+            Some(request) => gift_of_request(db, request).await?.map(Created::ByEarlierRun).ok_or(DbError::ConditionFailed(failed)),
+            None => Err(DbError::ConditionFailed(failed)),
+        },
         Err(e) => Err(e),
     }
 }

@@ -104,11 +104,15 @@ impl Stored {
     }
 
     /// Whether its creating request may still undo it: it carries that
-    /// request's id and was created within [`ADOPT_WINDOW`].
-    fn undoable(&self, now: time::OffsetDateTime) -> bool {
-        let cutoff = validate::format_timestamp(now - ADOPT_WINDOW);
-        self.request_id.is_some() && self.created_at.as_str() >= cutoff.as_str()
+    /// request's id and was created at or after `cutoff` ([`adopt_cutoff`]).
+    fn undoable(&self, cutoff: &str) -> bool {
+        self.request_id.is_some() && self.created_at.as_str() >= cutoff
     }
+}
+
+/// The oldest creation time a pack can still be undone from: now minus [`ADOPT_WINDOW`].
+fn adopt_cutoff(now: time::OffsetDateTime) -> String {
+    validate::format_timestamp(now - ADOPT_WINDOW)
 }
 
 /// A request undoes its packs only within [`UNDO_WINDOW`] of creating them
@@ -137,14 +141,12 @@ fn committed_key(request_id: &str) -> Item {
 
 /// Of these young stored packs, the ones whose creating request has not
 /// said it succeeded (one strongly consistent read per distinct request).
-async fn uncommitted(
-    db: &Db,
-    young: Vec<(String, String, String)>,
-) -> Result<Vec<(String, String, String)>, DbError> {
+/// Each is (pk, the creating request's id).
+async fn uncommitted(db: &Db, young: Vec<(String, String)>) -> Result<Vec<(String, String)>, DbError> {
     if young.is_empty() {
         return Ok(young);
     }
-    let requests: HashSet<&String> = young.iter().map(|(_, _, rid)| rid).collect();
+    let requests: HashSet<&String> = young.iter().map(|(_, rid)| rid).collect();
     let committed: HashSet<String> = db
         .batch_get(requests.into_iter().map(|rid| committed_key(rid)).collect())
         .await?
@@ -156,18 +158,18 @@ async fn uncommitted(
         .collect();
     Ok(young
         .into_iter()
-        .filter(|(_, _, rid)| !committed.contains(rid))
+        .filter(|(_, rid)| !committed.contains(rid))
         .collect())
 }
 
 /// Makes packs another request created moments ago permanent before they are
 /// reported as stored: `REMOVE request_id` under `request_id = :theirs`, so
 /// their creator's undo (conditioned on its id) no longer deletes them.
-/// Returns the xids of the packs that were gone (undone first): the caller
-/// creates those itself.
-async fn adopt(db: &Db, packs: Vec<(String, String, String)>) -> Result<Vec<String>, DbError> {
+/// Takes (pk, creator's request id) pairs; returns the pks of the packs that
+/// were gone (undone first): the caller creates those itself.
+async fn adopt(db: &Db, packs: Vec<(String, String)>) -> Result<Vec<String>, DbError> {
     let outcomes = db
-        .for_each_item(packs, |db, (xid, pk, rid)| async move {
+        .for_each_item(packs, |db, (pk, rid)| async move {
             let result = db
                 .update_if(
                     pack_key_of(pk.clone()),
@@ -181,7 +183,7 @@ async fn adopt(db: &Db, packs: Vec<(String, String, String)>) -> Result<Vec<Stri
                 return Ok(None);
             }
             // Adopted by someone else (no request_id) or undone (gone).
-            Ok(db.get(pack_key_of(pk)).await?.is_none().then_some(xid))
+            Ok(db.get(pack_key_of(pk.clone())).await?.is_none().then_some(pk))
         })
         .await;
     Ok(all_ok(outcomes)?.into_iter().flatten().collect())
@@ -253,6 +255,7 @@ pub async fn create_packs(
     now: time::OffsetDateTime,
 ) -> Result<Created, CreateError> {
     let started = std::time::Instant::now();
+    let cutoff = adopt_cutoff(now);
     // Distinct packs in request order; the same xid twice is one pack.
     let mut seen: HashSet<&PurchaseXid> = HashSet::new();
     let distinct: Vec<&PackSpec> = specs
@@ -278,18 +281,13 @@ pub async fn create_packs(
     if !taken.is_empty() {
         return Err(CreateError::XidTaken(sorted(taken)));
     }
-    let young: Vec<(String, String, String)> = stored
-        .iter()
-        .filter(|(_, p)| p.undoable(now))
-        .filter_map(|(x, p)| {
-            p.request_id
-                .clone()
-                .map(|rid| (x.clone(), p.pk.clone(), rid))
-        })
+    let young: Vec<(String, String)> = stored
+        .values()
+        .filter(|p| p.undoable(&cutoff))
+        .filter_map(|p| p.request_id.clone().map(|rid| (p.pk.clone(), rid)))
         .collect();
-    for gone in adopt(db, uncommitted(db, young).await?).await? {
-        stored.remove(&gone);
-    }
+    let gone = adopt(db, uncommitted(db, young).await?).await?;
+    stored.retain(|_, p| !gone.contains(&p.pk));
 
     // This run's own id: what its undo deletes and how its own writes are
     // recognised after a lost answer (an earlier run of the same keyed
@@ -349,8 +347,8 @@ pub async fn create_packs(
     match plain_outcome {
         Ok(found) => {
             for (position, earlier) in found {
-                if let Some(rid) = earlier.request_id.clone().filter(|_| earlier.undoable(now)) {
-                    raced.push((String::new(), earlier.pk.clone(), rid));
+                if let Some(rid) = earlier.request_id.clone().filter(|_| earlier.undoable(&cutoff)) {
+                    raced.push((earlier.pk.clone(), rid));
                 }
                 earlier_plain.insert(position, earlier);
             }
@@ -362,13 +360,7 @@ pub async fn create_packs(
             Ok(XidPut::Written) => {}
             Ok(XidPut::Raced(winner)) => {
                 if let Some(rid) = winner.request_id.clone().filter(|rid| *rid != request_id) {
-                    raced.extend(
-                        winner
-                            .pack
-                            .purchase_xid
-                            .as_ref()
-                            .map(|x| (x.as_str().to_owned(), winner.pk.clone(), rid)),
-                    );
+                    raced.push((winner.pk.clone(), rid));
                 }
                 stored.extend(
                     winner

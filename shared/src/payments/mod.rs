@@ -818,20 +818,9 @@ fn bulk_items(req: &Request) -> Result<Vec<&RawValue>, ApiError> {
 
 /// The input object echoed back with `error: {message, code}`.
 fn error_entry(input: &RawValue, err: &ApiError) -> Value {
-    // The input's fields are echoed as their own text (never a `Value` tree:
-    // an entry of millions of numbers would take ~16× its size), and only
-    // an object of moderate size is echoed at all.
-    let text = input.get();
-    let fields = (text.len() <= ECHO_ENTRY_MAX_BYTES)
-        .then(|| serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(text).ok())
-        .flatten();
-    let mut entry: Map<String, Value> = Map::new();
-    if let Some(fields) = fields {
-        for (k, v) in fields {
-            // Each value is re-read alone: small, as the whole entry is.
-            entry.insert(k, serde_json::from_str(v.get()).unwrap_or(Value::Null));
-        }
-    }
+    // Only an object of moderate size is echoed (callers check the size), so
+    // reading it whole costs little; anything else echoes no fields.
+    let entry = serde_json::from_str::<Map<String, Value>>(input.get()).unwrap_or_default();
     error_entry_of(entry, err)
 }
 
