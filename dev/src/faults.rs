@@ -269,11 +269,10 @@ impl Intercept for Faults {
             .and_then(|t| t.strip_prefix(TARGET_PREFIX))
             .unwrap_or("")
             .to_owned();
-        if let Some(body) = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
-            self.record_keys(&body);
-        }
+        // The request, read once for every use below.
+        let mut body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        self.record_keys(&body);
         if operation == "BatchGetItem" {
-            let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
             let tables = body.get("RequestItems").and_then(Value::as_object);
             let eventual = tables.is_some_and(|t| t.values().all(|k| k.get("ConsistentRead") != Some(&Value::Bool(true))));
             if eventual {
@@ -290,15 +289,11 @@ impl Intercept for Faults {
             }
         }
         if operation == "TransactWriteItems" && self.lock().strip_tokens {
-            let stripped = request.body().bytes().and_then(|b| serde_json::from_slice::<Value>(b).ok()).map(|mut v| {
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("ClientRequestToken");
-                }
-                v.to_string()
-            });
-            if let Some(body) = stripped {
-                request.headers_mut().insert("content-length", body.len().to_string());
-                *request.body_mut() = SdkBody::from(body);
+            if let Some(o) = body.as_object_mut() {
+                o.remove("ClientRequestToken");
+                let stripped = body.to_string();
+                request.headers_mut().insert("content-length", stripped.len().to_string());
+                *request.body_mut() = SdkBody::from(stripped);
             }
         }
         let Some(fault) = self.on_call(&operation) else {
@@ -314,12 +309,6 @@ impl Intercept for Faults {
             }
             _ => {}
         }
-        let body: Value = request
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
-
         let mut forward: Option<Value> = None; // a reduced request to really send
         let injected = match (fault, operation.as_str()) {
             (Fault::Unprocessed, "BatchWriteItem") => {
