@@ -96,5 +96,5 @@ bench: node_modules/.installed
 # Not part of `make test`: cross-compiles every function for arm64 (needs the
 # aarch64-unknown-linux-gnu Rust target).
 sam-build: $(VENV)/.installed
-	sam build --beta-features
+	sam build
 	python3 dev/check-sam-build.py

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use allotment::gifts::model::Criterion;
+use allotment::gifts::Criterion;
 use allotment_dev::fixtures::seed_gifts;
 use allotment_dev::token;
 use serde_json::json;

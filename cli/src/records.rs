@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use allotment::ferry::model::{PlaceholderInput, GROUPS};
+use allotment::ferry::{PlaceholderInput, GROUPS};
 use allotment::packs::{MAX_MINUTES, MAX_XID_CHARS};
-use allotment::payments::model::{PaymentInput, MAX_DAYS};
+use allotment::payments::{PaymentInput, MAX_DAYS};
 use allotment::validate::parse_date;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -115,25 +115,25 @@ fn payment(line: usize, row: Map<String, Value>) -> Result<Record, String> {
         entry.insert(k, value);
     }
     let entry = Value::Object(entry);
-    let input: PaymentInput = allotment::http::parse_json(entry.to_string().as_bytes()).map_err(|e| describe(&e))?;
+    let input: PaymentInput = allotment::http::parse_json(entry.to_string().as_bytes()).map_err(|e| describe(&e.into()))?;
     if input.days.is_some_and(|d| !(0..=MAX_DAYS).contains(&d)) {
         return Err(format!("days must be an integer from 0 to {MAX_DAYS}"));
     }
-    allotment::payments::validate_new_payment(input).map_err(|e| describe(&e))?;
+    allotment::payments::validate_new_payment(input).map_err(|e| describe(&e.into()))?;
     Ok(Record { line, raw, entry, target: String::new(), group: None, pair: None, reference_customer_id: None })
 }
 
 fn ferry(line: usize, raw: Value) -> Result<Record, String> {
     let f: FerryLine = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
     let group = GROUPS.iter().copied().find(|g| *g == f.group).ok_or_else(|| format!("group must be one of {}", GROUPS.join(", ")))?;
-    if !allotment::ferry::valid_id(&f.customer) {
+    if !allotment::validate::NAME.accepts(&f.customer) {
         return Err("customer must be 1 to 64 letters, digits, '.', '-' or '_'".into());
     }
-    let item: PlaceholderInput = allotment::http::parse_json(f.subscription.to_string().as_bytes()).map_err(|e| describe(&e))?;
+    let item: PlaceholderInput = allotment::http::parse_json(f.subscription.to_string().as_bytes()).map_err(|e| describe(&e.into()))?;
     if group == "domain_extensions" && (item.domain.is_none() || item.extension.is_none()) {
         return Err("a domain_extensions subscription needs domain and extension".into());
     }
-    allotment::ferry::check_request(&f.reference_customer_id, &[(group, item.clone())]).map_err(|e| describe(&e))?;
+    allotment::ferry::check_request(&f.reference_customer_id, &[(group, item.clone())]).map_err(|e| describe(&e.into()))?;
     // The API's own rule for each subscription (dates, billing, the public-suffix rule for domains).
     allotment::ferry::check_alone(group, &item)?;
     Ok(Record {

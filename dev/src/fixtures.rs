@@ -2,7 +2,7 @@
 //! store's own item mapping: volumes that would only be slow over HTTP.
 
 use allotment::db::Db;
-use allotment::gifts::model::{criterion_to_item, gift_to_item, listing_to_item, Criterion, Gift, Resource};
+use allotment::gifts::{criterion_to_item, gift_to_item, listing_to_item, Criterion, Gift, Resource};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 /// Gifts `first_id .. first_id + n` of project `owner`, one criterion each

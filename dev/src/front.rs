@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use allotment::error::ApiError;
-use allotment::http::{dispatch, error_response, MAX_BODY_BYTES};
-use allotment::routes::{match_route, unmatched, Match, ROUTES};
+use allotment::http::{error_response, MAX_BODY_BYTES};
+use allotment::routes::{dispatch, match_route, unmatched, Match, ROUTES};
 use allotment::App;
 use base64::Engine;
 use bytes::Bytes;
@@ -85,7 +85,7 @@ impl Front {
         };
         // As API Gateway does with the route's AuthorizationScopes (the same
         // table): a scope of the route, bare or with the stack's prefix.
-        if let allotment::http::Access::Scopes(wanted) = route.access {
+        if let allotment::routes::Access::Scopes(wanted) = route.access {
             let held: Vec<String> = claims
                 .get("scope")
                 .or_else(|| claims.get("scp"))

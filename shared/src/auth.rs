@@ -13,7 +13,7 @@ pub const MAX_SUB_BYTES: usize = 256;
 /// Scope of the provisioner (the billing system): every provisioning endpoint.
 pub const SCOPE_ADMIN: &str = "admin";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub sub: String,
     pub scopes: Vec<String>,
@@ -44,7 +44,7 @@ pub fn unprefixed(scopes: &[String], prefix: &str) -> Vec<String> {
 }
 
 /// Rewrites the authorizer context of `req` once, at the edge
-/// ([`crate::http::dispatch`]), so every handler reads claims it can trust:
+/// ([`crate::routes::dispatch`]), so every handler reads claims it can trust:
 /// - scopes with [`unprefixed`];
 /// - `email` only when `email_verified` is true (a JSON boolean, or the
 ///   string "true" as Cognito and API Gateway pass it): an address nobody

@@ -630,6 +630,12 @@ impl Db {
                 if partition.index.is_none() {
                     q = q.consistent_read(partition.consistent);
                 }
+                if let Some((attr, value)) = partition.only {
+                    q = q
+                        .filter_expression("#only = :only")
+                        .expression_attribute_names("#only", attr)
+                        .expression_attribute_values(":only", AttributeValue::S(value.to_owned()));
+                }
                 q.send()
             })
             .await?;
@@ -785,6 +791,9 @@ pub struct Partition<'a> {
     pub pk: &'a str,
     pub sk_prefix: Option<(&'a str, &'a str)>,
     pub consistent: bool,
+    /// Only the items whose attribute (first) holds this string (second): a
+    /// FilterExpression, applied after each page is read.
+    pub only: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> Partition<'a> {
@@ -796,6 +805,7 @@ impl<'a> Partition<'a> {
             pk,
             sk_prefix: Some((SK, sk_prefix)),
             consistent,
+            only: None,
         }
     }
 
@@ -807,6 +817,7 @@ impl<'a> Partition<'a> {
             pk,
             sk_prefix: None,
             consistent: false,
+            only: None,
         }
     }
 }

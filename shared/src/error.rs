@@ -15,6 +15,33 @@ impl FieldError {
     }
 }
 
+/// What a domain's rules found wrong with a request, every field at once:
+/// a 400 listing them (at most [`MAX_DETAILS`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("The request is invalid")]
+pub struct Invalid(pub Vec<FieldError>);
+
+impl Invalid {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![FieldError::new(field, message)])
+    }
+
+    /// `Ok` when nothing was found.
+    pub fn check(errors: Vec<FieldError>) -> Result<(), Self> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Self(errors))
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(err: Invalid) -> Self {
+        ApiError::invalid(err.0)
+    }
+}
+
 /// Everything a request can fail with. Mapped to a status and the spec's JSON
 /// error shape in [`ApiError::status`] and [`crate::http::error_response`] only.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,159 +1,18 @@
-//! Request parsing and response building shared by every handler, and the one
-//! wrapper ([`dispatch`]) that turns a handler's `Result` into an HTTP response
-//! and logs one structured line per request.
+//! Request parsing and response building: JSON bodies (checked, bounded,
+//! parsed with the field's path in every error), path and query parameters,
+//! and the spec's JSON answers. No handler, route or store is known here.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Instant;
-
-use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ApiError, FieldError};
-use crate::idempotency;
-use crate::App;
 
 /// Lambda's synchronous payload limit; API Gateway would never deliver more.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 pub type HandlerResult = Result<Response<Body>, ApiError>;
-pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
-pub type HandlerFn = fn(App, Request) -> HandlerFuture;
-
-/// One endpoint: its API Gateway route and the library function behind it.
-#[derive(Clone)]
-pub struct Route {
-    /// Logical id of the function in template.yaml (`PostMinutesFunction` → `PostMinutes`).
-    pub name: &'static str,
-    /// The Lambda binary's name (`post-minutes`), also the events/ sample's name.
-    pub binary: &'static str,
-    pub method: Method,
-    /// API Gateway path template, e.g. `/namespaces/{id}/minutes`.
-    pub path: &'static str,
-    /// Who may call it: declared here once, enforced by API Gateway
-    /// (`AuthorizationScopes`), the local front and [`dispatch`].
-    pub access: Access,
-    /// The partition-key prefixes (of the table, or of the index a Query
-    /// reads) this route's function may touch: its IAM policy allows only
-    /// these (`dynamodb:LeadingKeys`, generated into template.yaml and
-    /// drift-tested), and a test records what each route really reads and writes.
-    pub keys: &'static [&'static str],
-    pub handler: HandlerFn,
-}
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, without a token (the `$default` 404).
-    Public,
-    /// Any caller with a valid token; the handler decides the rest (project
-    /// roles, gift criteria).
-    SignedIn,
-    /// A caller holding at least one of these scopes.
-    Scopes(&'static [&'static str]),
-}
-
-impl Access {
-    /// Why `caller` may not call a route with this access, if it may not.
-    pub fn refuses(&self, caller: Option<&crate::auth::Caller>) -> Option<ApiError> {
-        match (self, caller) {
-            (Access::Public, _) => None,
-            (_, None) => Some(ApiError::Unauthorized),
-            (Access::Scopes(scopes), Some(c)) => c.require_any(scopes).err(),
-            (Access::SignedIn, Some(_)) => None,
-        }
-    }
-}
-
-/// Runs `route`'s handler on `req` and never fails: every error becomes the
-/// spec's JSON error. POST and PATCH go through the Idempotency-Key layer.
-/// Logs one line per request: route, status, latency and caller `sub`.
-pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Body> {
-    let started = Instant::now();
-    crate::auth::normalize_claims(&mut req, &app.scope_prefix, &app.org_claim);
-    let caller = crate::auth::caller(&req).ok();
-    let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
-    let route_key = format!("{} {}", req.method(), route.path);
-    // API Gateway hands `DELETE /gifts/available` to `DELETE /gifts/{id}`;
-    // the path is the GET resource `/gifts/available`, so that is a 405. Only
-    // a route with a `{param}` can be handed a path a literal route owns.
-    let shadowed = if !route.path.contains('{') {
-        None
-    } else if let crate::routes::Match::WrongMethod(allow) =
-        crate::routes::match_route(crate::routes::ROUTES, req.method(), req.uri().path())
-    {
-        Some(ApiError::MethodNotAllowed {
-            allow: allow.join(", "),
-        })
-    } else {
-        None
-    };
-    // Who may call it is settled before anything is written: an
-    // under-scoped call leaves no trace, not even an Idempotency-Key record.
-    let refused = shadowed.or_else(|| route.access.refuses(caller.as_ref()));
-    let response = match refused {
-        Some(err) => error_response(&err),
-        None => run_idempotent(route, app, req, caller).await.unwrap_or_else(|err| to_response(route, &err)),
-    };
-    tracing::info!(
-        route = %route_key,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        sub = %sub,
-        "request"
-    );
-    response
-}
-
-fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
-    if let ApiError::Internal(cause) = err {
-        tracing::error!(route = route.name, cause = %cause, "internal error");
-    }
-    error_response(err)
-}
-
-async fn run_idempotent(
-    route: &Route,
-    app: App,
-    mut req: Request,
-    caller: Option<crate::auth::Caller>,
-) -> HandlerResult {
-    let writes = matches!(*req.method(), Method::POST | Method::PATCH);
-    // An unauthenticated request goes straight to its handler (and its 401).
-    let caller = match caller {
-        Some(caller) if writes => caller,
-        _ => return (route.handler)(app, req).await,
-    };
-    let Some(key) = idempotency::key_of(&req)? else {
-        return (route.handler)(app, req).await;
-    };
-    let fingerprint = idempotency::fingerprint(&req);
-    req.extensions_mut().insert(idempotency::RequestIds::keyed(&caller.sub, route.name, &key, &fingerprint));
-    let ticket = match idempotency::begin(
-        &app.db,
-        app.idempotency,
-        &caller.sub,
-        route.name,
-        &key,
-        &fingerprint,
-    )
-    .await?
-    {
-        idempotency::Claim::Replay(response) => return Ok(response),
-        idempotency::Claim::Proceed(ticket) => ticket,
-    };
-    let db = app.db.clone();
-    let response = (route.handler)(app, req)
-        .await
-        .unwrap_or_else(|err| to_response(route, &err));
-    if let Err(e) = idempotency::finish(&db, ticket, &response).await {
-        // The answer stands; the key is released when its lock expires.
-        tracing::error!(error = %e, "could not settle the idempotency record");
-    }
-    Ok(response)
-}
 
 pub fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> HandlerResult {
     let bytes = serde_json::to_vec(body)
@@ -193,14 +52,6 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     resp
 }
 
-/// Parses the JSON body into `T`, after checking content type and size.
-/// Syntax errors name line and column; schema errors name the field's path.
-pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let body = json_bytes(req)?;
-    require_object(body)?;
-    parse_json(body)
-}
-
 /// The raw body of a JSON request: 415 unless the content type is JSON, 413
 /// over the Lambda payload limit.
 pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
@@ -230,7 +81,7 @@ pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {
 
 /// A body that must be one JSON object: an array, string or number is 400
 /// with that said plainly (serde would read an array as a tuple-struct).
-fn require_object(body: &[u8]) -> Result<(), ApiError> {
+pub fn require_object(body: &[u8]) -> Result<(), ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if matches!(first, Some(b'{') | None) {
         return Ok(());
@@ -286,11 +137,12 @@ pub fn bounded_array<'a>(body: &'a [u8], max: usize) -> Result<Vec<&'a serde_jso
             ApiError::field("body", "must be a JSON array of objects")
         }
     })?;
-    crate::validate::BulkLimit::new("body", max).check(entries.len())?;
+    BulkLimit::new("body", max).check(entries.len())?;
     Ok(entries)
 }
 
-/// [`json_body`] without the header checks: for bodies already known to be JSON.
+/// A JSON document as `T`. Syntax errors name line and column; schema
+/// errors name the field's path.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -352,5 +204,43 @@ pub fn text_body(bytes: Vec<u8>) -> Body {
     match String::from_utf8(bytes) {
         Ok(text) => Body::Text(text),
         Err(e) => Body::Binary(e.into_bytes()),
+    }
+}
+
+/// A bulk array's bounds: empty → 400, over the limit → 413.
+pub struct BulkLimit {
+    field: &'static str,
+    max: usize,
+}
+
+impl BulkLimit {
+    pub const fn new(field: &'static str, max: usize) -> Self {
+        Self { field, max }
+    }
+
+    pub fn check(&self, len: usize) -> Result<(), ApiError> {
+        if len == 0 {
+            return Err(ApiError::field(self.field, "must not be empty"));
+        }
+        if len > self.max {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "{} has {len} items; at most {} are accepted in one request",
+                self.field, self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_limit_bounds() {
+        let limit = BulkLimit::new("packs", 3);
+        assert_eq!(limit.check(0).unwrap_err().status(), 400);
+        assert!(limit.check(3).is_ok());
+        assert_eq!(limit.check(4).unwrap_err().status(), 413);
     }
 }

@@ -1,5 +1,5 @@
 //! `Idempotency-Key` for every POST and PATCH (SPEC §2), written once and
-//! applied in [`crate::http::dispatch`], so no handler knows about it.
+//! applied in [`crate::routes::dispatch`], so no handler knows about it.
 //!
 //! One conditional put claims the key —
 //! `attribute_not_exists(pk) OR ttl < now OR (in progress AND lock expired)` —
@@ -143,14 +143,6 @@ impl RequestIds {
         Self {
             seed: Some(hash.finalize().into()),
         }
-    }
-
-    /// The ids of this request (set by [`crate::http::dispatch`]); random ones if none were set.
-    pub fn of(req: &Request) -> Self {
-        req.extensions()
-            .get::<RequestIds>()
-            .cloned()
-            .unwrap_or_default()
     }
 
     /// Whether the ids are derived from an Idempotency-Key (records named by

@@ -3,6 +3,7 @@
 //! and the local front call the same handlers from here.
 
 pub mod auth;
+pub mod call;
 pub mod clock;
 pub mod db;
 pub mod error;
@@ -218,12 +219,12 @@ pub fn local_client(endpoint: &str) -> Client {
 
 /// The body of every function's `main`: logging, config, client, then serve
 /// `route` under the Lambda runtime.
-pub async fn run_lambda(route: &'static http::Route) -> Result<(), lambda_http::Error> {
+pub async fn run_lambda(route: &'static routes::Route) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let app = App::from_env().await?;
     lambda_http::run(lambda_http::service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(http::dispatch(route, app, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(routes::dispatch(route, app, req).await) }
     }))
     .await
 }

@@ -4,13 +4,180 @@
 //! is written; a test checks the table against template.yaml (routes and
 //! `AuthorizationScopes`) and openapi.json, so they cannot drift apart.
 
-use lambda_http::http::Method;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
 
-use crate::auth::SCOPE_ADMIN;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+
+use crate::auth::{Caller, SCOPE_ADMIN};
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::http::{Access, Route};
+use crate::http::{error_response, HandlerResult};
+use crate::idempotency;
 use crate::payments::{SCOPE_PAYMENTS, SCOPE_PROCESS};
-use crate::{ferry, gifts, packs, payments};
+use crate::{ferry, gifts, packs, payments, App};
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+pub type HandlerFn = fn(App, Call) -> HandlerFuture;
+
+/// One endpoint: its API Gateway route and the library function behind it.
+#[derive(Clone)]
+pub struct Route {
+    /// Logical id of the function in template.yaml (`PostMinutesFunction` → `PostMinutes`).
+    pub name: &'static str,
+    /// The Lambda binary's name (`post-minutes`), also the events/ sample's name.
+    pub binary: &'static str,
+    pub method: Method,
+    /// API Gateway path template, e.g. `/namespaces/{id}/minutes`.
+    pub path: &'static str,
+    /// Who may call it: declared here once, enforced by API Gateway
+    /// (`AuthorizationScopes`), the local front and [`dispatch`].
+    pub access: Access,
+    /// What body it takes: [`dispatch`] checks content type, size and kind
+    /// before anything is written; the handler parses it once.
+    pub body: Takes,
+    /// The partition-key prefixes (of the table, or of the index a Query
+    /// reads) this route's function may touch: its IAM policy allows only
+    /// these (`dynamodb:LeadingKeys`, generated into template.yaml and
+    /// drift-tested), and a test records what each route really reads and writes.
+    pub keys: &'static [&'static str],
+    pub handler: HandlerFn,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (the `$default` 404).
+    Public,
+    /// Any caller with a valid token; the handler decides the rest (project
+    /// roles, gift criteria).
+    SignedIn,
+    /// A caller holding at least one of these scopes.
+    Scopes(&'static [&'static str]),
+}
+
+impl Access {
+    /// Why `caller` may not call a route with this access, if it may not.
+    pub fn refuses(&self, caller: Option<&Caller>) -> Option<ApiError> {
+        match (self, caller) {
+            (Access::Public, _) => None,
+            (_, None) => Some(ApiError::Unauthorized),
+            (Access::Scopes(scopes), Some(c)) => c.require_any(scopes).err(),
+            (Access::SignedIn, Some(_)) => None,
+        }
+    }
+}
+
+/// The body a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// None (GET, DELETE): whatever is sent is not read.
+    Nothing,
+    /// One JSON object.
+    Object,
+    /// A JSON array of 1 to this many entries.
+    Array(usize),
+}
+
+impl Route {
+    /// 415 unless JSON, 413 over Lambda's payload limit, 400 if an object
+    /// route is sent something else (an array sent where a bulk route takes
+    /// it is told so): checked before anything is written.
+    fn check_body(&self, req: &Request) -> Result<(), ApiError> {
+        match self.body {
+            Takes::Nothing => Ok(()),
+            Takes::Array(_) => crate::http::json_bytes(req).map(drop),
+            Takes::Object => {
+                let body = crate::http::json_bytes(req)?;
+                let bulk = format!("{}/bulk", self.path);
+                let sibling = ROUTES.iter().find(|r| r.method == self.method && r.path == bulk);
+                let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+                match sibling {
+                    Some(r) if array => Err(ApiError::field("body", format!("must be one object; send arrays to {} {}", r.method, r.path))),
+                    _ => crate::http::require_object(body),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `route`'s handler on `req` and never fails: every error becomes the
+/// spec's JSON error. Settles, in order and before anything is written: the
+/// claims (normalised once), a path another route owns (405), who may call
+/// it ([`Access`]) and the body ([`Takes`]). POST and PATCH then go through
+/// the Idempotency-Key layer. Logs one line per request: route, status,
+/// latency and caller `sub`.
+pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Body> {
+    let started = Instant::now();
+    crate::auth::normalize_claims(&mut req, &app.scope_prefix, &app.org_claim);
+    let caller = crate::auth::caller(&req).ok();
+    let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
+    let route_key = format!("{} {}", req.method(), route.path);
+    let refused = shadowed(route, &req)
+        .or_else(|| route.access.refuses(caller.as_ref()))
+        .or_else(|| route.check_body(&req).err());
+    let response = match refused {
+        Some(err) => error_response(&err),
+        None => run_idempotent(route, app, req, caller.unwrap_or_default())
+            .await
+            .unwrap_or_else(|err| to_response(route, &err)),
+    };
+    tracing::info!(
+        route = %route_key,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        sub = %sub,
+        "request"
+    );
+    response
+}
+
+/// API Gateway hands `DELETE /gifts/available` to `DELETE /gifts/{id}`; the
+/// path is the GET resource `/gifts/available`, so that is a 405. Only a
+/// route with a `{param}` can be handed a path a literal route owns.
+fn shadowed(route: &Route, req: &Request) -> Option<ApiError> {
+    if !route.path.contains('{') {
+        return None;
+    }
+    match match_route(ROUTES, req.method(), req.uri().path()) {
+        Match::WrongMethod(allow) => Some(ApiError::MethodNotAllowed { allow: allow.join(", ") }),
+        _ => None,
+    }
+}
+
+fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
+    if let ApiError::Internal(cause) = err {
+        tracing::error!(route = route.name, cause = %cause, "internal error");
+    }
+    error_response(err)
+}
+
+async fn run_idempotent(route: &Route, app: App, req: Request, caller: Caller) -> HandlerResult {
+    let mut call = Call::new(req, caller, idempotency::RequestIds::default());
+    if let Takes::Array(max) = route.body {
+        call.max_entries = max;
+    }
+    let writes = matches!(*call.req.method(), Method::POST | Method::PATCH);
+    let key = if writes && !call.caller.sub.is_empty() { idempotency::key_of(&call.req)? } else { None };
+    let Some(key) = key else {
+        return (route.handler)(app, call).await;
+    };
+    let fingerprint = idempotency::fingerprint(&call.req);
+    call.ids = idempotency::RequestIds::keyed(&call.caller.sub, route.name, &key, &fingerprint);
+    let ticket = match idempotency::begin(&app.db, app.idempotency, &call.caller.sub, route.name, &key, &fingerprint).await? {
+        idempotency::Claim::Replay(response) => return Ok(response),
+        idempotency::Claim::Proceed(ticket) => ticket,
+    };
+    let db = app.db.clone();
+    let response = (route.handler)(app, call).await.unwrap_or_else(|err| to_response(route, &err));
+    if let Err(e) = idempotency::finish(&db, ticket, &response).await {
+        // The answer stands; the key is released when its lock expires.
+        tracing::error!(error = %e, "could not settle the idempotency record");
+    }
+    Ok(response)
+}
 
 pub static PUT_NAMESPACE: Route = Route {
     name: "PutNamespace",
@@ -18,8 +185,9 @@ pub static PUT_NAMESPACE: Route = Route {
     method: Method::PUT,
     path: "/namespaces/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["NS#"],
-    handler: |app, req| Box::pin(packs::put_namespace_handler(app, req)),
+    handler: |app, call| Box::pin(packs::put_namespace_handler(app, call)),
 };
 
 pub static POST_MINUTES: Route = Route {
@@ -28,8 +196,9 @@ pub static POST_MINUTES: Route = Route {
     method: Method::POST,
     path: "/namespaces/{id}/minutes",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["NS#", "PACK#", "PACKREQ#", "IDEM#"],
-    handler: |app, req| Box::pin(packs::post_minutes_handler(app, req)),
+    handler: |app, call| Box::pin(packs::post_minutes_handler(app, call)),
 };
 
 pub static GET_MINUTES: Route = Route {
@@ -38,8 +207,9 @@ pub static GET_MINUTES: Route = Route {
     method: Method::GET,
     path: "/namespaces/{id}/minutes",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Nothing,
     keys: &["NSPACKS#", "NS#"],
-    handler: |app, req| Box::pin(packs::get_minutes_handler(app, req)),
+    handler: |app, call| Box::pin(packs::get_minutes_handler(app, call)),
 };
 
 pub static MOVE_MINUTES: Route = Route {
@@ -48,8 +218,9 @@ pub static MOVE_MINUTES: Route = Route {
     method: Method::PATCH,
     path: "/namespaces/{id}/minutes/move/{target_id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Nothing,
     keys: &["NS#", "NSPACKS#", "PACK#", "IDEM#"],
-    handler: |app, req| Box::pin(packs::move_minutes_handler(app, req)),
+    handler: |app, call| Box::pin(packs::move_minutes_handler(app, call)),
 };
 
 pub static PUT_WORK_PERIOD: Route = Route {
@@ -58,8 +229,9 @@ pub static PUT_WORK_PERIOD: Route = Route {
     method: Method::PUT,
     path: "/work-periods/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["WP#"],
-    handler: |app, req| Box::pin(payments::put_work_period_handler(app, req)),
+    handler: |app, call| Box::pin(payments::put_work_period_handler(app, call)),
 };
 
 pub static GET_WORK_PERIOD: Route = Route {
@@ -68,8 +240,9 @@ pub static GET_WORK_PERIOD: Route = Route {
     method: Method::GET,
     path: "/work-periods/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    body: Takes::Nothing,
     keys: &["WP#"],
-    handler: |app, req| Box::pin(payments::get_work_period_handler(app, req)),
+    handler: |app, call| Box::pin(payments::get_work_period_handler(app, call)),
 };
 
 pub static POST_PAYMENT: Route = Route {
@@ -78,8 +251,9 @@ pub static POST_PAYMENT: Route = Route {
     method: Method::POST,
     path: "/work-period-payments",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS]),
+    body: Takes::Object,
     keys: &["WP#", "PAY#", "IDEM#"],
-    handler: |app, req| Box::pin(payments::post_payment_handler(app, req)),
+    handler: |app, call| Box::pin(payments::post_payment_handler(app, call)),
 };
 
 pub static POST_PAYMENTS_BULK: Route = Route {
@@ -88,8 +262,9 @@ pub static POST_PAYMENTS_BULK: Route = Route {
     method: Method::POST,
     path: "/work-period-payments/bulk",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS]),
+    body: Takes::Array(payments::MAX_BULK),
     keys: &["WP#", "PAY#", "IDEM#"],
-    handler: |app, req| Box::pin(payments::post_payments_bulk_handler(app, req)),
+    handler: |app, call| Box::pin(payments::post_payments_bulk_handler(app, call)),
 };
 
 pub static PATCH_PAYMENT: Route = Route {
@@ -98,8 +273,9 @@ pub static PATCH_PAYMENT: Route = Route {
     method: Method::PATCH,
     path: "/work-period-payments/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    body: Takes::Object,
     keys: &["WP#", "PAY#", "IDEM#"],
-    handler: |app, req| Box::pin(payments::patch_payment_handler(app, req)),
+    handler: |app, call| Box::pin(payments::patch_payment_handler(app, call)),
 };
 
 pub static PATCH_PAYMENTS_BULK: Route = Route {
@@ -108,8 +284,9 @@ pub static PATCH_PAYMENTS_BULK: Route = Route {
     method: Method::PATCH,
     path: "/work-period-payments/bulk",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    body: Takes::Array(payments::MAX_BULK),
     keys: &["WP#", "PAY#", "IDEM#"],
-    handler: |app, req| Box::pin(payments::patch_payments_bulk_handler(app, req)),
+    handler: |app, call| Box::pin(payments::patch_payments_bulk_handler(app, call)),
 };
 
 pub static GET_PAYMENT: Route = Route {
@@ -118,8 +295,9 @@ pub static GET_PAYMENT: Route = Route {
     method: Method::GET,
     path: "/work-period-payments/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    body: Takes::Nothing,
     keys: &["PAY#"],
-    handler: |app, req| Box::pin(payments::get_payment_handler(app, req)),
+    handler: |app, call| Box::pin(payments::get_payment_handler(app, call)),
 };
 
 pub static LIST_PAYMENTS: Route = Route {
@@ -128,8 +306,9 @@ pub static LIST_PAYMENTS: Route = Route {
     method: Method::GET,
     path: "/work-period-payments",
     access: Access::Scopes(&[SCOPE_ADMIN, SCOPE_PAYMENTS, SCOPE_PROCESS]),
+    body: Takes::Nothing,
     keys: &["WPPAY#", "PAYSTATUS#"],
-    handler: |app, req| Box::pin(payments::list_payments_handler(app, req)),
+    handler: |app, call| Box::pin(payments::list_payments_handler(app, call)),
 };
 
 pub static PUT_PROJECT: Route = Route {
@@ -138,8 +317,9 @@ pub static PUT_PROJECT: Route = Route {
     method: Method::PUT,
     path: "/projects/{id}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["PROJECT#"],
-    handler: |app, req| Box::pin(gifts::put_project_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::put_project_handler(app, call)),
 };
 
 pub static DEPOSIT_WALLET: Route = Route {
@@ -148,8 +328,9 @@ pub static DEPOSIT_WALLET: Route = Route {
     method: Method::POST,
     path: "/projects/{id}/wallets/deposit",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["PROJECT#", "IDEM#"],
-    handler: |app, req| Box::pin(gifts::deposit_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::deposit_handler(app, call)),
 };
 
 pub static GET_PROJECT_WALLETS: Route = Route {
@@ -158,8 +339,9 @@ pub static GET_PROJECT_WALLETS: Route = Route {
     method: Method::GET,
     path: "/projects/{id}/wallets",
     access: Access::SignedIn,
+    body: Takes::Nothing,
     keys: &["PROJECT#"],
-    handler: |app, req| Box::pin(gifts::project_wallets_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::project_wallets_handler(app, call)),
 };
 
 pub static GET_MY_WALLETS: Route = Route {
@@ -168,8 +350,9 @@ pub static GET_MY_WALLETS: Route = Route {
     method: Method::GET,
     path: "/me/wallets",
     access: Access::SignedIn,
+    body: Takes::Nothing,
     keys: &["PROJECT#"],
-    handler: |app, req| Box::pin(gifts::my_wallets_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::my_wallets_handler(app, call)),
 };
 
 pub static POST_GIFT: Route = Route {
@@ -178,8 +361,9 @@ pub static POST_GIFT: Route = Route {
     method: Method::POST,
     path: "/gifts",
     access: Access::SignedIn,
+    body: Takes::Object,
     keys: &["PROJECT#", "SEQ#", "GIFT#", "GIFTREQ#", "IDEM#"],
-    handler: |app, req| Box::pin(gifts::post_gift_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::post_gift_handler(app, call)),
 };
 
 pub static DELETE_GIFT: Route = Route {
@@ -188,8 +372,9 @@ pub static DELETE_GIFT: Route = Route {
     method: Method::DELETE,
     path: "/gifts/{id}",
     access: Access::SignedIn,
+    body: Takes::Nothing,
     keys: &["GIFT#", "PROJECT#"],
-    handler: |app, req| Box::pin(gifts::delete_gift_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::delete_gift_handler(app, call)),
 };
 
 pub static BROWSE_GIFTS: Route = Route {
@@ -198,8 +383,9 @@ pub static BROWSE_GIFTS: Route = Route {
     method: Method::GET,
     path: "/gifts",
     access: Access::SignedIn,
+    body: Takes::Nothing,
     keys: &["PROJECT#"],
-    handler: |app, req| Box::pin(gifts::browse_gifts_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::browse_gifts_handler(app, call)),
 };
 
 pub static AVAILABLE_GIFTS: Route = Route {
@@ -208,8 +394,9 @@ pub static AVAILABLE_GIFTS: Route = Route {
     method: Method::GET,
     path: "/gifts/available",
     access: Access::SignedIn,
+    body: Takes::Nothing,
     keys: &["GIFTCRIT#", "CLAIMS#", "GIFT#"],
-    handler: |app, req| Box::pin(gifts::available_gifts_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::available_gifts_handler(app, call)),
 };
 
 pub static CLAIM_GIFT: Route = Route {
@@ -218,8 +405,9 @@ pub static CLAIM_GIFT: Route = Route {
     method: Method::POST,
     path: "/gifts/claim",
     access: Access::SignedIn,
+    body: Takes::Object,
     keys: &["GIFT#", "PROJECT#", "IDEM#"],
-    handler: |app, req| Box::pin(gifts::claim_gift_handler(app, req)),
+    handler: |app, call| Box::pin(gifts::claim_gift_handler(app, call)),
 };
 
 pub static PUT_FERRY_PRODUCT: Route = Route {
@@ -228,8 +416,9 @@ pub static PUT_FERRY_PRODUCT: Route = Route {
     method: Method::PUT,
     path: "/ferry/products/{slug}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["FERRY#"],
-    handler: |app, req| Box::pin(ferry::put_product_handler(app, req)),
+    handler: |app, call| Box::pin(ferry::put_product_handler(app, call)),
 };
 
 pub static PUT_FERRY_CUSTOMER: Route = Route {
@@ -238,8 +427,9 @@ pub static PUT_FERRY_CUSTOMER: Route = Route {
     method: Method::PUT,
     path: "/ferry/customers/{customer}",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["FERRY#"],
-    handler: |app, req| Box::pin(ferry::put_customer_handler(app, req)),
+    handler: |app, call| Box::pin(ferry::put_customer_handler(app, call)),
 };
 
 pub static POST_FERRY_SUBSCRIPTIONS: Route = Route {
@@ -248,8 +438,9 @@ pub static POST_FERRY_SUBSCRIPTIONS: Route = Route {
     method: Method::POST,
     path: "/ferry/customers/{customer}/subscriptions",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Object,
     keys: &["FERRY#", "IDEM#"],
-    handler: |app, req| Box::pin(ferry::post_subscriptions_handler(app, req)),
+    handler: |app, call| Box::pin(ferry::post_subscriptions_handler(app, call)),
 };
 
 pub static LIST_FERRY_SUBSCRIPTIONS: Route = Route {
@@ -258,8 +449,9 @@ pub static LIST_FERRY_SUBSCRIPTIONS: Route = Route {
     method: Method::GET,
     path: "/ferry/customers/{customer}/subscriptions",
     access: Access::Scopes(&[SCOPE_ADMIN]),
+    body: Takes::Nothing,
     keys: &["FERRYCUST#", "FERRY#"],
-    handler: |app, req| Box::pin(ferry::list_subscriptions_handler(app, req)),
+    handler: |app, call| Box::pin(ferry::list_subscriptions_handler(app, call)),
 };
 
 pub static ROUTES: &[&Route] = &[
@@ -298,8 +490,9 @@ pub static NOT_FOUND: Route = Route {
     method: Method::GET, // unused: `$default` takes every method
     path: "$default",
     access: Access::Public,
+    body: Takes::Nothing,
     keys: &[],
-    handler: |_app, req| Box::pin(async move { Err(unmatched(req.method(), req.uri().path())) }),
+    handler: |_app, call| Box::pin(async move { Err(unmatched(call.req.method(), call.req.uri().path())) }),
 };
 
 /// The error for a request no route matches.

@@ -1,9 +1,8 @@
-//! Parsing shared by every domain: dates, timestamps, bulk limits.
+//! Rules shared by every domain: dates, timestamps, identifiers, domain
+//! names, text and key bounds. Pure: no HTTP, no DynamoDB.
 
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
-
-use crate::error::ApiError;
 
 /// A real calendar date written exactly `YYYY-MM-DD` (`2022-02-30` is not one).
 pub fn parse_date(raw: &str) -> Result<Date, String> {
@@ -68,6 +67,51 @@ pub fn fits_key(value: &str) -> bool {
     value.len() <= KEY_PART_MAX_BYTES
 }
 
+/// The one identifier rule: 1 to 64 ASCII letters, digits, `-` or `_`, and
+/// `.` where [`Identifier::dots`] allows it. Ids that become part of a key or
+/// a path: work periods and payments, projects, wallet categories and
+/// providers, Ferry products and customers.
+pub struct Identifier {
+    dots: bool,
+    /// The rule in words, as a field error says it.
+    pub rule: &'static str,
+}
+
+/// Work period, payment and project ids (UUIDs in practice).
+pub const ID: Identifier = Identifier { dots: false, rule: "must be 1 to 64 letters, digits, '-' or '_'" };
+/// Names that may hold dots: wallet categories and providers, Ferry slugs and customers.
+pub const NAME: Identifier = Identifier { dots: true, rule: "must be 1 to 64 letters, digits, '.', '-' or '_'" };
+
+impl Identifier {
+    pub fn accepts(&self, raw: &str) -> bool {
+        !raw.is_empty()
+            && raw.len() <= 64
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (self.dots && b == b'.'))
+    }
+
+    /// `Ok` if `raw` is one; else the rule, for a field error.
+    pub fn check(&self, raw: &str) -> Result<(), &'static str> {
+        if self.accepts(raw) {
+            Ok(())
+        } else {
+            Err(self.rule)
+        }
+    }
+}
+
+/// The one form a DNS name is compared and stored in (email domains of gift
+/// criteria and claimants, Ferry domains and extensions): lower case, one
+/// trailing dot dropped, IDNs to punycode (UTS 46, strict). `None` if it is
+/// not a domain name.
+pub fn domain_name(raw: &str) -> Option<String> {
+    let trimmed = raw.strip_suffix('.').unwrap_or(raw);
+    if trimmed.is_empty() || trimmed.ends_with('.') {
+        return None;
+    }
+    let ascii = idna::domain_to_ascii_strict(trimmed).ok()?;
+    (!ascii.is_empty() && ascii.len() <= 253 && ascii.split('.').all(|l| !l.is_empty() && l.len() <= 63)).then_some(ascii)
+}
+
 /// Text of 1 to `max` characters (as given) that is not all whitespace.
 /// Returns it with surrounding whitespace trimmed.
 pub fn check_text(raw: &str, max: usize) -> Result<String, String> {
@@ -83,31 +127,6 @@ pub fn check_text(raw: &str, max: usize) -> Result<String, String> {
 /// nullable cannot be sent as null.
 pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
-}
-
-/// A bulk array's bounds: empty → 400, over the limit → 413.
-pub struct BulkLimit {
-    field: &'static str,
-    max: usize,
-}
-
-impl BulkLimit {
-    pub const fn new(field: &'static str, max: usize) -> Self {
-        Self { field, max }
-    }
-
-    pub fn check(&self, len: usize) -> Result<(), ApiError> {
-        if len == 0 {
-            return Err(ApiError::field(self.field, "must not be empty"));
-        }
-        if len > self.max {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "{} has {len} items; at most {} are accepted in one request",
-                self.field, self.max
-            )));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -133,13 +152,5 @@ mod tests {
         assert_eq!(half, "2026-11-24T02:40:09.500Z");
         assert!(whole < half);
         assert_eq!(format_timestamp(datetime!(2026-11-24 03:40:09.123456 +01:00)), "2026-11-24T02:40:09.123Z");
-    }
-
-    #[test]
-    fn bulk_limit_bounds() {
-        let limit = BulkLimit::new("packs", 3);
-        assert_eq!(limit.check(0).unwrap_err().status(), 400);
-        assert!(limit.check(3).is_ok());
-        assert_eq!(limit.check(4).unwrap_err().status(), 413);
     }
 }

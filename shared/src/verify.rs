@@ -23,11 +23,11 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::db::{from_item, Db, DbError, Item, GSI1_PK, GSI2_PK, PK, SK};
-use crate::ferry::model as ferry;
-use crate::gifts::model as gifts;
+use crate::ferry;
+use crate::gifts;
 use crate::money::Money;
-use crate::packs::model::{self as packs, NamespaceId};
-use crate::payments::model::{self as payments, PaymentStatus, WorkPeriod};
+use crate::packs::{self, NamespaceId};
+use crate::payments::{self, PaymentStatus, WorkPeriod};
 
 /// What a [`Violation`] breaks.
 pub mod kind {
@@ -304,14 +304,14 @@ impl Facts {
                 self.packs.push((at.to_owned(), namespace));
             }
             "work_period" => {
-                let wp = payments::work_period_from_item(&item)?;
+                let wp = payments::work_period_from_item(item.clone())?;
                 if !key_matches(&item, &payments::work_period_key(&wp.id)) {
                     self.flag(kind::KEY_MISMATCH, one(), format!("work period {} is not under WP#{}", wp.id, wp.id));
                 }
                 self.work_periods.push((at.to_owned(), wp));
             }
             "payment" => {
-                let p = payments::payment_from_item(&item)?;
+                let p = payments::payment_from_item(item.clone())?;
                 if !key_matches(&item, &payments::payment_key(&p.id)) {
                     self.flag(kind::KEY_MISMATCH, one(), format!("payment {} is not under PAY#{}", p.id, p.id));
                 }

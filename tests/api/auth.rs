@@ -66,7 +66,7 @@ async fn cognito_prefixed_scopes_count_when_the_stack_says_so() {
 /// Idempotency-Key record. And `scp` counts as `scope` does.
 #[tokio::test]
 async fn dispatch_refuses_an_underscoped_call_before_writing_anything() {
-    use allotment::http::{dispatch, Access};
+    use allotment::routes::{dispatch, Access};
     use allotment::routes::ROUTES;
     let api = TestApi::start().await;
     for route in ROUTES.iter().filter(|r| matches!(r.access, Access::Scopes(_))) {

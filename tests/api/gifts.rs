@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use allotment::gifts::model::Criterion;
+use allotment::gifts::Criterion;
 use allotment_dev::token;
 use allotment_tests::{Fault, Resp, TestApi};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use allotment::http::{dispatch, Route};
+use allotment::routes::{dispatch, Route};
 use allotment::routes::{NOT_FOUND, ROUTES};
 use allotment_tests::TestApi;
 use serde_json::{json, Value};

@@ -23,7 +23,7 @@ fn template_routes_and_local_front_routes_are_the_same() {
 /// may use have none.
 #[test]
 fn the_gateways_authorization_scopes_are_the_route_tables() {
-    use allotment::http::Access;
+    use allotment::routes::Access;
     let in_template = template::routes().unwrap();
     for route in ROUTES {
         let t = in_template.iter().find(|t| t.binary == route.binary).unwrap();

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use allotment::db::{n, s, Item};
-use allotment::ferry::model::subscription_pk;
+use allotment::ferry::subscription_pk;
 use allotment::verify::{kind, verify, Report};
 use allotment_tests::TestApi;
 use aws_sdk_dynamodb::types::AttributeValue;

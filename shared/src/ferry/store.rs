@@ -1,13 +1,100 @@
 //! Ferry in DynamoDB: products, migrated customers, and subscriptions written
 //! exactly once — each one a single item keyed by its reference pair, put
 //! under `attribute_not_exists(pk)`, many at once.
+//!
+//! Key layout (one table, see template.yaml):
+//! - product: `pk = FERRY#PRODUCT#<slug>`, `sk = PRODUCT`
+//! - migrated customer: `pk = FERRY#CUSTOMER#<customer>`, `sk = CUSTOMER`
+//! - subscription, keyed by its reference pair (the seed's MigratedSubscription
+//!   link and the subscription are one item): `pk = FERRY#SUB#<n>:<reference_subscription_id>#<reference_product_id>`
+//!   (`n` the length of the first id, so any two pairs give two keys), `sk = SUB`,
+//!   with its placeholder technical subscription inside;
+//!   `gsi1pk = FERRYCUST#<customer>`, `gsi1sk = <created_at>#<position>#<id>`.
+//!
+//! Creating it with one PutItem under `attribute_not_exists(pk)` is what makes
+//! each pair migrate exactly once — no transaction, no second item: 1 write
+//! unit and its listing-index entry, a quarter of a transaction writing link,
+//! subscription and placeholder (bench: capacity table).
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::model::*;
-use crate::db::{all_ok, Db, DbError, Item, Partition, GSI1, GSI1_PK};
+use serde::{Deserialize, Serialize};
+
+use super::rules::*;
+use crate::db::{all_ok, from_item, key, keyed, Db, DbError, Item, Partition, GSI1, GSI1_PK};
+use crate::money::Money;
+
+// ---------------------------------------------------------------- item mapping
+
+pub fn product_key(slug: &str) -> Item {
+    key(format!("FERRY#PRODUCT#{slug}"), "PRODUCT")
+}
+
+pub fn customer_key(customer: &str) -> Item {
+    key(format!("FERRY#CUSTOMER#{customer}"), "CUSTOMER")
+}
+
+/// The key of the subscription a reference pair became; it encodes the pair
+/// unambiguously.
+pub fn subscription_key(reference_subscription_id: &str, reference_product_id: &str) -> Item {
+    key(subscription_pk(reference_subscription_id, reference_product_id), "SUB")
+}
+
+pub fn subscription_pk(reference_subscription_id: &str, reference_product_id: &str) -> String {
+    format!("FERRY#SUB#{}:{reference_subscription_id}#{reference_product_id}", reference_subscription_id.len())
+}
+
+pub fn by_customer_pk(customer: &str) -> String {
+    format!("FERRYCUST#{customer}")
+}
+
+
+/// A product as stored: prices as exact decimal text (Money's serde form is
+/// JSON-only).
+#[derive(Serialize, Deserialize)]
+struct ProductItem {
+    slug: String,
+    group: String,
+    name: String,
+    prices: Vec<(u32, u32, String)>,
+}
+
+pub fn product_to_item(p: &Product) -> Result<Item, DbError> {
+    let prices = p.prices.iter().map(|x| (x.contract_period, x.billing_period, x.price.to_string())).collect();
+    keyed(product_key(&p.slug), &ProductItem { slug: p.slug.clone(), group: p.group.clone(), name: p.name.clone(), prices })
+}
+
+pub fn product_from_item(item: Item) -> Result<Product, DbError> {
+    let p: ProductItem = from_item(item)?;
+    let prices = p
+        .prices
+        .into_iter()
+        .map(|(contract_period, billing_period, price)| {
+            Money::parse(&price)
+                .map(|price| Price { contract_period, billing_period, price })
+                .map_err(|m| DbError::Other(format!("stored product {}: price {m}", p.slug)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Product { slug: p.slug, group: p.group, name: p.name, prices })
+}
+
+pub fn customer_to_item(c: &Customer) -> Result<Item, DbError> {
+    keyed(customer_key(&c.customer), c)
+}
+
+/// The sort key of a customer's listing: creation time, then request position.
+pub fn listing_sk(s: &Subscription, position: usize) -> String {
+    format!("{}#{position:04}#{}", s.created_at, s.id)
+}
+
+pub fn subscription_to_item(s: &Subscription, position: usize) -> Result<Item, DbError> {
+    let mut item = keyed(subscription_key(&s.reference_subscription_id, &s.reference_product_id), s)?;
+    item.insert("gsi1pk".into(), crate::db::s(by_customer_pk(&s.customer)));
+    item.insert("gsi1sk".into(), crate::db::s(listing_sk(s, position)));
+    Ok(item)
+}
 
 pub async fn put_product(db: &Db, p: &Product) -> Result<(), DbError> {
     db.put(product_to_item(p)?).await
@@ -46,16 +133,6 @@ pub async fn existing_subscriptions(
 pub struct NewSubscription {
     pub position: usize,
     pub subscription: Subscription,
-}
-
-/// What happened to one subscription.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Written {
-    Created,
-    /// Its reference pair was migrated by another request meanwhile, as this subscription id.
-    Taken(String),
-    /// Not started: the request's time budget was spent (post it again).
-    NotStarted,
 }
 
 /// Subscriptions a request writes whatever its budget, so every call progresses.
@@ -128,4 +205,15 @@ pub async fn list_subscriptions(
         })
         .collect::<Result<_, _>>()?;
     Ok((listed, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_keys_never_collide() {
+        assert_ne!(subscription_key("a#b", "c"), subscription_key("a", "b#c"));
+        assert_eq!(subscription_key("domain-1234", ".nl-domain"), subscription_key("domain-1234", ".nl-domain"));
+    }
 }

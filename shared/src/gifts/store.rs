@@ -2,6 +2,23 @@
 //! gift still stands, each resource leaves the owner's wallet under
 //! `balance >= :amount`, reaches the claimant's personal wallet, and the claim
 //! is recorded under "not claimed in this renewal period".
+//!
+//! Key layout (one table, see template.yaml):
+//! - project: `pk = PROJECT#<id>`, `sk = PROJECT`, members as a map username → role.
+//!   A user's personal project is `personal:<sub>`; registered ids cannot
+//!   contain `:`, so the two never collide.
+//! - wallet: `pk = PROJECT#<id>`, `sk = WALLET#<category>#<provider>`, `balance`.
+//! - gift: `pk = GIFT#<id>`, `sk = GIFT`, the whole GiftWithCriteria; `deleting`
+//!   set while a delete is under way (no claim succeeds from then on).
+//! - the owner's listing of it: `pk = PROJECT#<owner>`, `sk = GIFT#<id, 16 digits>`,
+//!   a copy (gifts never change), so browsing is one Query of the table —
+//!   strongly consistent when asked, which an index could not be.
+//! - one item per criterion: `pk = GIFT#<id>`, `sk = CRIT#<type>#<value>`,
+//!   `gsi1pk = GIFTCRIT#anyone` | `GIFTCRIT#email#<domain>` | `GIFTCRIT#wayf#<org>`
+//!   (lower case), so a caller's candidate gifts are at most three Queries.
+//! - a claim: `pk = GIFT#<id>`, `sk = CLAIM#<sub>`, `claimed_at`;
+//!   `gsi2pk = CLAIMS#<sub>`, so a caller's claims are one Query.
+//! - the gift id counter: `pk = SEQ#gift`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -10,9 +27,135 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 
-use super::model::*;
-use crate::db::{n, s, Db, DbError, Item, Partition, GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
-use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+
+use super::rules::*;
+use crate::db::{from_item, key, keyed, n, s, Db, DbError, Item, Partition, GSI1, GSI1_PK, GSI2, GSI2_PK, PK, SK};
+
+// ---------------------------------------------------------------- item mapping
+
+pub fn project_pk(id: &str) -> String {
+    format!("PROJECT#{id}")
+}
+
+pub fn project_key(id: &str) -> Item {
+    key(project_pk(id), "PROJECT")
+}
+
+pub const WALLET_PREFIX: &str = "WALLET#";
+
+pub fn wallet_key(project: &str, category: &str, provider: &str) -> Item {
+    key(
+        project_pk(project),
+        format!("{WALLET_PREFIX}{category}#{provider}"),
+    )
+}
+
+pub fn gift_pk(id: u64) -> String {
+    format!("GIFT#{id}")
+}
+
+pub fn gift_key(id: u64) -> Item {
+    key(gift_pk(id), "GIFT")
+}
+
+pub const LISTING_PREFIX: &str = "GIFT#";
+
+/// Ids padded so that the listing's sort order is creation order.
+pub fn listing_sk(id: u64) -> String {
+    format!("{LISTING_PREFIX}{id:016}")
+}
+
+pub fn listing_key(owner: &str, id: u64) -> Item {
+    key(project_pk(owner), listing_sk(id))
+}
+
+pub fn criterion_key(gift: u64, c: &Criterion) -> Item {
+    let sk = match c {
+        Criterion::Anyone {} => "CRIT#anyone".to_owned(),
+        Criterion::Email { domain } => format!("CRIT#email#{}", domain.to_lowercase()),
+        Criterion::Wayf { org } => format!("CRIT#wayf#{}", org.to_lowercase()),
+    };
+    key(gift_pk(gift), sk)
+}
+
+pub fn claim_key(gift: u64, sub: &str) -> Item {
+    key(gift_pk(gift), format!("CLAIM#{sub}"))
+}
+
+pub fn claims_of_pk(sub: &str) -> String {
+    format!("CLAIMS#{sub}")
+}
+
+pub fn project_to_item(p: &Project) -> Result<Item, DbError> {
+    keyed(project_key(&p.id), p)
+}
+
+pub fn gift_to_item(g: &Gift) -> Result<Item, DbError> {
+    keyed(gift_key(g.id), g)
+}
+
+pub fn listing_to_item(g: &Gift) -> Result<Item, DbError> {
+    keyed(listing_key(&g.owner, g.id), g)
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CriterionItem {
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+    pub gift_id: u64,
+}
+
+pub fn criterion_to_item(gift: u64, c: &Criterion) -> Result<Item, DbError> {
+    keyed(
+        criterion_key(gift, c),
+        &CriterionItem {
+            gsi1pk: c.index_pk(),
+            gsi1sk: format!("{gift:016}"),
+            gift_id: gift,
+        },
+    )
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClaimItem {
+    pub gsi2pk: String,
+    pub gsi2sk: String,
+    pub gift_id: u64,
+    pub claimed_at: String,
+    /// The claiming request's token: a claim whose answer was lost finds
+    /// its own claim by it instead of answering "already claimed".
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+pub fn claim_to_item(gift: u64, sub: &str, claimed_at: &str, token: &str) -> Result<Item, DbError> {
+    let claim = ClaimItem {
+        gsi2pk: claims_of_pk(sub),
+        gsi2sk: format!("{gift:016}"),
+        gift_id: gift,
+        claimed_at: claimed_at.to_owned(),
+        token: Some(token.to_owned()),
+    };
+    keyed(claim_key(gift, sub), &claim)
+}
+
+pub const DEPOSIT_PREFIX: &str = "DEPOSIT#";
+
+/// One deposit into a project's wallet, written in the deposit's
+/// transaction: its key makes the deposit apply once, and the deposits are
+/// the ledger `allotment verify` balances every wallet against.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DepositItem {
+    pub category: String,
+    pub provider: String,
+    pub amount: u64,
+    pub deposited_at: String,
+}
+
+pub fn deposit_key(project: &str, deposit_id: &str) -> Item {
+    key(project_pk(project), format!("{DEPOSIT_PREFIX}{deposit_id}"))
+}
 
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
     DbError::Other(format!("build request: {e}"))
@@ -27,7 +170,7 @@ pub async fn get_project(db: &Db, id: &str) -> Result<Option<Project>, DbError> 
 }
 
 /// Adds `amount` to the project's wallet for (category, provider), creating
-/// it at 0 first; refused (`ConditionFailed`) if the balance would pass
+/// it at 0 first; refused ([`Refused::DepositTooLarge`]) if the balance would pass
 /// [`MAX_UNITS`]. Returns the wallet after the deposit.
 ///
 /// Exactly once: the deposit's record (`DEPOSIT#<deposit_id>`, put under
@@ -43,7 +186,7 @@ pub async fn deposit(
     amount: u64,
     deposit_id: &str,
     at: &str,
-) -> Result<Wallet, DbError> {
+) -> Result<Wallet, Refused> {
     let record = DepositItem {
         category: category.to_owned(),
         provider: provider.to_owned(),
@@ -52,7 +195,7 @@ pub async fn deposit(
     };
     let record = put(
         db,
-        crate::db::keyed(deposit_key(project, deposit_id), &record)?,
+        keyed(deposit_key(project, deposit_id), &record)?,
         Some("attribute_not_exists(pk)"),
     )?;
     let add = Update::builder()
@@ -81,13 +224,12 @@ pub async fn deposit(
                 "deposit already applied (a lost answer or a re-run)"
             );
         }
-        Err(e) => return Err(e),
+        // The wallet's room: the deposit would take it past MAX_UNITS.
+        Err(DbError::ConditionFailed(_)) => return Err(Refused::DepositTooLarge),
+        Err(e) => return Err(e.into()),
     }
-    db.get(wallet_key(project, category, provider))
-        .await?
-        .map(from_item)
-        .transpose()?
-        .ok_or_else(|| DbError::Other("wallet missing after its deposit".into()))
+    let wallet = db.get(wallet_key(project, category, provider)).await?.map(from_item).transpose()?;
+    Ok(wallet.ok_or_else(|| DbError::Other("wallet missing after its deposit".into()))?)
 }
 
 /// Every wallet of a project, in (category, provider) order.
@@ -195,40 +337,6 @@ pub async fn get_gift(db: &Db, id: u64) -> Result<Option<Gift>, DbError> {
     db.get(gift_key(id)).await?.map(from_item).transpose()
 }
 
-/// What a claim transaction's failed conditions mean, most telling first.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ClaimRefused {
-    /// The gift is gone or being deleted.
-    GiftGone,
-    /// Claimed already in this renewal period.
-    AlreadyClaimed,
-    /// The owner's wallet is short of these (category, provider).
-    OwnerShort(Vec<(String, String)>),
-    /// The claimant's wallet would pass [`MAX_UNITS`].
-    RecipientFull,
-}
-
-impl From<ClaimRefused> for ApiError {
-    fn from(r: ClaimRefused) -> Self {
-        match r {
-            ClaimRefused::GiftGone => ApiError::NotFound("Gift not found".into()),
-            ClaimRefused::AlreadyClaimed => ApiError::Conflict(
-                "You have already claimed this gift in its current renewal period".into(),
-            ),
-            ClaimRefused::OwnerShort(short) => {
-                let names: Vec<String> = short.iter().map(|(c, p)| format!("{c}/{p}")).collect();
-                ApiError::PaymentRequired(format!(
-                    "The project giving this gift does not have enough {} left; the gift was not claimed",
-                    names.join(", ")
-                ))
-            }
-            ClaimRefused::RecipientFull => ApiError::Conflict(format!(
-                "Claiming this gift would take your wallet above {MAX_UNITS} units"
-            )),
-        }
-    }
-}
-
 /// The claim transaction. `cutoff`: the latest earlier claim that still
 /// allows this one (`None`: any earlier claim forbids it — renewEvery 0).
 /// `token` marks the claim as this request's: when the claim's condition
@@ -243,7 +351,7 @@ pub async fn claim_gift(
     cutoff: Option<&str>,
     token: &str,
     receipt: bool,
-) -> Result<Result<(), ClaimRefused>, DbError> {
+) -> Result<(), Refused> {
     let recipient = personal_project(sub);
     let mut actions = Vec::with_capacity(2 + 2 * gift.resources.len());
     let check = ConditionCheck::builder()
@@ -305,10 +413,10 @@ pub async fn claim_gift(
     let receipt_index = actions.len() - 1;
 
     match db.transact(actions).await {
-        Ok(()) => Ok(Ok(())),
+        Ok(()) => Ok(()),
         Err(DbError::ConditionFailed(failed)) if receipt && failed.contains(&receipt_index) => {
             tracing::info!(gift_id = gift.id, sub, "claim already applied by an earlier run of this request");
-            Ok(Ok(()))
+            Ok(())
         }
         Err(DbError::ConditionFailed(failed))
             if failed.contains(&claim_index) && own_claim(db, gift.id, sub, token).await? =>
@@ -318,14 +426,14 @@ pub async fn claim_gift(
                 sub,
                 "claim already applied (a lost answer or a re-run)"
             );
-            Ok(Ok(()))
+            Ok(())
         }
         Err(DbError::ConditionFailed(failed)) => {
             let k = gift.resources.len();
             let refused = if failed.contains(&0) {
-                ClaimRefused::GiftGone
+                Refused::ClaimedGiftGone
             } else if failed.contains(&claim_index) {
-                ClaimRefused::AlreadyClaimed
+                Refused::AlreadyClaimed
             } else if failed.iter().any(|&i| (1..=k).contains(&i)) {
                 let short = failed
                     .iter()
@@ -337,13 +445,13 @@ pub async fn claim_gift(
                         )
                     })
                     .collect();
-                ClaimRefused::OwnerShort(short)
+                Refused::OwnerShort(short)
             } else {
-                ClaimRefused::RecipientFull
+                Refused::RecipientFull
             };
-            Ok(Err(refused))
+            Err(refused)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -405,6 +513,7 @@ pub async fn delete_gift(db: &Db, gift: &Gift) -> Result<usize, DbError> {
             pk: &pk,
             sk_prefix: None,
             consistent: true,
+            only: None,
         };
         let (page, next) = db.query_page(&partition, Some(1000), start.take()).await?;
         let deletes: Vec<WriteRequest> = page

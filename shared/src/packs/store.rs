@@ -1,15 +1,121 @@
 //! CI-minute packs in DynamoDB: namespaces, exactly-once pack creation with
 //! undo of partial writes, crash-safe moves.
+//!
+//! Key layout (one table, see template.yaml):
+//! - namespace: `pk = NS#<id>`, `sk = NS`
+//! - pack: `pk = PACK#X#<purchase_xid>` (or `PACK#U#<uuid>` without one), `sk = PACK`,
+//!   `gsi1pk = NSPACKS#<namespace>`, `gsi1sk = <created_at>#<position>#<key>`.
+//!
+//! The pack's own key encodes the unique fact, so "a purchase_xid is provisioned
+//! at most once, ever" is one `attribute_not_exists(pk)` condition, and moving a
+//! pack is one conditional update of its namespace: a pack can never exist twice,
+//! and a move interrupted anywhere is finished by running it again.
 
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use serde::{Deserialize, Serialize};
 
-use super::model::*;
-use crate::db::{self, all_ok, Db, DbError, Item, GSI1_PK, PK};
-use crate::error::ApiError;
+use super::rules::*;
+use crate::db::{self, all_ok, from_item, key, to_item, Db, DbError, Item, GSI1_PK, PK};
 use crate::idempotency::RequestIds;
-use crate::validate;
+use crate::validate::{self, parse_date};
+
+// ---------------------------------------------------------------- item mapping
+
+pub(crate) fn namespace_pk(id: NamespaceId) -> String {
+    format!("NS#{}", id.0)
+}
+
+pub(super) fn namespace_key(id: NamespaceId) -> Item {
+    key(namespace_pk(id), "NS")
+}
+
+pub(crate) fn packs_gsi_pk(id: NamespaceId) -> String {
+    format!("NSPACKS#{}", id.0)
+}
+
+pub(crate) fn xid_pack_pk(xid: &PurchaseXid) -> String {
+    format!("PACK#X#{}", xid.as_str())
+}
+
+pub(super) fn pack_key_of(pk: String) -> Item {
+    key(pk, "PACK")
+}
+
+/// A namespace as stored.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct NamespaceItem {
+    pub(crate) pk: String,
+    pub(super) sk: String,
+    pub(crate) id: u64,
+    pub(super) name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parent_id: Option<u64>,
+    pub(super) owner_id: u64,
+}
+
+impl NamespaceItem {
+    pub(super) fn from_domain(ns: &Namespace) -> Self {
+        Self {
+            pk: namespace_pk(ns.id),
+            sk: "NS".into(),
+            id: ns.id.0,
+            name: ns.name.clone(),
+            parent_id: ns.parent_id.map(|p| p.0),
+            owner_id: ns.owner_id,
+        }
+    }
+
+    pub(super) fn into_domain(self) -> Namespace {
+        Namespace {
+            id: NamespaceId(self.id),
+            name: self.name,
+            parent_id: self.parent_id.map(NamespaceId),
+            owner_id: self.owner_id,
+        }
+    }
+}
+
+/// A pack as stored. `request_id` marks the request that created it, so that
+/// request (and only it) can undo its own partial writes; another request
+/// that reports the pack as stored first removes it (adoption), so a pack
+/// somebody was told exists is never undone.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PackItem {
+    pub(crate) pk: String,
+    pub(super) sk: String,
+    pub(crate) gsi1pk: String,
+    pub(super) gsi1sk: String,
+    pub(crate) namespace_id: u64,
+    pub(super) number_of_minutes: u32,
+    pub(super) expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) purchase_xid: Option<String>,
+    pub(super) created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) request_id: Option<String>,
+}
+
+impl PackItem {
+    pub(crate) fn into_domain(self) -> Result<Pack, DbError> {
+        let expires_at =
+            parse_date(&self.expires_at).map_err(|m| DbError::Other(format!("stored pack {}: expires_at {m}", self.pk)))?;
+        let purchase_xid = self
+            .purchase_xid
+            .as_deref()
+            .map(PurchaseXid::parse)
+            .transpose()
+            .map_err(|m| DbError::Other(format!("stored pack {}: purchase_xid {m}", self.pk)))?;
+        Ok(Pack {
+            namespace_id: NamespaceId(self.namespace_id),
+            expires_at,
+            number_of_minutes: self.number_of_minutes,
+            purchase_xid,
+        })
+    }
+}
+
 
 pub async fn put_namespace(db: &Db, ns: &Namespace) -> Result<(), DbError> {
     db.put(to_item(&NamespaceItem::from_domain(ns))?).await
@@ -189,38 +295,6 @@ async fn adopt(db: &Db, packs: Vec<(String, String)>) -> Result<Vec<String>, DbE
     Ok(all_ok(outcomes)?.into_iter().flatten().collect())
 }
 
-/// What creating packs can end in, short of success.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("Namespace Not Found")]
-    NamespaceNotFound,
-    #[error("Namespace must be a top-level namespace")]
-    NotTopLevel,
-    #[error("purchase_xid already provisioned to another namespace: {0:?}")]
-    XidTaken(Vec<String>),
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-impl From<CreateError> for ApiError {
-    fn from(err: CreateError) -> Self {
-        match err {
-            CreateError::NamespaceNotFound => ApiError::NotFound("Namespace Not Found".into()),
-            CreateError::NotTopLevel => {
-                ApiError::bad_request("Namespace must be a top-level namespace")
-            }
-            CreateError::XidTaken(xids) => ApiError::Conflict(format!(
-                "purchase_xid {} already provisioned to another namespace",
-                xids.iter()
-                    .map(|x| format!("{x:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            CreateError::Db(e) => e.into(),
-        }
-    }
-}
-
 /// One pack this request is about to create.
 struct NewPack {
     pack: Pack,
@@ -233,7 +307,7 @@ struct NewPack {
 ///
 /// 1. One round reads the namespace (it must exist and be top-level) and
 ///    finds xids already provisioned; any in another namespace →
-///    [`CreateError::XidTaken`] and nothing written.
+///    [`Refused::XidTaken`] and nothing written.
 /// 2. Each new xid pack is one PutItem conditioned on
 ///    `attribute_not_exists(pk)`, many at once (not a transaction: each pack
 ///    stands alone, and a transactional write costs twice the capacity); a
@@ -253,7 +327,7 @@ pub async fn create_packs(
     specs: Vec<PackSpec>,
     ids: &RequestIds,
     now: time::OffsetDateTime,
-) -> Result<Created, CreateError> {
+) -> Result<Created, Refused> {
     let started = std::time::Instant::now();
     let cutoff = adopt_cutoff(now);
     // Distinct packs in request order; the same xid twice is one pack.
@@ -268,18 +342,14 @@ pub async fn create_packs(
         .collect();
 
     let (namespace, mut stored) = get_xid_packs(db, ns, &xids).await?;
-    match namespace {
-        None => return Err(CreateError::NamespaceNotFound),
-        Some(n) if !n.is_top_level() => return Err(CreateError::NotTopLevel),
-        Some(_) => {}
-    }
+    check_create_target(namespace.as_ref())?;
     let taken: Vec<String> = stored
         .iter()
         .filter(|(_, p)| p.pack.namespace_id != ns)
         .map(|(x, _)| x.clone())
         .collect();
     if !taken.is_empty() {
-        return Err(CreateError::XidTaken(sorted(taken)));
+        return Err(Refused::XidTaken(sorted(taken)));
     }
     let young: Vec<(String, String)> = stored
         .values()
@@ -341,7 +411,7 @@ pub async fn create_packs(
         put_plain_packs(db, plain_items, ids.is_keyed()),
     );
     let mut earlier_plain: HashMap<usize, Stored> = HashMap::new();
-    let mut failure: Option<CreateError> = None;
+    let mut failure: Option<Refused> = None;
     let mut taken = Vec::new();
     let mut raced = Vec::new();
     match plain_outcome {
@@ -377,7 +447,7 @@ pub async fn create_packs(
         }
     }
     if !taken.is_empty() {
-        failure = Some(CreateError::XidTaken(sorted(taken)));
+        failure = Some(Refused::XidTaken(sorted(taken)));
     }
     if failure.is_none() && !raced.is_empty() {
         // The winners are reported as this request's packs: adopt them. One
@@ -386,7 +456,7 @@ pub async fn create_packs(
         match adopt(db, uncommitted(db, raced).await?).await {
             Ok(gone) if gone.is_empty() => {}
             Ok(_) => {
-                failure = Some(CreateError::Db(DbError::Exhausted(
+                failure = Some(Refused::Store(DbError::Exhausted(
                     "a concurrent request undid a pack".into(),
                 )))
             }

@@ -12,26 +12,213 @@
 //! read of its work period and payment; if that read shows its own token,
 //! the earlier attempt (or an earlier run of the same request) was applied
 //! and the job is answered with what it wrote, never written twice.
+//!
+//! Key layout:
+//! - work period: `pk = WP#<id>`, `sk = WP`, with its payment aggregates kept in
+//!   the same item: `days_paid`, `days_unpaid` (= days_worked − days_paid),
+//!   `payment_total`, and one counter per payment status. Every payment write
+//!   changes them in the same transaction, under `days_unpaid >= :days`, so the
+//!   days of active payments can never exceed `days_worked`.
+//! - payment: `pk = PAY#<id>`, `sk = PAY`; `gsi1pk = WPPAY#<work period>`,
+//!   `gsi2pk = PAYSTATUS#<status>`, both sorted by `<created_at>#<id>`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
 
-use super::model::*;
-use crate::db::{n, Db, DbError, Item, TRANSACT_LIMIT};
-use crate::error::ApiError;
+use super::rules::*;
+use crate::error::Invalid;
+use crate::db::{from_item, key, keyed, n, s, Db, DbError, Item, Partition, GSI1, GSI1_PK, GSI2, GSI2_PK, TRANSACT_LIMIT};
+use crate::idempotency::RequestIds;
 use crate::money::Money;
+use crate::validate::{format_date, parse_date};
+use time::Date;
 
-/// Times one payment may lose a race for its work period before it is 409.
+/// Times one payment may lose a race for its work period before it is 503.
 const MAX_CONFLICTS: u32 = 5;
 
-/// What plans are made from: the work periods and payments involved.
-#[derive(Default)]
-pub struct Ctx {
-    pub work_periods: HashMap<String, WorkPeriod>,
-    pub payments: HashMap<String, Payment>,
+// ---------------------------------------------------------------- item mapping
+
+pub fn work_period_key(id: &str) -> Item {
+    key(format!("WP#{id}"), "WP")
 }
 
+pub fn payment_key(id: &str) -> Item {
+    key(format!("PAY#{id}"), "PAY")
+}
+
+pub fn by_work_period_pk(work_period_id: &str) -> String {
+    format!("WPPAY#{work_period_id}")
+}
+
+pub fn by_status_pk(status: PaymentStatus) -> String {
+    format!("PAYSTATUS#{}", status.as_str())
+}
+
+/// Money as stored: an exact decimal `N` (what the work period's `ADD`s keep
+/// exact). serde_dynamo writes numbers only from Rust integers and floats,
+/// so money attributes are written and read beside it, by [`Money::to_attr`].
+fn money_attr(item: &Item, name: &str, what: &str) -> Result<Option<Money>, DbError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(attr) => Money::from_attr(attr).map(Some).ok_or_else(|| DbError::Other(format!("stored {what} has no valid {name}"))),
+    }
+}
+
+fn stored_date(raw: &str, what: &str) -> Result<Date, DbError> {
+    parse_date(raw).map_err(|m| DbError::Other(format!("stored {what}: {m}")))
+}
+
+/// A work period as stored (but its money, see [`money_attr`]). Its
+/// aggregates are written by `ADD`s, so each may be missing until the first.
+#[derive(Serialize, Deserialize)]
+struct WorkPeriodItem {
+    id: String,
+    resource_booking_id: String,
+    user_handle: String,
+    start_date: String,
+    end_date: String,
+    days_worked: u8,
+    #[serde(default)]
+    billing_account_id: Option<u64>,
+    #[serde(default)]
+    days_paid: u8,
+    days_unpaid: u8,
+    #[serde(default)]
+    n_scheduled: u32,
+    #[serde(default)]
+    n_in_progress: u32,
+    #[serde(default)]
+    n_completed: u32,
+    #[serde(default)]
+    n_failed: u32,
+    #[serde(default)]
+    n_cancelled: u32,
+}
+
+pub fn work_period_from_item(item: Item) -> Result<WorkPeriod, DbError> {
+    const W: &str = "work period";
+    let member_rate = money_attr(&item, "member_rate", W)?;
+    let customer_rate = money_attr(&item, "customer_rate", W)?;
+    let payment_total = money_attr(&item, "payment_total", W)?.unwrap_or(Money::ZERO);
+    let w: WorkPeriodItem = from_item(item)?;
+    let counts = HashMap::from([
+        (PaymentStatus::Scheduled, w.n_scheduled),
+        (PaymentStatus::InProgress, w.n_in_progress),
+        (PaymentStatus::Completed, w.n_completed),
+        (PaymentStatus::Failed, w.n_failed),
+        (PaymentStatus::Cancelled, w.n_cancelled),
+    ]);
+    Ok(WorkPeriod {
+        start_date: stored_date(&w.start_date, W)?,
+        end_date: stored_date(&w.end_date, W)?,
+        id: w.id,
+        resource_booking_id: w.resource_booking_id,
+        user_handle: w.user_handle,
+        days_worked: w.days_worked,
+        member_rate,
+        customer_rate,
+        billing_account_id: w.billing_account_id,
+        days_paid: w.days_paid,
+        days_unpaid: w.days_unpaid,
+        payment_total,
+        counts,
+    })
+}
+
+/// A payment as stored (but its money, see [`money_attr`]).
+#[derive(Serialize, Deserialize)]
+struct PaymentItem {
+    id: String,
+    work_period_id: String,
+    billing_account_id: u64,
+    days: u8,
+    status: PaymentStatus,
+    created_at: String,
+    updated_at: String,
+    created_by: String,
+    updated_by: String,
+    version: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    write_tokens: Vec<String>,
+}
+
+/// The payment's item: its key, its two listing-index keys (by work period,
+/// by status; both sorted by `<created_at>#<id>`), its fields and its money.
+pub fn payment_to_item(p: &Payment) -> Result<Item, DbError> {
+    let mut base = payment_key(&p.id);
+    let sort = format!("{}#{}", p.created_at, p.id);
+    base.insert("gsi1pk".into(), s(by_work_period_pk(&p.work_period_id)));
+    base.insert("gsi1sk".into(), s(&sort));
+    base.insert("gsi2pk".into(), s(by_status_pk(p.status)));
+    base.insert("gsi2sk".into(), s(sort));
+    base.insert("member_rate".into(), p.member_rate.to_attr());
+    base.insert("amount".into(), p.amount.to_attr());
+    if let Some(rate) = p.customer_rate {
+        base.insert("customer_rate".into(), rate.to_attr());
+    }
+    let fields = PaymentItem {
+        id: p.id.clone(),
+        work_period_id: p.work_period_id.clone(),
+        billing_account_id: p.billing_account_id,
+        days: p.days,
+        status: p.status,
+        created_at: p.created_at.clone(),
+        updated_at: p.updated_at.clone(),
+        created_by: p.created_by.clone(),
+        updated_by: p.updated_by.clone(),
+        version: p.version,
+        write_tokens: p.write_tokens.clone(),
+    };
+    keyed(base, &fields)
+}
+
+pub fn payment_from_item(item: Item) -> Result<Payment, DbError> {
+    const P: &str = "payment";
+    let missing = |name: &str| DbError::Other(format!("stored {P} has no valid {name}"));
+    let member_rate = money_attr(&item, "member_rate", P)?.ok_or_else(|| missing("member_rate"))?;
+    let amount = money_attr(&item, "amount", P)?.ok_or_else(|| missing("amount"))?;
+    let customer_rate = money_attr(&item, "customer_rate", P)?;
+    let p: PaymentItem = from_item(item)?;
+    Ok(Payment {
+        id: p.id,
+        work_period_id: p.work_period_id,
+        member_rate,
+        customer_rate,
+        billing_account_id: p.billing_account_id,
+        days: p.days,
+        amount,
+        status: p.status,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        created_by: p.created_by,
+        updated_by: p.updated_by,
+        version: p.version,
+        write_tokens: p.write_tokens,
+    })
+}
+
+/// The work period's registration fields as update-expression values.
+pub fn work_period_fields(
+    wp: &WorkPeriod,
+) -> Vec<(&'static str, &'static str, Option<AttributeValue>)> {
+    vec![
+        ("id", ":id", Some(s(&wp.id))),
+        (
+            "resource_booking_id",
+            ":rb",
+            Some(s(&wp.resource_booking_id)),
+        ),
+        ("user_handle", ":uh", Some(s(&wp.user_handle))),
+        ("start_date", ":sd", Some(s(format_date(wp.start_date)))),
+        ("end_date", ":ed", Some(s(format_date(wp.end_date)))),
+        ("days_worked", ":dw", Some(n(wp.days_worked))),
+        ("member_rate", ":mr", wp.member_rate.map(Money::to_attr)),
+        ("customer_rate", ":cr", wp.customer_rate.map(Money::to_attr)),
+        ("billing_account_id", ":ba", wp.billing_account_id.map(n)),
+    ]
+}
 impl Ctx {
     /// (Re)reads these work periods and payments, strongly consistent.
     pub async fn load(
@@ -51,11 +238,11 @@ impl Ctx {
         for item in db.batch_get(keys).await? {
             match item.get("sk") {
                 Some(AttributeValue::S(sk)) if sk == "WP" => {
-                    let wp = work_period_from_item(&item)?;
+                    let wp = work_period_from_item(item)?;
                     self.work_periods.insert(wp.id.clone(), wp);
                 }
                 _ => {
-                    let p = payment_from_item(&item)?;
+                    let p = payment_from_item(item)?;
                     self.payments.insert(p.id.clone(), p);
                 }
             }
@@ -64,21 +251,28 @@ impl Ctx {
     }
 }
 
-/// What planning a job decided.
-pub enum Planned {
-    /// Write this.
-    Write(Plan),
-    /// Already written by this job (an attempt whose answer was lost, or an
-    /// earlier run of the same request): answer with it.
-    Done(Payment),
-}
-
 /// One payment write: the payment as it will be, and the actions that write it.
 pub struct Plan {
     pub payment: Payment,
     pub actions: Vec<TransactWriteItem>,
     /// What its transaction adds to the work period's aggregates, if anything.
     pub delta: Option<Delta>,
+}
+
+impl Plan {
+    /// The actions of a planned change to a payment of work period `wp`: the
+    /// payment's put (new, or replacing the version it was planned on) and
+    /// the work period's aggregates, if they change.
+    fn of(db: &Db, wp: &str, change: Change) -> Result<Plan, DbError> {
+        let mut actions = vec![match change.expected_version {
+            None => payment_put_new(db, &change.payment)?,
+            Some(v) => payment_put_versioned(db, &change.payment, v)?,
+        }];
+        if let Some(delta) = &change.delta {
+            actions.push(update_work_period(db, wp, delta)?);
+        }
+        Ok(Plan { payment: change.payment, actions, delta: change.delta })
+    }
 }
 
 /// A request item waiting its turn.
@@ -138,10 +332,10 @@ enum Outcome {
 /// answer. Returns one result per job index. No round starts after
 /// `deadline` (the first always runs): the jobs left are answered 503, to be
 /// sent again.
-pub async fn run_jobs<I, F>(db: &Db, mut ctx: Ctx, jobs: Vec<Job<I>>, deadline: std::time::Instant, plan: F) -> HashMap<usize, Result<Payment, ApiError>>
+pub async fn run_jobs<I, F>(db: &Db, mut ctx: Ctx, jobs: Vec<Job<I>>, deadline: std::time::Instant, plan: F) -> HashMap<usize, Result<Payment, Refused>>
 where
     I: Send + 'static,
-    F: Fn(&Ctx, &I, &str) -> Result<Planned, ApiError>,
+    F: Fn(&Ctx, &I, &str) -> Result<Planned, Refused>,
 {
     let mut rounds = 0;
     let mut out = HashMap::new();
@@ -156,7 +350,7 @@ where
         if rounds > 0 && std::time::Instant::now() >= deadline {
             tracing::warn!(left = queues.values().map(VecDeque::len).sum::<usize>(), "time budget spent: payments left for the next request");
             for job in queues.into_values().flatten() {
-                out.insert(job.idx, Err(ApiError::Unavailable { retry_after_secs: 1 }));
+                out.insert(job.idx, Err(Refused::Busy));
             }
             break;
         }
@@ -166,10 +360,15 @@ where
         for queue in queues.values_mut() {
             while let Some(job) = queue.pop_front() {
                 match plan(&ctx, &job.input, &job.token) {
-                    Ok(Planned::Write(p)) => {
-                        round.push((job, p));
-                        break;
-                    }
+                    Ok(Planned::Write(change)) => match Plan::of(db, &job.work_period_id, change) {
+                        Ok(p) => {
+                            round.push((job, p));
+                            break;
+                        }
+                        Err(e) => {
+                            out.insert(job.idx, Err(e.into()));
+                        }
+                    },
                     Ok(Planned::Done(payment)) => {
                         out.insert(job.idx, Ok(payment));
                     }
@@ -255,12 +454,7 @@ where
                     if job.conflicts > MAX_CONFLICTS {
                         // Transient: 503 with Retry-After, never stored as the key's answer.
                         tracing::warn!(work_period_id = %job.work_period_id, "work period kept changing");
-                        out.insert(
-                            job.idx,
-                            Err(ApiError::Unavailable {
-                                retry_after_secs: 1,
-                            }),
-                        );
+                        out.insert(job.idx, Err(Refused::Busy));
                         false
                     } else {
                         true
@@ -286,7 +480,7 @@ where
         stale_payments.retain(|id| pending_payments.contains(id));
         if !stale_wps.is_empty() || !stale_payments.is_empty() {
             if let Err(e) = ctx.load(db, &stale_wps, &stale_payments).await {
-                let err = ApiError::from(e);
+                let err = Refused::from(e);
                 for job in queues.into_values().flatten() {
                     out.insert(job.idx, Err(err.clone()));
                 }
@@ -337,8 +531,8 @@ async fn write_chunk<I>(db: &Db, chunk: Vec<(Job<I>, Plan)>) -> Written<I> {
         .collect()
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> ApiError {
-    ApiError::Internal(format!("build request: {e}"))
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
+    DbError::Other(format!("build request: {e}"))
 }
 
 /// Puts the payment item, on condition `condition`.
@@ -347,10 +541,10 @@ pub fn put_payment(
     p: &Payment,
     condition: &str,
     values: &[(&str, AttributeValue)],
-) -> Result<TransactWriteItem, ApiError> {
+) -> Result<TransactWriteItem, DbError> {
     let mut put = Put::builder()
         .table_name(&*db.table)
-        .set_item(Some(payment_to_item(p)))
+        .set_item(Some(payment_to_item(p)?))
         .condition_expression(condition);
     for (k, v) in values {
         put = put.expression_attribute_values(*k, v.clone());
@@ -363,44 +557,13 @@ pub fn put_payment(
         .map_err(build_err)
 }
 
-/// Changes a work period's aggregates by these deltas; when days are taken,
-/// on condition that enough are unpaid.
-pub struct Delta {
-    pub days: i64,
-    pub amount: Money,
-    pub from: Option<PaymentStatus>,
-    pub to: Option<PaymentStatus>,
-}
-
-impl Delta {
-    pub fn is_empty(&self) -> bool {
-        self.days == 0 && self.amount == Money::ZERO && self.from == self.to
-    }
-
-    /// `wp` as this delta's transaction left it (the same ADDs, in memory),
-    /// or `None` if the result would not be a valid work period.
-    pub fn applied_to(&self, wp: &WorkPeriod) -> Option<WorkPeriod> {
-        let mut next = wp.clone();
-        next.days_paid = u8::try_from(i64::from(wp.days_paid) + self.days).ok()?;
-        next.days_unpaid = u8::try_from(i64::from(wp.days_unpaid) - self.days).ok()?;
-        next.payment_total = wp.payment_total.checked_add(self.amount)?;
-        if self.from != self.to {
-            for (status, step) in [(self.from, -1i64), (self.to, 1)] {
-                if let Some(status) = status {
-                    let count = next.counts.entry(status).or_insert(0);
-                    *count = u32::try_from(i64::from(*count) + step).ok()?;
-                }
-            }
-        }
-        Some(next)
-    }
-}
-
+/// Changes a work period's aggregates by `d`; when days are taken, on
+/// condition that enough are unpaid.
 pub fn update_work_period(
     db: &Db,
     work_period_id: &str,
     d: &Delta,
-) -> Result<TransactWriteItem, ApiError> {
+) -> Result<TransactWriteItem, DbError> {
     let mut adds = vec![
         "days_unpaid :neg_days",
         "days_paid :days",
@@ -448,7 +611,7 @@ pub fn update_work_period(
 
 /// Registers (creates or replaces) a work period, keeping its aggregates:
 /// one UpdateItem, refused if the new days worked are fewer than those paid.
-pub async fn put_work_period(db: &Db, wp: &WorkPeriod) -> Result<WorkPeriod, ApiError> {
+pub async fn put_work_period(db: &Db, wp: &WorkPeriod) -> Result<WorkPeriod, Refused> {
     let mut sets = Vec::new();
     let mut removes = Vec::new();
     let mut values: Vec<(&str, AttributeValue)> = vec![(":zero", n(0))];
@@ -485,34 +648,29 @@ pub async fn put_work_period(db: &Db, wp: &WorkPeriod) -> Result<WorkPeriod, Api
         .await
     {
         Ok(()) => {}
-        Err(DbError::ConditionFailed(_)) => {
-            return Err(ApiError::Conflict(format!(
-                "daysWorked cannot be fewer than the days already paid on work period {}",
-                wp.id
-            )))
-        }
+        Err(DbError::ConditionFailed(_)) => return Err(Refused::DaysBelowPaid(wp.id.clone())),
         Err(e) => return Err(e.into()),
     }
     get_work_period(db, &wp.id)
         .await?
-        .ok_or_else(|| ApiError::Internal("work period vanished after its write".into()))
+        .ok_or_else(|| Refused::Store("work period vanished after its write".into()))
 }
 
 pub async fn get_work_period(db: &Db, id: &str) -> Result<Option<WorkPeriod>, DbError> {
     db.get(work_period_key(id))
         .await?
-        .map(|item| work_period_from_item(&item))
+        .map(work_period_from_item)
         .transpose()
 }
 
 pub async fn get_payment(db: &Db, id: &str) -> Result<Option<Payment>, DbError> {
     db.get(payment_key(id))
         .await?
-        .map(|item| payment_from_item(&item))
+        .map(payment_from_item)
         .transpose()
 }
 
-pub fn payment_put_new(db: &Db, p: &Payment) -> Result<TransactWriteItem, ApiError> {
+pub fn payment_put_new(db: &Db, p: &Payment) -> Result<TransactWriteItem, DbError> {
     put_payment(db, p, "attribute_not_exists(#pk)", &[])
 }
 
@@ -520,11 +678,191 @@ pub fn payment_put_versioned(
     db: &Db,
     p: &Payment,
     expected_version: u64,
-) -> Result<TransactWriteItem, ApiError> {
+) -> Result<TransactWriteItem, DbError> {
     put_payment(
         db,
         p,
         "version = :version",
         &[(":version", n(expected_version))],
     )
+}
+
+// ---------------------------------------------------------------- bulk operations
+
+/// Creates payments; one result per input, in order. The `i`th payment's id
+/// is `ids.id("payment", i)`: with an Idempotency-Key, a re-run of the same
+/// request finds the payments an earlier run created and answers with them.
+pub async fn create_payments<E: From<Refused>>(
+    db: &Db,
+    sub: &str,
+    ids: &RequestIds,
+    deadline: std::time::Instant,
+    clock: &crate::clock::Clock,
+    inputs: Vec<Result<NewPayment, E>>,
+) -> Vec<Result<Payment, E>> {
+    let mut results: Vec<Option<Result<Payment, E>>> = Vec::with_capacity(inputs.len());
+    let mut jobs = Vec::new();
+    for (idx, input) in inputs.into_iter().enumerate() {
+        match input {
+            Ok(p) => {
+                let id = ids.id("payment", idx);
+                jobs.push(Job::new(idx, p.work_period_id.clone(), id.clone(), id, p));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let wp_ids: HashSet<String> = jobs.iter().map(|j| j.work_period_id.clone()).collect();
+    // Fresh random ids cannot exist yet; derived ones may, from an earlier run.
+    let earlier: HashSet<String> = if ids.is_keyed() {
+        jobs.iter().map(|j| j.payment_id.clone()).collect()
+    } else {
+        HashSet::new()
+    };
+    let mut ctx = Ctx::default();
+    if let Err(e) = ctx.load(db, &wp_ids, &earlier).await {
+        return answered(results, HashMap::new(), Some(Refused::from(e)));
+    }
+    let now = clock.now();
+    let done = run_jobs(db, ctx, jobs, deadline, |ctx, input, id| plan_create(ctx, input, id, sub, now)).await;
+    answered(results, done, None)
+}
+
+/// Updates payments; one result per input, in order. The `i`th update writes
+/// the token `ids.id("payment-update", i)`, by which a lost answer's retry
+/// or a re-run of the same request recognises it as done.
+pub async fn update_payments<E: From<Refused>>(
+    db: &Db,
+    sub: &str,
+    ids: &RequestIds,
+    deadline: std::time::Instant,
+    clock: &crate::clock::Clock,
+    inputs: Vec<Result<(String, PaymentChange), E>>,
+) -> Vec<Result<Payment, E>> {
+    let mut results: Vec<Option<Result<Payment, E>>> = Vec::with_capacity(inputs.len());
+    let mut valid = Vec::new();
+    for (idx, input) in inputs.into_iter().enumerate() {
+        match input {
+            Ok(v) => {
+                valid.push((idx, v));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let payment_ids: HashSet<String> = valid.iter().map(|(_, (id, _))| id.clone()).collect();
+    let mut ctx = Ctx::default();
+    let loaded = ctx.load(db, &HashSet::new(), &payment_ids).await;
+    let wp_ids: HashSet<String> = ctx
+        .payments
+        .values()
+        .map(|p| p.work_period_id.clone())
+        .collect();
+    let loaded = match loaded {
+        Ok(()) => ctx.load(db, &wp_ids, &HashSet::new()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = loaded {
+        return answered(results, HashMap::new(), Some(Refused::from(e)));
+    }
+    let mut jobs = Vec::new();
+    for (idx, (id, change)) in valid {
+        match ctx.payments.get(&id) {
+            Some(p) => jobs.push(Job::new(
+                idx,
+                p.work_period_id.clone(),
+                id.clone(),
+                ids.id("payment-update", idx),
+                (id, change),
+            )),
+            None => results[idx] = Some(Err(Refused::PaymentNotFound(id).into())),
+        }
+    }
+    let done = run_jobs(db, ctx, jobs, deadline, |ctx, (id, change), token| plan_update(ctx, id, change, token, sub, clock.now())).await;
+    answered(results, done, None)
+}
+
+/// One answer per input, in order: the input's own error, else what its job
+/// came to (`failed`: the error of every job, when none could run).
+fn answered<E: From<Refused>>(
+    results: Vec<Option<Result<Payment, E>>>,
+    mut done: HashMap<usize, Result<Payment, Refused>>,
+    failed: Option<Refused>,
+) -> Vec<Result<Payment, E>> {
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                let outcome = done.remove(&i).or_else(|| failed.clone().map(Err));
+                outcome.unwrap_or_else(|| Err(Refused::Store("payment left unanswered".into()))).map_err(E::from)
+            })
+        })
+        .collect()
+}
+
+
+// ---------------------------------------------------------------- listing
+
+/// Which payments a listing shows: of one work period (and one status of
+/// it), of one status, or all.
+pub struct Listing {
+    pub work_period_id: Option<String>,
+    pub status: Option<PaymentStatus>,
+}
+
+/// Where a page ends: which partition (for the all-statuses listing), and the
+/// last item's index sort key and id.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "p")]
+    pub partition: String,
+    #[serde(rename = "k")]
+    pub sort: String,
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+/// One page of at most `per_page` payments after `after`, and where the next
+/// page begins if one may follow: by work period (optionally one status,
+/// filtered), by one status, or every status in turn — Queries of the two
+/// listing indexes ([`Db::query_window`]), never a Scan.
+pub async fn list_payments(db: &Db, listing: &Listing, per_page: usize, after: Option<Cursor>) -> Result<(Vec<Payment>, Option<Cursor>), Refused> {
+    let (index, pk_attr, sk_attr, partitions): (_, _, _, Vec<String>) = match (&listing.work_period_id, listing.status) {
+        (Some(wp), _) => (GSI1, GSI1_PK, "gsi1sk", vec![by_work_period_pk(wp)]),
+        (None, Some(st)) => (GSI2, GSI2_PK, "gsi2sk", vec![by_status_pk(st)]),
+        (None, None) => (GSI2, GSI2_PK, "gsi2sk", PaymentStatus::ALL.iter().map(|s| by_status_pk(*s)).collect()),
+    };
+    let first = match &after {
+        None => 0,
+        Some(c) => partitions.iter().position(|p| *p == c.partition).ok_or_else(|| Invalid::field("next", "does not belong to this listing"))?,
+    };
+    let mut start = after.map(|c| {
+        let mut k = payment_key(&c.id);
+        k.insert(pk_attr.into(), s(c.partition));
+        k.insert(sk_attr.into(), s(c.sort));
+        k
+    });
+    // By work period the index holds every status: one is kept by a filter.
+    let only = listing.work_period_id.as_ref().and(listing.status).map(|st| ("status", st.as_str()));
+    let mut page: Vec<(String, Payment)> = Vec::new();
+    let mut next = None;
+    for (i, pk) in partitions.iter().enumerate().skip(first) {
+        let partition = Partition { only, ..Partition::index(index, pk_attr, pk) };
+        let (items, more) = db.query_window(&partition, start.take(), 0, per_page - page.len()).await?;
+        for item in items {
+            let sort = match item.get(sk_attr) {
+                Some(AttributeValue::S(v)) => v.clone(),
+                _ => String::new(),
+            };
+            page.push((sort, payment_from_item(item)?));
+        }
+        if page.len() == per_page {
+            if more || i + 1 < partitions.len() {
+                next = page.last().map(|(sort, p)| Cursor { partition: pk.clone(), sort: sort.clone(), id: p.id.clone() });
+            }
+            break;
+        }
+    }
+    Ok((page.into_iter().map(|(_, p)| p).collect(), next))
 }
