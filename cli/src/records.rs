@@ -129,10 +129,7 @@ fn ferry(line: usize, raw: Value) -> Result<Record, String> {
     if !allotment::validate::NAME.accepts(&f.customer) {
         return Err("customer must be 1 to 64 letters, digits, '.', '-' or '_'".into());
     }
-    let item: PlaceholderInput = allotment::http::parse_json(f.subscription.to_string().as_bytes()).map_err(|e| describe(&e.into()))?;
-    if group == "domain_extensions" && (item.domain.is_none() || item.extension.is_none()) {
-        return Err("a domain_extensions subscription needs domain and extension".into());
-    }
+    let item: PlaceholderInput = allotment::http::parse_json(f.subscription.to_string().as_bytes()).map_err(|e| describe(&e))?;
     allotment::ferry::check_request(&f.reference_customer_id, &[(group, item.clone())]).map_err(|e| describe(&e.into()))?;
     // The API's own rule for each subscription (dates, billing, the public-suffix rule for domains).
     allotment::ferry::check_alone(group, &item)?;

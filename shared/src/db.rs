@@ -16,9 +16,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use tokio::sync::Semaphore;
-
-use crate::error::ApiError;
+use futures::stream::{self, StreamExt};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -83,29 +81,6 @@ pub enum DbError {
     Other(String),
 }
 
-impl From<DbError> for ApiError {
-    fn from(err: DbError) -> Self {
-        match err {
-            DbError::Exhausted(cause) => {
-                tracing::warn!(%cause, "retries exhausted");
-                ApiError::Unavailable {
-                    retry_after_secs: 1,
-                }
-            }
-            // A condition no caller turned into its own answer is a concurrent
-            // change: transient, so 503 with Retry-After (never stored as the
-            // Idempotency-Key's answer), not a 409 a correct retry would replay.
-            DbError::ConditionFailed(_) => {
-                tracing::warn!("unhandled condition failure: a concurrent change");
-                ApiError::Unavailable {
-                    retry_after_secs: 1,
-                }
-            }
-            DbError::Other(cause) => ApiError::Internal(cause),
-        }
-    }
-}
-
 /// Error codes that mean "try again later", not "this request is wrong".
 fn is_retryable_code(code: Option<&str>) -> bool {
     matches!(
@@ -128,6 +103,25 @@ fn is_retryable_code(code: Option<&str>) -> bool {
 enum Failure {
     Retry(String),
     Fatal(DbError),
+}
+
+/// What one attempt of a DynamoDB call came to.
+enum Attempt<S, T> {
+    Done(T),
+    /// Try again after a backoff, with `S`: what is left to do (the keys or
+    /// writes DynamoDB left unprocessed), and why.
+    Again(S, String),
+    Failed(DbError),
+}
+
+impl<S, T> Attempt<S, T> {
+    /// An SDK error: retryable (throttling, a lost answer, a timeout) or not.
+    fn sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>, state: S) -> Self {
+        match classify(err) {
+            Failure::Retry(cause) => Attempt::Again(state, cause),
+            Failure::Fatal(e) => Attempt::Failed(e),
+        }
+    }
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
@@ -180,7 +174,33 @@ impl Db {
         Ok(())
     }
 
-    /// Runs `call` until it succeeds, fails for good, or retries run out.
+    /// The one retry loop: runs `attempt` on `state` until it is done, fails
+    /// for good, or the policy's attempts run out ([`DbError::Exhausted`]),
+    /// with a full-jitter backoff before each retry. `attempt` is told
+    /// whether an earlier attempt failed in a way that may have been applied
+    /// (its answer lost), so a conditional write can recognise its own.
+    async fn retrying<S, T, F, Fut>(&self, mut state: S, mut attempt: F) -> Result<T, DbError>
+    where
+        F: FnMut(S, bool) -> Fut,
+        Fut: std::future::Future<Output = Attempt<S, T>>,
+    {
+        let mut n = 0;
+        let mut retried = false;
+        loop {
+            match attempt(state, retried).await {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Failed(e) => return Err(e),
+                Attempt::Again(left, cause) => {
+                    self.backoff(n, &cause).await?;
+                    state = left;
+                    n += 1;
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    /// Runs one SDK `call` until it succeeds, fails for good, or retries run out.
     pub async fn with_retries<T, E, R, F, Fut>(&self, mut call: F) -> Result<T, DbError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -188,17 +208,16 @@ impl Db {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
-        let mut attempt = 0;
-        loop {
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(err) => match classify(err) {
-                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
-                    Failure::Fatal(e) => return Err(e),
-                },
+        self.retrying((), |(), _| {
+            let sent = call();
+            async move {
+                match sent.await {
+                    Ok(v) => Attempt::Done(v),
+                    Err(err) => Attempt::sdk(err, ()),
+                }
             }
-            attempt += 1;
-        }
+        })
+        .await
     }
 
     pub async fn get(&self, key: Item) -> Result<Option<Item>, DbError> {
@@ -243,10 +262,8 @@ impl Db {
         values: &[(&str, AttributeValue)],
         own: &str,
     ) -> Result<Option<Item>, DbError> {
-        let mut attempt = 0;
-        let mut ambiguous = false;
-        loop {
-            let result = self
+        self.retrying((), |(), ambiguous| {
+            let sent = self
                 .client
                 .put_item()
                 .table_name(&*self.table)
@@ -254,39 +271,29 @@ impl Db {
                 .condition_expression(condition)
                 .set_expression_attribute_names(expr_names(names))
                 .set_expression_attribute_values(expr_values(values))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(None),
-                Err(SdkError::ServiceError(e))
-                    if e.err().is_conditional_check_failed_exception() =>
-                {
-                    let old = match e.into_err() {
-                        PutItemError::ConditionalCheckFailedException(c) => c.item,
-                        _ => None,
-                    };
-                    let old = old.unwrap_or_default();
-                    if ambiguous && old.get(own).is_some() && old.get(own) == item.get(own) {
-                        tracing::info!(
-                            "a lost answer's put had been applied: recognised as our own"
-                        );
-                        return Ok(None);
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send();
+            let item = &item;
+            async move {
+                match sent.await {
+                    Ok(_) => Attempt::Done(None),
+                    Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                        let old = match e.into_err() {
+                            PutItemError::ConditionalCheckFailedException(c) => c.item,
+                            _ => None,
+                        };
+                        let old = old.unwrap_or_default();
+                        if ambiguous && old.get(own).is_some() && old.get(own) == item.get(own) {
+                            tracing::info!("a lost answer's put had been applied: recognised as our own");
+                            return Attempt::Done(None);
+                        }
+                        Attempt::Done(Some(old))
                     }
-                    return Ok(Some(old));
+                    Err(err) => Attempt::sdk(err, ()),
                 }
-                Err(err) => match classify(err) {
-                    Failure::Retry(cause) => {
-                        ambiguous = true;
-                        self.backoff(attempt, &cause).await?
-                    }
-                    Failure::Fatal(e) => return Err(e),
-                },
             }
-            attempt += 1;
-        }
+        })
+        .await
     }
 
     /// Puts `item` only if no item has its key. `Ok(None)`: written;
@@ -373,44 +380,33 @@ impl Db {
         keys: Vec<Item>,
         consistent: bool,
     ) -> Result<Vec<Item>, DbError> {
-        let mut found = Vec::with_capacity(keys.len());
-        let mut pending = keys;
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending.clone()))
-                .consistent_read(consistent)
-                .build()
-                .map_err(|e| DbError::Other(e.to_string()))?;
-            let result = self
-                .client
-                .batch_get_item()
-                .request_items(&*self.table, request)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    if let Some(mut responses) = out.responses {
-                        found.extend(responses.remove(&*self.table).unwrap_or_default());
+        let found = Vec::with_capacity(keys.len());
+        self.retrying((keys, found), |(pending, mut found), _| {
+            let request = KeysAndAttributes::builder().set_keys(Some(pending.clone())).consistent_read(consistent).build();
+            let table = &self.table;
+            let sent = request.map(|r| self.client.batch_get_item().request_items(&**table, r).send());
+            async move {
+                let sent = match sent {
+                    Ok(sent) => sent,
+                    Err(e) => return Attempt::Failed(DbError::Other(e.to_string())),
+                };
+                match sent.await {
+                    Ok(out) => {
+                        if let Some(mut responses) = out.responses {
+                            found.extend(responses.remove(&**table).unwrap_or_default());
+                        }
+                        let left = out.unprocessed_keys.and_then(|mut u| u.remove(&**table)).map(|k| k.keys).unwrap_or_default();
+                        if left.is_empty() {
+                            Attempt::Done(found)
+                        } else {
+                            Attempt::Again((left, found), "UnprocessedKeys".into())
+                        }
                     }
-                    pending = out
-                        .unprocessed_keys
-                        .and_then(|mut u| u.remove(&*self.table))
-                        .map(|k| k.keys)
-                        .unwrap_or_default();
-                    if pending.is_empty() {
-                        break;
-                    }
-                    self.backoff(attempt, "UnprocessedKeys").await?;
+                    Err(err) => Attempt::sdk(err, (pending, found)),
                 }
-                Err(err) => match classify(err) {
-                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
-                    Failure::Fatal(e) => return Err(e),
-                },
             }
-            attempt += 1;
-        }
-        Ok(found)
+        })
+        .await
     }
 
     /// Writes `requests` with BatchWriteItem, 25 a request, chunks concurrent,
@@ -430,34 +426,24 @@ impl Db {
     }
 
     async fn batch_write_chunk(&self, requests: Vec<WriteRequest>) -> Result<(), DbError> {
-        let mut pending = requests;
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let result = self
-                .client
-                .batch_write_item()
-                .request_items(&*self.table, pending.clone())
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut u| u.remove(&*self.table))
-                        .unwrap_or_default();
-                    if pending.is_empty() {
-                        break;
+        self.retrying(requests, |pending, _| {
+            let table = &self.table;
+            let sent = self.client.batch_write_item().request_items(&**table, pending.clone()).send();
+            async move {
+                match sent.await {
+                    Ok(out) => {
+                        let left = out.unprocessed_items.and_then(|mut u| u.remove(&**table)).unwrap_or_default();
+                        if left.is_empty() {
+                            Attempt::Done(())
+                        } else {
+                            Attempt::Again(left, "UnprocessedItems".into())
+                        }
                     }
-                    self.backoff(attempt, "UnprocessedItems").await?;
+                    Err(err) => Attempt::sdk(err, pending),
                 }
-                Err(err) => match classify(err) {
-                    Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
-                    Failure::Fatal(e) => return Err(e),
-                },
             }
-            attempt += 1;
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// One TransactWriteItems of at most 100 items, retried on conflicts and
@@ -479,96 +465,62 @@ impl Db {
         // recognise their own writes after a condition failure (DynamoDB
         // Local and tokens older than 10 minutes give no such guarantee).
         let token = uuid::Uuid::new_v4().to_string();
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .client_request_token(&token)
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            if let SdkError::ServiceError(service) = &err {
-                if let TransactWriteItemsError::TransactionCanceledException(cancel) = service.err()
-                {
-                    let reasons = cancel.cancellation_reasons();
-                    let failed: Vec<usize> = reasons
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                        .map(|(i, _)| i)
-                        .collect();
-                    if !failed.is_empty() {
-                        return Err(DbError::ConditionFailed(failed));
+        self.retrying((), |(), _| {
+            let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).client_request_token(&token).send();
+            async move {
+                let err = match sent.await {
+                    Ok(_) => return Attempt::Done(()),
+                    Err(err) => err,
+                };
+                if let SdkError::ServiceError(service) = &err {
+                    if let TransactWriteItemsError::TransactionCanceledException(cancel) = service.err() {
+                        let reasons = cancel.cancellation_reasons();
+                        let failed: Vec<usize> = reasons
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                            .map(|(i, _)| i)
+                            .collect();
+                        if !failed.is_empty() {
+                            return Attempt::Failed(DbError::ConditionFailed(failed));
+                        }
+                        if reasons.iter().any(|r| is_retryable_code(r.code())) {
+                            return Attempt::Again((), "TransactionCanceled".into());
+                        }
+                        return Attempt::Failed(DbError::Other(format!("transaction cancelled: {reasons:?}")));
                     }
-                    let retryable = reasons.iter().any(|r| is_retryable_code(r.code()));
-                    if retryable {
-                        self.backoff(attempt, "TransactionCanceled").await?;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(DbError::Other(format!(
-                        "transaction cancelled: {:?}",
-                        reasons
-                    )));
                 }
+                Attempt::sdk(err, ())
             }
-            match classify(err) {
-                Failure::Retry(cause) => self.backoff(attempt, &cause).await?,
-                Failure::Fatal(e) => return Err(e),
-            }
-            attempt += 1;
-        }
+        })
+        .await
     }
 
     /// A transaction of one action is that action's own conditional write:
     /// as atomic, one request, no transaction coordinator. `None` for a lone
     /// ConditionCheck, which has no single-request form.
     async fn single_write(&self, action: &TransactWriteItem) -> Option<Result<(), DbError>> {
+        // The action's condition, names and values, as its request's.
+        macro_rules! conditioned {
+            ($request:expr, $action:expr) => {
+                $request
+                    .set_condition_expression($action.condition_expression().map(str::to_owned))
+                    .set_expression_attribute_names($action.expression_attribute_names().cloned())
+                    .set_expression_attribute_values($action.expression_attribute_values().cloned())
+            };
+        }
         let result = if let Some(p) = action.put() {
-            self.with_retries(|| {
-                self.client
-                    .put_item()
-                    .table_name(p.table_name())
-                    .set_item(Some(p.item().clone()))
-                    .set_condition_expression(p.condition_expression().map(str::to_owned))
-                    .set_expression_attribute_names(p.expression_attribute_names().cloned())
-                    .set_expression_attribute_values(p.expression_attribute_values().cloned())
-                    .send()
-            })
-            .await
-            .map(|_| ())
+            let put = || conditioned!(self.client.put_item().table_name(p.table_name()).set_item(Some(p.item().clone())), p).send();
+            self.with_retries(put).await.map(drop)
         } else if let Some(u) = action.update() {
-            self.with_retries(|| {
-                self.client
-                    .update_item()
-                    .table_name(u.table_name())
-                    .set_key(Some(u.key().clone()))
-                    .update_expression(u.update_expression())
-                    .set_condition_expression(u.condition_expression().map(str::to_owned))
-                    .set_expression_attribute_names(u.expression_attribute_names().cloned())
-                    .set_expression_attribute_values(u.expression_attribute_values().cloned())
-                    .send()
-            })
-            .await
-            .map(|_| ())
+            let update = || {
+                let request = self.client.update_item().table_name(u.table_name()).set_key(Some(u.key().clone()));
+                conditioned!(request.update_expression(u.update_expression()), u).send()
+            };
+            self.with_retries(update).await.map(drop)
         } else if let Some(d) = action.delete() {
-            self.with_retries(|| {
-                self.client
-                    .delete_item()
-                    .table_name(d.table_name())
-                    .set_key(Some(d.key().clone()))
-                    .set_condition_expression(d.condition_expression().map(str::to_owned))
-                    .set_expression_attribute_names(d.expression_attribute_names().cloned())
-                    .set_expression_attribute_values(d.expression_attribute_values().cloned())
-                    .send()
-            })
-            .await
-            .map(|_| ())
+            let delete = || conditioned!(self.client.delete_item().table_name(d.table_name()).set_key(Some(d.key().clone())), d).send();
+            self.with_retries(delete).await.map(drop)
         } else {
             return None;
         };
@@ -747,38 +699,13 @@ impl Db {
         F: Fn(Db, C) -> Fut,
         Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
     {
-        if chunks.len() <= 1 {
-            let mut out = Vec::with_capacity(1);
-            for chunk in chunks {
-                out.push(work(self.clone(), chunk).await);
-            }
-            return out;
-        }
-        let permits = Arc::new(Semaphore::new(concurrency));
-        let mut set = tokio::task::JoinSet::new();
-        let count = chunks.len();
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let fut = work(self.clone(), chunk);
-            let permits = permits.clone();
-            set.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                (i, fut.await)
-            });
-        }
-        let mut results: Vec<Option<Result<T, DbError>>> = (0..count).map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((i, outcome)) => results[i] = Some(outcome),
-                // A panic stops the request as it would stop the function:
-                // carrying on would act on half-known writes.
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                Err(join) => tracing::error!(error = %join, "chunk task failed"),
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(DbError::Other("chunk task failed".into()))))
+        // Concurrent in this task, in chunk order: a panic in one chunk's
+        // work unwinds the request as it would stop the function (carrying on
+        // would act on half-known writes), and nothing outlives the call.
+        stream::iter(chunks.into_iter().map(|chunk| work(self.clone(), chunk)))
+            .buffered(concurrency)
             .collect()
+            .await
     }
 }
 

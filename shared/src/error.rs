@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::db::DbError;
+
 /// One field-level problem, named by its JSON path (`packs[2].expires_at`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -156,6 +158,30 @@ impl ApiError {
                 message: bounded(&self.to_string()),
                 details: self.details().iter().take(MAX_DETAILS).map(|d| FieldError::new(bounded(&d.field), bounded(&d.message))).collect(),
             },
+        }
+    }
+}
+
+/// A storage failure no domain turned into its own answer.
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Exhausted(cause) => {
+                tracing::warn!(%cause, "retries exhausted");
+                ApiError::Unavailable {
+                    retry_after_secs: 1,
+                }
+            }
+            // A condition no caller turned into its own answer is a concurrent
+            // change: transient, so 503 with Retry-After (never stored as the
+            // Idempotency-Key's answer), not a 409 a correct retry would replay.
+            DbError::ConditionFailed(_) => {
+                tracing::warn!("unhandled condition failure: a concurrent change");
+                ApiError::Unavailable {
+                    retry_after_secs: 1,
+                }
+            }
+            DbError::Other(cause) => ApiError::Internal(cause),
         }
     }
 }

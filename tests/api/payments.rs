@@ -262,6 +262,9 @@ async fn bad_patches_are_refused() {
         assert_eq!(patch(&api, &admin(&api), &a, body.clone()).await.status, status, "{body}");
     }
     assert_eq!(patch(&api, &admin(&api), "no-such-payment", json!({"days": 1})).await.status, 404);
+    // The payment is the path's; an `id` belongs only in a bulk entry.
+    let r = patch(&api, &admin(&api), &a, json!({"id": a, "days": 1})).await;
+    assert_eq!((r.status, r.body["error"]["details"][0]["field"].as_str()), (400, Some("id")), "{r:?}");
     let r = patch(&api, &admin(&api), &a, json!({"customerRate": null})).await;
     assert_eq!((r.status, &r.body["customerRate"]), (200, &Value::Null));
 }

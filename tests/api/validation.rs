@@ -286,3 +286,31 @@ async fn integers_past_two_to_the_53_are_refused() {
     assert_error(&api.call("PUT", "/work-periods/w", Some(&api.admin()), Some(body)).await, 400);
     assert_eq!(api.count_prefix("WP#").await, 0);
 }
+
+#[tokio::test]
+async fn a_body_the_route_does_not_take_is_refused_before_its_key_is_recorded() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    let keyed = |content_type: &str| {
+        vec![
+            ("content-type".to_owned(), content_type.to_owned()),
+            ("authorization".to_owned(), format!("Bearer {}", api.admin())),
+            ("idempotency-key".to_owned(), "k-1".to_owned()),
+        ]
+    };
+    let pack = br#"{"packs":[{"number_of_minutes":1,"expires_at":"2031-01-01"}]}"#.to_vec();
+    let r = api.raw("POST", "/namespaces/1/minutes", &keyed("text/plain"), pack.clone()).await;
+    assert_error(&r, 415);
+    let r = api.raw("POST", "/namespaces/1/minutes", &keyed("application/json"), b"[1, 2]".to_vec()).await;
+    assert_error(&r, 400);
+    assert_eq!(field_of(&r), "body");
+    assert_eq!(api.count_prefix("IDEM#").await, 0, "a refused body leaves no Idempotency-Key record");
+    assert_eq!(api.count_prefix("PACK#").await, 0);
+    // The same key is then free for the request as it should have been sent.
+    let r = api.raw("POST", "/namespaces/1/minutes", &keyed("application/json"), pack).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // A route that takes no body reads none: a move with a text body is a move.
+    let r = api.raw("PATCH", "/namespaces/1/minutes/move/1", &keyed("text/plain"), b"anything".to_vec()).await;
+    assert_error(&r, 400);
+    assert!(r.body["error"]["message"].as_str().unwrap_or_default().contains("differ"), "{r:?}");
+}

@@ -141,7 +141,7 @@ pub struct MigrationRequest {
 #[serde(deny_unknown_fields)]
 pub struct Groups {
     #[serde(default)]
-    pub domain_extensions: Vec<ExtensionInput>,
+    pub domain_extensions: Vec<PlaceholderInput>,
     #[serde(default)]
     pub hosting: Vec<PlaceholderInput>,
     #[serde(default)]
@@ -165,7 +165,7 @@ impl Groups {
     /// group in request order.
     pub fn into_items(self) -> Vec<(&'static str, PlaceholderInput)> {
         let mut out: Vec<(&'static str, PlaceholderInput)> =
-            self.domain_extensions.into_iter().map(|e| (EXTENSION_GROUP, e.into())).collect();
+            self.domain_extensions.into_iter().map(|e| (EXTENSION_GROUP, e)).collect();
         for (group, items) in [
             ("hosting", self.hosting),
             ("ssl", self.ssl),
@@ -182,25 +182,8 @@ impl Groups {
     }
 }
 
-/// The seed's `domain_extensions` item: `domain` and `extension` required.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtensionInput {
-    pub domain: String,
-    pub extension: String,
-    pub slug: String,
-    pub contract_period: i64,
-    pub billing_period: i64,
-    pub start_date: String,
-    pub next_contract_date: String,
-    pub next_billing_date: String,
-    pub reference_subscription_id: String,
-    pub reference_product_id: String,
-    #[serde(default, deserialize_with = "crate::validate::present")]
-    pub internal_comment: Option<String>,
-}
-
-/// The seed's `PlaceholderSubscription` (every other group).
+/// The seed's `PlaceholderSubscription`, and its `domain_extensions` item,
+/// which must have `domain` and `extension` ([`check_request`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceholderInput {
@@ -218,24 +201,6 @@ pub struct PlaceholderInput {
     pub reference_product_id: String,
     #[serde(default, deserialize_with = "crate::validate::present")]
     pub internal_comment: Option<String>,
-}
-
-impl From<ExtensionInput> for PlaceholderInput {
-    fn from(e: ExtensionInput) -> Self {
-        Self {
-            domain: Some(e.domain),
-            extension: Some(e.extension),
-            slug: e.slug,
-            contract_period: e.contract_period,
-            billing_period: e.billing_period,
-            start_date: e.start_date,
-            next_contract_date: e.next_contract_date,
-            next_billing_date: e.next_billing_date,
-            reference_subscription_id: e.reference_subscription_id,
-            reference_product_id: e.reference_product_id,
-            internal_comment: e.internal_comment,
-        }
-    }
 }
 
 /// The seed's FerryResponseMessageParameter.
@@ -349,6 +314,13 @@ pub fn check_request(reference_customer_id: &str, items: &[(&'static str, Placeh
         }
         let i = index.entry(group).or_default();
         let field = |name: &str| format!("subscriptions.{group}[{i}].{name}");
+        if *group == EXTENSION_GROUP {
+            for (name, value) in [("domain", &item.domain), ("extension", &item.extension)] {
+                if value.is_none() {
+                    errors.push(FieldError::new(field(name), "is required for domain_extensions"));
+                }
+            }
+        }
         for (name, value, max) in [
             ("slug", item.slug.as_str(), MAX_TEXT),
             ("reference_subscription_id", item.reference_subscription_id.as_str(), MAX_TEXT),

@@ -588,6 +588,11 @@ mod tests {
             domain: "example.org".into()
         }]));
         assert!(anonymous.matches(&[Criterion::Anyone {}]));
+        // An IDN domain matches in either form: one normaliser for both sides.
+        let idn = Claimant { sub: "x".into(), email: Some("anna@Bücher.Example".into()), org: None };
+        let criterion = email_domain("bücher.example").map(|domain| Criterion::Email { domain });
+        assert!(idn.matches(&criterion.into_iter().collect::<Vec<_>>()));
+        assert!(idn.matches(&[Criterion::Email { domain: "xn--bcher-kva.example".into() }]));
         let no_at = Claimant {
             sub: "w".into(),
             email: Some("example.org".into()),

@@ -295,6 +295,28 @@ impl<'a> From<&'a Payment> for PaymentOut<'a> {
 
 // ---------------------------------------------------------------- validation
 
+/// A number of days, if given: 0 to [`MAX_DAYS`].
+fn days(errors: &mut Vec<FieldError>, field: &str, raw: Option<i64>) -> Option<u8> {
+    match raw {
+        Some(d) if !(0..=MAX_DAYS).contains(&d) => {
+            errors.push(FieldError::new(field, format!("must be an integer from 0 to {MAX_DAYS}")));
+            None
+        }
+        other => other.map(|d| d as u8),
+    }
+}
+
+/// A billing account id, if given: 1 to 2^53 − 1 (`rule` says so when it is not).
+fn billing_account(errors: &mut Vec<FieldError>, raw: Option<i64>, rule: &str) -> Option<u64> {
+    match raw {
+        Some(b) if b <= 0 || b > crate::validate::MAX_SAFE_INTEGER => {
+            errors.push(FieldError::new("billingAccountId", rule));
+            None
+        }
+        other => other.map(|b| b as u64),
+    }
+}
+
 fn text(errors: &mut Vec<FieldError>, field: &str, value: &str) -> String {
     crate::validate::check_text(value, 64).unwrap_or_else(|m| {
         errors.push(FieldError::new(field, m));
@@ -317,22 +339,8 @@ pub fn validate_work_period(id: String, input: WorkPeriodInput) -> Result<WorkPe
             errors.push(FieldError::new("endDate", "must not be before startDate"));
         }
     }
-    if !(0..=MAX_DAYS).contains(&input.days_worked) {
-        errors.push(FieldError::new(
-            "daysWorked",
-            format!("must be an integer from 0 to {MAX_DAYS}"),
-        ));
-    }
-    let billing_account_id = match input.billing_account_id {
-        Some(b) if b <= 0 || b > crate::validate::MAX_SAFE_INTEGER => {
-            errors.push(FieldError::new(
-                "billingAccountId",
-                "must be a positive integer (at most 2^53 - 1) or null",
-            ));
-            None
-        }
-        other => other.map(|b| b as u64),
-    };
+    days(&mut errors, "daysWorked", Some(input.days_worked));
+    let billing_account_id = billing_account(&mut errors, input.billing_account_id, "must be a positive integer (at most 2^53 - 1) or null");
     match (errors.is_empty(), start, end) {
         (true, Some(start_date), Some(end_date)) => Ok(WorkPeriod {
             id,
@@ -365,16 +373,7 @@ pub fn validate_new_payment(input: PaymentInput) -> Result<NewPayment, Invalid> 
     if let Err(rule) = ID.check(&input.work_period_id) {
         errors.push(FieldError::new("workPeriodId", rule));
     }
-    let days = match input.days {
-        Some(d) if !(0..=MAX_DAYS).contains(&d) => {
-            errors.push(FieldError::new(
-                "days",
-                format!("must be an integer from 0 to {MAX_DAYS}"),
-            ));
-            None
-        }
-        other => other.map(|d| d as u8),
-    };
+    let days = days(&mut errors, "days", input.days);
     match (days, input.amount) {
         (Some(0), None) => errors.push(FieldError::new(
             "amount",
@@ -446,26 +445,8 @@ pub fn validate_change(may: Powers, patch: PaymentPatch) -> Result<PaymentChange
             }
         },
     };
-    let days = match patch.days {
-        Some(d) if !(0..=MAX_DAYS).contains(&d) => {
-            errors.push(FieldError::new(
-                "days",
-                format!("must be an integer from 0 to {MAX_DAYS}"),
-            ));
-            None
-        }
-        other => other.map(|d| d as u8),
-    };
-    let billing_account_id = match patch.billing_account_id {
-        Some(b) if b <= 0 || b > crate::validate::MAX_SAFE_INTEGER => {
-            errors.push(FieldError::new(
-                "billingAccountId",
-                "must be a positive integer",
-            ));
-            None
-        }
-        other => other.map(|b| b as u64),
-    };
+    let days = days(&mut errors, "days", patch.days);
+    let billing_account_id = billing_account(&mut errors, patch.billing_account_id, "must be a positive integer");
     Invalid::check(errors)?;
     let change = PaymentChange {
         status,
