@@ -81,6 +81,13 @@ pub enum DbError {
     Other(String),
 }
 
+/// A request the SDK could not build (a missing required field): our fault.
+impl From<aws_sdk_dynamodb::error::BuildError> for DbError {
+    fn from(e: aws_sdk_dynamodb::error::BuildError) -> Self {
+        DbError::Other(format!("build request: {e}"))
+    }
+}
+
 /// Error codes that mean "try again later", not "this request is wrong".
 fn is_retryable_code(code: Option<&str>) -> bool {
     matches!(
@@ -388,7 +395,7 @@ impl Db {
             async move {
                 let sent = match sent {
                     Ok(sent) => sent,
-                    Err(e) => return Attempt::Failed(DbError::Other(e.to_string())),
+                    Err(e) => return Attempt::Failed(e.into()),
                 };
                 match sent.await {
                     Ok(out) => {

@@ -28,10 +28,6 @@ pub fn format_timestamp(t: OffsetDateTime) -> String {
     t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).unwrap_or_default()
 }
 
-/// Now, as stored and sent: RFC 3339 UTC with milliseconds.
-pub fn now_timestamp() -> String {
-    format_timestamp(OffsetDateTime::now_utc())
-}
 
 /// Serde adapter writing a [`Date`] as `YYYY-MM-DD`.
 pub mod date_format {

@@ -321,7 +321,7 @@ async fn a_pack_a_resync_reported_survives_its_creators_undo() {
     let api = TestApi::start().await;
     api.faults.without_client_tokens();
     namespace(&api, 1, None, 7).await;
-    let now = allotment::validate::now_timestamp();
+    let now = allotment::validate::format_timestamp(time::OffsetDateTime::now_utc());
     let in_flight = |xid: &str, created_at: &str| {
         let mut item = std::collections::HashMap::new();
         for (k, v) in [

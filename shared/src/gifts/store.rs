@@ -157,10 +157,6 @@ pub fn deposit_key(project: &str, deposit_id: &str) -> Item {
     key(project_pk(project), format!("{DEPOSIT_PREFIX}{deposit_id}"))
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
-    DbError::Other(format!("build request: {e}"))
-}
-
 pub async fn put_project(db: &Db, p: &Project) -> Result<(), DbError> {
     db.put(project_to_item(p)?).await
 }
@@ -208,7 +204,7 @@ pub async fn deposit(
         .expression_attribute_values(":amount", n(amount))
         .expression_attribute_values(":room", n(MAX_UNITS - amount))
         .build()
-        .map_err(build_err)?;
+        .map_err(DbError::from)?;
     match db
         .transact(vec![
             record,
@@ -271,7 +267,7 @@ fn put(db: &Db, item: Item, condition: Option<&str>) -> Result<TransactWriteItem
         put = put.condition_expression(c);
     }
     Ok(TransactWriteItem::builder()
-        .put(put.build().map_err(build_err)?)
+        .put(put.build().map_err(DbError::from)?)
         .build())
 }
 
@@ -359,7 +355,7 @@ pub async fn claim_gift(
         .set_key(Some(gift_key(gift.id)))
         .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleting)")
         .build()
-        .map_err(build_err)?;
+        .map_err(DbError::from)?;
     actions.push(TransactWriteItem::builder().condition_check(check).build());
     for r in &gift.resources {
         let debit = Update::builder()
@@ -373,7 +369,7 @@ pub async fn claim_gift(
             )
             .expression_attribute_values(":amount", n(r.balance_requested))
             .build()
-            .map_err(build_err)?;
+            .map_err(DbError::from)?;
         actions.push(TransactWriteItem::builder().update(debit).build());
     }
     for r in &gift.resources {
@@ -387,7 +383,7 @@ pub async fn claim_gift(
             .expression_attribute_values(":amount", n(r.balance_requested))
             .expression_attribute_values(":room", n(MAX_UNITS - r.balance_requested))
             .build()
-            .map_err(build_err)?;
+            .map_err(DbError::from)?;
         actions.push(TransactWriteItem::builder().update(credit).build());
     }
     let mut claim = Put::builder()
@@ -402,7 +398,7 @@ pub async fn claim_gift(
     let claim_index = actions.len();
     actions.push(
         TransactWriteItem::builder()
-            .put(claim.build().map_err(build_err)?)
+            .put(claim.build().map_err(DbError::from)?)
             .build(),
     );
     if receipt {
@@ -490,12 +486,12 @@ pub async fn delete_gift(db: &Db, gift: &Gift) -> Result<usize, DbError> {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .build()
-            .map_err(build_err)?;
+            .map_err(DbError::from)?;
         let unlist = Delete::builder()
             .table_name(&*db.table)
             .set_key(Some(listing_key(&gift.owner, gift.id)))
             .build()
-            .map_err(build_err)?;
+            .map_err(DbError::from)?;
         db.transact(vec![
             TransactWriteItem::builder().update(mark).build(),
             TransactWriteItem::builder().delete(unlist).build(),
@@ -530,7 +526,7 @@ pub async fn delete_gift(db: &Db, gift: &Gift) -> Result<usize, DbError> {
                     .map(|d| WriteRequest::builder().delete_request(d).build())
             })
             .collect::<Result<_, _>>()
-            .map_err(build_err)?;
+            .map_err(DbError::from)?;
         removed += deletes.len();
         db.batch_write(deletes).await?;
         match next {

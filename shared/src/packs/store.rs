@@ -332,173 +332,187 @@ pub async fn create_packs(
     let cutoff = adopt_cutoff(now);
     // Distinct packs in request order; the same xid twice is one pack.
     let mut seen: HashSet<&PurchaseXid> = HashSet::new();
-    let distinct: Vec<&PackSpec> = specs
-        .iter()
-        .filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x)))
-        .collect();
-    let xids: Vec<&PurchaseXid> = distinct
-        .iter()
-        .filter_map(|s| s.purchase_xid.as_ref())
-        .collect();
-
-    let (namespace, mut stored) = get_xid_packs(db, ns, &xids).await?;
-    check_create_target(namespace.as_ref())?;
-    let taken: Vec<String> = stored
-        .iter()
-        .filter(|(_, p)| p.pack.namespace_id != ns)
-        .map(|(x, _)| x.clone())
-        .collect();
-    if !taken.is_empty() {
-        return Err(Refused::XidTaken(sorted(taken)));
-    }
-    let young: Vec<(String, String)> = stored
-        .values()
-        .filter(|p| p.undoable(&cutoff))
-        .filter_map(|p| p.request_id.clone().map(|rid| (p.pk.clone(), rid)))
-        .collect();
-    let gone = adopt(db, uncommitted(db, young).await?).await?;
-    stored.retain(|_, p| !gone.contains(&p.pk));
-
+    let distinct: Vec<&PackSpec> = specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
+    let mut stored = stored_packs(db, ns, &distinct, &cutoff).await?;
     // This run's own id: what its undo deletes and how its own writes are
     // recognised after a lost answer (an earlier run of the same keyed
     // request has another; its packs are found, and adopted, as stored).
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let created_at = validate::format_timestamp(now);
+    let run = Run { ns, request_id: uuid::Uuid::new_v4().to_string(), created_at: validate::format_timestamp(now), cutoff };
+    let (with_xid, without_xid) = new_packs(ns, &distinct, &stored, ids);
+    let earlier_plain = match run.write(db, &with_xid, &without_xid, ids.is_keyed(), &mut stored).await {
+        Ok(earlier_plain) => earlier_plain,
+        Err(err) => {
+            run.undo(db, &with_xid, &without_xid, started).await;
+            return Err(err);
+        }
+    };
+    if !with_xid.is_empty() || !without_xid.is_empty() {
+        run.commit(db, now).await;
+    }
+    Ok(answer(&distinct, stored, earlier_plain, with_xid.into_iter().chain(without_xid)))
+}
+
+/// Step 1: the stored packs among the request's xids (by xid), once the
+/// namespace is known to take packs and none of them is another
+/// namespace's; young ones another request made are adopted first.
+async fn stored_packs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], cutoff: &str) -> Result<HashMap<String, Stored>, Refused> {
+    let xids: Vec<&PurchaseXid> = distinct.iter().filter_map(|s| s.purchase_xid.as_ref()).collect();
+    let (namespace, mut stored) = get_xid_packs(db, ns, &xids).await?;
+    check_create_target(namespace.as_ref())?;
+    let taken: Vec<String> = stored.iter().filter(|(_, p)| p.pack.namespace_id != ns).map(|(x, _)| x.clone()).collect();
+    if !taken.is_empty() {
+        return Err(Refused::XidTaken(sorted(taken)));
+    }
+    let young: Vec<(String, String)> =
+        stored.values().filter(|p| p.undoable(cutoff)).filter_map(|p| p.request_id.clone().map(|rid| (p.pk.clone(), rid))).collect();
+    let gone = adopt(db, uncommitted(db, young).await?).await?;
+    stored.retain(|_, p| !gone.contains(&p.pk));
+    Ok(stored)
+}
+
+/// Step 2: the packs to write — new xids under their xid's key, packs
+/// without xid under a key of their own (derived from the Idempotency-Key
+/// when one was sent, so a re-run names the same items).
+fn new_packs(ns: NamespaceId, distinct: &[&PackSpec], stored: &HashMap<String, Stored>, ids: &RequestIds) -> (Vec<NewPack>, Vec<NewPack>) {
     let mut with_xid = Vec::new();
     let mut without_xid = Vec::new();
     for (position, spec) in distinct.iter().enumerate() {
-        let pack = Pack {
-            namespace_id: ns,
-            expires_at: spec.expires_at,
-            number_of_minutes: spec.number_of_minutes,
-            purchase_xid: spec.purchase_xid.clone(),
-        };
+        let pack = Pack { namespace_id: ns, expires_at: spec.expires_at, number_of_minutes: spec.number_of_minutes, purchase_xid: spec.purchase_xid.clone() };
         match &spec.purchase_xid {
             Some(xid) if stored.contains_key(xid.as_str()) => {}
-            Some(xid) => with_xid.push(NewPack {
-                pk: xid_pack_pk(xid),
-                pack,
-                position,
-            }),
-            None => without_xid.push(NewPack {
-                pk: format!("PACK#U#{}", ids.id("pack", position)),
-                pack,
-                position,
-            }),
+            Some(xid) => with_xid.push(NewPack { pk: xid_pack_pk(xid), pack, position }),
+            None => without_xid.push(NewPack { pk: format!("PACK#U#{}", ids.id("pack", position)), pack, position }),
         }
     }
+    (with_xid, without_xid)
+}
 
-    let item_of = |p: &NewPack| -> Result<Item, DbError> {
+/// One run of a pack request: where it writes, its own id, and its clock.
+struct Run {
+    ns: NamespaceId,
+    request_id: String,
+    created_at: String,
+    /// Packs created after this may still be undone by their creator.
+    cutoff: String,
+}
+
+impl Run {
+    fn item_of(&self, p: &NewPack) -> Result<Item, DbError> {
         to_item(&PackItem {
             pk: p.pk.clone(),
             sk: "PACK".into(),
-            gsi1pk: packs_gsi_pk(ns),
-            gsi1sk: format!("{created_at}#{:04}#{}", p.position, p.pk),
-            namespace_id: ns.0,
+            gsi1pk: packs_gsi_pk(self.ns),
+            gsi1sk: format!("{}#{:04}#{}", self.created_at, p.position, p.pk),
+            namespace_id: self.ns.0,
             number_of_minutes: p.pack.number_of_minutes,
             expires_at: validate::format_date(p.pack.expires_at),
             purchase_xid: p.pack.purchase_xid.as_ref().map(|x| x.as_str().to_owned()),
-            created_at: created_at.clone(),
-            request_id: Some(request_id.clone()),
+            created_at: self.created_at.clone(),
+            request_id: Some(self.request_id.clone()),
         })
-    };
-    let xid_items: Vec<Item> = with_xid.iter().map(item_of).collect::<Result<_, _>>()?;
-    let plain_items: Vec<(usize, Item)> =
-        without_xid.iter().map(|p| Ok((p.position, item_of(p)?))).collect::<Result<_, DbError>>()?;
+    }
 
-    let (xid_outcomes, plain_outcome) = tokio::join!(
-        db.for_each_item(xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
-        put_plain_packs(db, plain_items, ids.is_keyed()),
-    );
-    let mut earlier_plain: HashMap<usize, Stored> = HashMap::new();
-    let mut failure: Option<Refused> = None;
-    let mut taken = Vec::new();
-    let mut raced = Vec::new();
-    match plain_outcome {
-        Ok(found) => {
-            for (position, earlier) in found {
-                if let Some(rid) = earlier.request_id.clone().filter(|_| earlier.undoable(&cutoff)) {
-                    raced.push((earlier.pk.clone(), rid));
+    /// Step 3: writes the new packs, xid packs and plain packs at once. A
+    /// lost xid race adds the winner to `stored` (same namespace) or is
+    /// [`Refused::XidTaken`]; winners and plain packs an earlier run wrote
+    /// are adopted before they are reported. Returns the plain packs an
+    /// earlier run of the request wrote, by position.
+    async fn write(
+        &self,
+        db: &Db,
+        with_xid: &[NewPack],
+        without_xid: &[NewPack],
+        keyed: bool,
+        stored: &mut HashMap<String, Stored>,
+    ) -> Result<HashMap<usize, Stored>, Refused> {
+        let xid_items: Vec<Item> = with_xid.iter().map(|p| self.item_of(p)).collect::<Result<_, _>>()?;
+        let plain_items: Vec<(usize, Item)> = without_xid.iter().map(|p| Ok((p.position, self.item_of(p)?))).collect::<Result<_, DbError>>()?;
+        let ns = self.ns;
+        let (xid_outcomes, plain_outcome) = tokio::join!(
+            db.for_each_item(xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
+            put_plain_packs(db, plain_items, keyed),
+        );
+        let mut earlier_plain: HashMap<usize, Stored> = HashMap::new();
+        let mut failure: Option<Refused> = None;
+        let mut taken = Vec::new();
+        let mut raced = Vec::new();
+        match plain_outcome {
+            Ok(found) => {
+                for (position, earlier) in found {
+                    if let Some(rid) = earlier.request_id.clone().filter(|_| earlier.undoable(&self.cutoff)) {
+                        raced.push((earlier.pk.clone(), rid));
+                    }
+                    earlier_plain.insert(position, earlier);
                 }
-                earlier_plain.insert(position, earlier);
-            }
-        }
-        Err(e) => failure = Some(e.into()),
-    }
-    for outcome in xid_outcomes {
-        match outcome {
-            Ok(XidPut::Written) => {}
-            Ok(XidPut::Raced(winner)) => {
-                if let Some(rid) = winner.request_id.clone().filter(|rid| *rid != request_id) {
-                    raced.push((winner.pk.clone(), rid));
-                }
-                stored.extend(
-                    winner
-                        .pack
-                        .purchase_xid
-                        .clone()
-                        .map(|x| (x.as_str().to_owned(), winner)),
-                );
-            }
-            Ok(XidPut::Taken(xid)) => taken.push(xid),
-            Err(e) => {
-                failure.get_or_insert(e.into());
-            }
-        }
-    }
-    if !taken.is_empty() {
-        failure = Some(Refused::XidTaken(sorted(taken)));
-    }
-    if failure.is_none() && !raced.is_empty() {
-        // The winners are reported as this request's packs: adopt them. One
-        // undone meanwhile would have to be written again: this request is
-        // answered 503 instead (undone below), and its retry writes it.
-        match adopt(db, uncommitted(db, raced).await?).await {
-            Ok(gone) if gone.is_empty() => {}
-            Ok(_) => {
-                failure = Some(Refused::Store(DbError::Exhausted(
-                    "a concurrent request undid a pack".into(),
-                )))
             }
             Err(e) => failure = Some(e.into()),
         }
+        for outcome in xid_outcomes {
+            match outcome {
+                Ok(XidPut::Written) => {}
+                Ok(XidPut::Raced(winner)) => {
+                    if let Some(rid) = winner.request_id.clone().filter(|rid| *rid != self.request_id) {
+                        raced.push((winner.pk.clone(), rid));
+                    }
+                    stored.extend(winner.pack.purchase_xid.clone().map(|x| (x.as_str().to_owned(), winner)));
+                }
+                Ok(XidPut::Taken(xid)) => taken.push(xid),
+                Err(e) => {
+                    failure.get_or_insert(e.into());
+                }
+            }
+        }
+        if !taken.is_empty() {
+            failure = Some(Refused::XidTaken(sorted(taken)));
+        }
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        if !raced.is_empty() {
+            // The winners are reported as this request's packs: adopt them. One
+            // undone meanwhile would have to be written again: this request is
+            // answered 503 instead (undone by the caller), and its retry writes it.
+            let gone = adopt(db, uncommitted(db, raced).await?).await?;
+            if !gone.is_empty() {
+                return Err(Refused::Store(DbError::Exhausted("a concurrent request undid a pack".into())));
+            }
+        }
+        Ok(earlier_plain)
     }
-    if let Some(err) = failure {
+
+    /// After a failure: deletes what this run wrote, so an error never
+    /// leaves half a request behind and a retry converges — unless it is
+    /// too late ([`UNDO_WINDOW`]): another request may have adopted them.
+    async fn undo(&self, db: &Db, with_xid: &[NewPack], without_xid: &[NewPack], started: std::time::Instant) {
+        let request_id = &self.request_id;
+        if started.elapsed() > UNDO_WINDOW {
+            tracing::error!(request_id, "too late to undo a failed pack request; its packs stay");
+            return;
+        }
         let xid_pks = with_xid.iter().map(|p| p.pk.clone()).collect();
         let plain_pks = without_xid.iter().map(|p| p.pk.clone()).collect();
-        if started.elapsed() > UNDO_WINDOW {
-            // Another request may have adopted these already; leave them.
-            tracing::error!(
-                request_id,
-                "too late to undo a failed pack request; its packs stay"
-            );
-        } else if let Err(undo) = undo_packs(db, &request_id, ns, xid_pks, plain_pks).await {
+        if let Err(undo) = undo_packs(db, request_id, self.ns, xid_pks, plain_pks).await {
             tracing::error!(error = %undo, request_id, "could not undo a failed pack request");
         }
-        return Err(err);
     }
 
-    if !with_xid.is_empty() || !without_xid.is_empty() {
-        // Nothing of this request will be undone now: say so, so that a
-        // re-sync reports its packs without adopting them. (If this write
-        // fails, re-syncs adopt instead: slower, as safe.)
-        let mut marker = committed_key(&request_id);
-        marker.insert(
-            "ttl".into(),
-            db::n((now + time::Duration::days(1)).unix_timestamp()),
-        );
+    /// Step 4: nothing of this run will be undone now: says so, so that a
+    /// re-sync reports its packs without adopting them. (If this write
+    /// fails, re-syncs adopt instead: slower, as safe.)
+    async fn commit(&self, db: &Db, now: time::OffsetDateTime) {
+        let mut marker = committed_key(&self.request_id);
+        marker.insert("ttl".into(), db::n((now + time::Duration::days(1)).unix_timestamp()));
         if let Err(e) = db.put(marker).await {
-            tracing::warn!(error = %e, request_id, "could not mark the pack request committed");
+            tracing::warn!(error = %e, request_id = %self.request_id, "could not mark the pack request committed");
         }
     }
+}
 
-    // Assemble the answer in request order.
-    let mut fresh: HashMap<usize, Pack> = with_xid
-        .into_iter()
-        .chain(without_xid)
-        .map(|p| (p.position, p.pack))
-        .collect();
-    let mut out = Vec::with_capacity(distinct.len());
+/// Step 5: the answer in request order — each pack as stored (before, or by
+/// an earlier run) or as this run wrote it — and how many this run created.
+fn answer(distinct: &[&PackSpec], mut stored: HashMap<String, Stored>, mut earlier_plain: HashMap<usize, Stored>, fresh: impl Iterator<Item = NewPack>) -> Created {
+    let mut fresh: HashMap<usize, Pack> = fresh.map(|p| (p.position, p.pack)).collect();
+    let mut packs = Vec::with_capacity(distinct.len());
     let mut created = 0;
     for (position, spec) in distinct.iter().enumerate() {
         let found = match &spec.purchase_xid {
@@ -510,9 +524,9 @@ pub async fn create_packs(
             created += usize::from(new.is_some());
             new
         });
-        out.extend(pack);
+        packs.extend(pack);
     }
-    Ok(Created { packs: out, created })
+    Created { packs, created }
 }
 
 /// The packs a request answers with, and how many of them it created (the
@@ -526,10 +540,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
     v
-}
-
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
-    DbError::Other(format!("build request: {e}"))
 }
 
 /// What one new xid pack's conditional put ended in.
@@ -605,7 +615,7 @@ async fn put_plain_packs(db: &Db, items: Vec<(usize, Item)>, keyed: bool) -> Res
                     .set_item(Some(item))
                     .build()
                     .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(build_err)
+                    .map_err(DbError::from)
             })
             .collect::<Result<Vec<_>, _>>()?;
         db.batch_write(requests).await?;

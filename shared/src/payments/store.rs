@@ -332,163 +332,197 @@ enum Outcome {
 /// answer. Returns one result per job index. No round starts after
 /// `deadline` (the first always runs): the jobs left are answered 503, to be
 /// sent again.
-pub async fn run_jobs<I, F>(db: &Db, mut ctx: Ctx, jobs: Vec<Job<I>>, deadline: std::time::Instant, plan: F) -> HashMap<usize, Result<Payment, Refused>>
+pub async fn run_jobs<I, F>(db: &Db, ctx: Ctx, jobs: Vec<Job<I>>, deadline: std::time::Instant, plan: F) -> HashMap<usize, Result<Payment, Refused>>
 where
     I: Send + 'static,
     F: Fn(&Ctx, &I, &str) -> Result<Planned, Refused>,
 {
+    let mut run = Run::new(ctx, jobs);
     let mut rounds = 0;
-    let mut out = HashMap::new();
-    let mut queues: BTreeMap<String, VecDeque<Job<I>>> = BTreeMap::new();
-    for job in jobs {
-        queues
-            .entry(job.work_period_id.clone())
-            .or_default()
-            .push_back(job);
-    }
-    while !queues.is_empty() {
+    while !run.queues.is_empty() {
         if rounds > 0 && std::time::Instant::now() >= deadline {
-            tracing::warn!(left = queues.values().map(VecDeque::len).sum::<usize>(), "time budget spent: payments left for the next request");
-            for job in queues.into_values().flatten() {
-                out.insert(job.idx, Err(Refused::Busy));
-            }
+            run.answer_rest("time budget spent: payments left for the next request", Refused::Busy);
             break;
         }
         rounds += 1;
-        // Plan the head of every queue; a job that cannot be planned is answered now.
-        let mut round: Vec<(Job<I>, Plan)> = Vec::new();
-        for queue in queues.values_mut() {
-            while let Some(job) = queue.pop_front() {
-                match plan(&ctx, &job.input, &job.token) {
-                    Ok(Planned::Write(change)) => match Plan::of(db, &job.work_period_id, change) {
-                        Ok(p) => {
-                            round.push((job, p));
-                            break;
-                        }
-                        Err(e) => {
-                            out.insert(job.idx, Err(e.into()));
-                        }
-                    },
-                    Ok(Planned::Done(payment)) => {
-                        out.insert(job.idx, Ok(payment));
-                    }
-                    Err(e) => {
-                        out.insert(job.idx, Err(e));
-                    }
-                }
-            }
-        }
+        let round = run.plan_round(db, &plan);
         if round.is_empty() {
             break;
         }
-        let mut chunks: Vec<Vec<(Job<I>, Plan)>> = Vec::new();
-        let mut actions_in_last = 0;
-        for entry in round {
-            let n = entry.1.actions.len();
-            if entry.0.alone {
-                chunks.insert(0, vec![entry]);
-                continue;
-            }
-            if chunks.is_empty() || actions_in_last + n > TRANSACT_LIMIT {
-                chunks.push(Vec::new());
-                actions_in_last = 0;
-            }
-            actions_in_last += n;
-            if let Some(last) = chunks.last_mut() {
-                last.push(entry);
-            }
+        let written = db.for_each_chunk(transactions(round), |db, chunk| async move { Ok(write_chunk(&db, chunk).await) }).await;
+        let mut stale = Stale::default();
+        for (job, plan, outcome) in written.into_iter().flatten().flatten() {
+            run.settle(job, plan, outcome, &mut stale);
         }
-        let written = db
-            .for_each_chunk(chunks, |db, chunk| async move {
-                Ok(write_chunk(&db, chunk).await)
-            })
-            .await;
-
-        let mut stale_wps = HashSet::new();
-        let mut stale_payments = HashSet::new();
-        for outcome in written.into_iter().flatten().flatten() {
-            let (mut job, plan, result) = outcome;
-            let requeue = match result {
-                Outcome::Written => {
-                    // What this transaction wrote is known: the next job of the
-                    // same work period (or payment) is planned on it without a
-                    // re-read. Had anyone else changed them meanwhile, that
-                    // job's own conditions fail and it is planned again on a read.
-                    let known = match &plan.delta {
-                        None => true, // the work period is as it was read
-                        Some(d) => match ctx
-                            .work_periods
-                            .get(&job.work_period_id)
-                            .and_then(|wp| d.applied_to(wp))
-                        {
-                            Some(wp) => {
-                                ctx.work_periods.insert(job.work_period_id.clone(), wp);
-                                true
-                            }
-                            None => false,
-                        },
-                    };
-                    ctx.payments
-                        .insert(plan.payment.id.clone(), plan.payment.clone());
-                    out.insert(job.idx, Ok(plan.payment));
-                    if known {
-                        continue;
-                    }
-                    false
-                }
-                Outcome::Failed(DbError::Exhausted(_)) if !job.exhausted => {
-                    job.exhausted = true;
-                    true
-                }
-                Outcome::Failed(e) => {
-                    out.insert(job.idx, Err(e.into()));
-                    false
-                }
-                Outcome::NotRun => true,
-                Outcome::Isolate => {
-                    job.alone = true;
-                    true
-                }
-                Outcome::Conflict => {
-                    job.conflicts += 1;
-                    if job.conflicts > MAX_CONFLICTS {
-                        // Transient: 503 with Retry-After, never stored as the key's answer.
-                        tracing::warn!(work_period_id = %job.work_period_id, "work period kept changing");
-                        out.insert(job.idx, Err(Refused::Busy));
-                        false
-                    } else {
-                        true
-                    }
-                }
-            };
-            stale_wps.insert(job.work_period_id.clone());
-            // Re-read with its work period: a failed condition may be this
-            // job's own earlier attempt, found by its token.
-            stale_payments.insert(job.payment_id.clone());
-            if requeue {
-                queues
-                    .entry(job.work_period_id.clone())
-                    .or_default()
-                    .push_front(job);
-            }
-        }
-        queues.retain(|_, q| !q.is_empty());
-        // Only what a remaining job will be planned on needs reading again.
-        stale_wps.retain(|id| queues.contains_key(id));
-        let pending_payments: HashSet<&String> =
-            queues.values().flatten().map(|j| &j.payment_id).collect();
-        stale_payments.retain(|id| pending_payments.contains(id));
-        if !stale_wps.is_empty() || !stale_payments.is_empty() {
-            if let Err(e) = ctx.load(db, &stale_wps, &stale_payments).await {
-                let err = Refused::from(e);
-                for job in queues.into_values().flatten() {
-                    out.insert(job.idx, Err(err.clone()));
-                }
-                break;
-            }
+        if let Err(e) = run.reread(db, stale).await {
+            run.answer_rest("a re-read failed", Refused::from(e));
+            break;
         }
     }
-    out
+    run.out
+}
+
+/// The state of a [`run_jobs`]: what plans are made from, the jobs waiting
+/// (one queue per work period, so a period's payments go one per round), and
+/// the answers so far.
+struct Run<I> {
+    ctx: Ctx,
+    queues: BTreeMap<String, VecDeque<Job<I>>>,
+    out: HashMap<usize, Result<Payment, Refused>>,
+}
+
+/// What must be read again before the next round: the work periods and
+/// payments of jobs whose transaction did not go as planned.
+#[derive(Default)]
+struct Stale {
+    work_periods: HashSet<String>,
+    payments: HashSet<String>,
+}
+
+impl<I> Run<I> {
+    fn new(ctx: Ctx, jobs: Vec<Job<I>>) -> Self {
+        let mut queues: BTreeMap<String, VecDeque<Job<I>>> = BTreeMap::new();
+        for job in jobs {
+            queues.entry(job.work_period_id.clone()).or_default().push_back(job);
+        }
+        Self { ctx, queues, out: HashMap::new() }
+    }
+
+    /// Answers every job still waiting with `err`.
+    fn answer_rest(&mut self, why: &str, err: Refused) {
+        tracing::warn!(left = self.queues.values().map(VecDeque::len).sum::<usize>(), why);
+        for job in std::mem::take(&mut self.queues).into_values().flatten() {
+            self.out.insert(job.idx, Err(err.clone()));
+        }
+    }
+
+    /// Plans the head of every queue; a job that cannot be planned, or was
+    /// already written, is answered now and the next of its queue planned.
+    fn plan_round<F>(&mut self, db: &Db, plan: &F) -> Vec<(Job<I>, Plan)>
+    where
+        F: Fn(&Ctx, &I, &str) -> Result<Planned, Refused>,
+    {
+        let mut round = Vec::new();
+        for queue in self.queues.values_mut() {
+            while let Some(job) = queue.pop_front() {
+                let planned = plan(&self.ctx, &job.input, &job.token)
+                    .and_then(|p| match p {
+                        Planned::Write(change) => Plan::of(db, &job.work_period_id, change).map(Some).map_err(Refused::from),
+                        Planned::Done(payment) => {
+                            self.out.insert(job.idx, Ok(payment));
+                            Ok(None)
+                        }
+                    });
+                match planned {
+                    Ok(Some(p)) => {
+                        round.push((job, p));
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.out.insert(job.idx, Err(e));
+                    }
+                }
+            }
+        }
+        round
+    }
+
+    /// Takes one job's outcome: answers it, or puts it back at the head of
+    /// its queue (marking what must be read again first).
+    fn settle(&mut self, mut job: Job<I>, plan: Plan, outcome: Outcome, stale: &mut Stale) {
+        let requeue = match outcome {
+            Outcome::Written => {
+                // What this transaction wrote is known: the next job of the
+                // same work period (or payment) is planned on it without a
+                // re-read. Had anyone else changed them meanwhile, that
+                // job's own conditions fail and it is planned again on a read.
+                let known = match &plan.delta {
+                    None => true, // the work period is as it was read
+                    Some(d) => match self.ctx.work_periods.get(&job.work_period_id).and_then(|wp| d.applied_to(wp)) {
+                        Some(wp) => {
+                            self.ctx.work_periods.insert(job.work_period_id.clone(), wp);
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                self.ctx.payments.insert(plan.payment.id.clone(), plan.payment.clone());
+                self.out.insert(job.idx, Ok(plan.payment));
+                if known {
+                    return;
+                }
+                false
+            }
+            Outcome::Failed(DbError::Exhausted(_)) if !job.exhausted => {
+                job.exhausted = true;
+                true
+            }
+            Outcome::Failed(e) => {
+                self.out.insert(job.idx, Err(e.into()));
+                false
+            }
+            Outcome::NotRun => true,
+            Outcome::Isolate => {
+                job.alone = true;
+                true
+            }
+            Outcome::Conflict => {
+                job.conflicts += 1;
+                if job.conflicts > MAX_CONFLICTS {
+                    // Transient: 503 with Retry-After, never stored as the key's answer.
+                    tracing::warn!(work_period_id = %job.work_period_id, "work period kept changing");
+                    self.out.insert(job.idx, Err(Refused::Busy));
+                    false
+                } else {
+                    true
+                }
+            }
+        };
+        stale.work_periods.insert(job.work_period_id.clone());
+        // Re-read with its work period: a failed condition may be this
+        // job's own earlier attempt, found by its token.
+        stale.payments.insert(job.payment_id.clone());
+        if requeue {
+            self.queues.entry(job.work_period_id.clone()).or_default().push_front(job);
+        }
+    }
+
+    /// Reads again what a remaining job will be planned on, and only that.
+    async fn reread(&mut self, db: &Db, mut stale: Stale) -> Result<(), DbError> {
+        self.queues.retain(|_, q| !q.is_empty());
+        stale.work_periods.retain(|id| self.queues.contains_key(id));
+        let pending: HashSet<&String> = self.queues.values().flatten().map(|j| &j.payment_id).collect();
+        stale.payments.retain(|id| pending.contains(id));
+        if stale.work_periods.is_empty() && stale.payments.is_empty() {
+            return Ok(());
+        }
+        self.ctx.load(db, &stale.work_periods, &stale.payments).await
+    }
+}
+
+/// A round's plans as transactions: up to [`TRANSACT_LIMIT`] actions each,
+/// shared by jobs of distinct work periods; a job that failed beside others
+/// for a reason of its own goes alone.
+fn transactions<I>(round: Vec<(Job<I>, Plan)>) -> Vec<Vec<(Job<I>, Plan)>> {
+    let mut chunks: Vec<Vec<(Job<I>, Plan)>> = Vec::new();
+    let mut actions_in_last = 0;
+    for entry in round {
+        let n = entry.1.actions.len();
+        if entry.0.alone {
+            chunks.insert(0, vec![entry]);
+            continue;
+        }
+        if chunks.is_empty() || actions_in_last + n > TRANSACT_LIMIT {
+            chunks.push(Vec::new());
+            actions_in_last = 0;
+        }
+        actions_in_last += n;
+        if let Some(last) = chunks.last_mut() {
+            last.push(entry);
+        }
+    }
+    chunks
 }
 
 type Written<I> = Vec<(Job<I>, Plan, Outcome)>;
@@ -531,10 +565,6 @@ async fn write_chunk<I>(db: &Db, chunk: Vec<(Job<I>, Plan)>) -> Written<I> {
         .collect()
 }
 
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> DbError {
-    DbError::Other(format!("build request: {e}"))
-}
-
 /// Puts the payment item, on condition `condition`.
 pub fn put_payment(
     db: &Db,
@@ -554,7 +584,7 @@ pub fn put_payment(
     }
     put.build()
         .map(|put| TransactWriteItem::builder().put(put).build())
-        .map_err(build_err)
+        .map_err(DbError::from)
 }
 
 /// Changes a work period's aggregates by `d`; when days are taken, on
@@ -606,7 +636,7 @@ pub fn update_work_period(
     update
         .build()
         .map(|u| TransactWriteItem::builder().update(u).build())
-        .map_err(build_err)
+        .map_err(DbError::from)
 }
 
 /// Registers (creates or replaces) a work period, keeping its aggregates:
