@@ -318,41 +318,22 @@ impl Db {
         names: &[(&str, &str)],
         values: &[(&str, AttributeValue)],
     ) -> Result<(), DbError> {
-        let result = self
-            .with_retries(|| {
-                self.client
-                    .update_item()
-                    .table_name(&*self.table)
-                    .set_key(Some(key.clone()))
-                    .update_expression(update)
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(expr_names(names))
-                    .set_expression_attribute_values(expr_values(values))
-                    .send()
-            })
-            .await;
-        result.map(|_| ())
+        let (names, values) = (expr_names(names), expr_values(values));
+        let send = || {
+            let request = self.client.update_item().table_name(&*self.table).set_key(Some(key.clone())).update_expression(update);
+            request.condition_expression(condition).set_expression_attribute_names(names.clone()).set_expression_attribute_values(values.clone()).send()
+        };
+        self.with_retries(send).await.map(drop)
     }
 
     /// A conditional DeleteItem; a failed condition is [`DbError::ConditionFailed`].
-    pub async fn delete_if(
-        &self,
-        key: Item,
-        condition: &str,
-        values: &[(&str, AttributeValue)],
-    ) -> Result<(), DbError> {
-        let result = self
-            .with_retries(|| {
-                self.client
-                    .delete_item()
-                    .table_name(&*self.table)
-                    .set_key(Some(key.clone()))
-                    .condition_expression(condition)
-                    .set_expression_attribute_values(expr_values(values))
-                    .send()
-            })
-            .await;
-        result.map(|_| ())
+    pub async fn delete_if(&self, key: Item, condition: &str, values: &[(&str, AttributeValue)]) -> Result<(), DbError> {
+        let values = expr_values(values);
+        let send = || {
+            let request = self.client.delete_item().table_name(&*self.table).set_key(Some(key.clone()));
+            request.condition_expression(condition).set_expression_attribute_values(values.clone()).send()
+        };
+        self.with_retries(send).await.map(drop)
     }
 
     /// Strongly consistent reads of `keys`, 100 a request, chunks concurrent.
@@ -374,7 +355,7 @@ impl Db {
     ) -> Result<Vec<Item>, DbError> {
         let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET_LIMIT).map(<[Item]>::to_vec).collect();
         let found = all_ok(
-            self.for_each_chunk(chunks, move |db, chunk| async move {
+            self.for_each(CHUNK_CONCURRENCY, chunks, move |db, chunk| async move {
                 db.batch_get_chunk(chunk, consistent).await
             })
             .await,
@@ -424,7 +405,7 @@ impl Db {
             .map(<[WriteRequest]>::to_vec)
             .collect();
         all_ok(
-            self.for_each_chunk(chunks, |db, chunk| async move {
+            self.for_each(CHUNK_CONCURRENCY, chunks, |db, chunk| async move {
                 db.batch_write_chunk(chunk).await
             })
             .await,
@@ -660,51 +641,16 @@ impl Db {
         }
     }
 
-    /// Runs `work` on every chunk, at most [`CHUNK_CONCURRENCY`] at once, and
-    /// returns every chunk's outcome in chunk order: a caller that must undo a
-    /// partial bulk write knows exactly which chunks landed. Every chunk runs to
-    /// its end, so nothing is still writing when this returns.
-    pub async fn for_each_chunk<C, T, F, Fut>(
-        &self,
-        chunks: Vec<C>,
-        work: F,
-    ) -> Vec<Result<T, DbError>>
+    /// Runs `work` on every chunk, at most `concurrency` at once
+    /// ([`CHUNK_CONCURRENCY`] for batch requests, [`ITEM_CONCURRENCY`] for
+    /// single-item writes), and returns every chunk's outcome in chunk order:
+    /// a caller that must undo a partial bulk write knows exactly which
+    /// chunks landed. Every chunk runs to its end, so nothing is still
+    /// writing when this returns.
+    pub async fn for_each<C, T, F, Fut>(&self, concurrency: usize, chunks: Vec<C>, work: F) -> Vec<Result<T, DbError>>
     where
-        C: Send + 'static,
-        T: Send + 'static,
         F: Fn(Db, C) -> Fut,
-        Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
-    {
-        self.for_each_at(CHUNK_CONCURRENCY, chunks, work).await
-    }
-
-    /// [`Db::for_each_chunk`] with single-item writes, [`ITEM_CONCURRENCY`] at
-    /// once: one conditional write per item costs half a transaction's capacity.
-    pub async fn for_each_item<C, T, F, Fut>(
-        &self,
-        items: Vec<C>,
-        work: F,
-    ) -> Vec<Result<T, DbError>>
-    where
-        C: Send + 'static,
-        T: Send + 'static,
-        F: Fn(Db, C) -> Fut,
-        Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
-    {
-        self.for_each_at(ITEM_CONCURRENCY, items, work).await
-    }
-
-    async fn for_each_at<C, T, F, Fut>(
-        &self,
-        concurrency: usize,
-        chunks: Vec<C>,
-        work: F,
-    ) -> Vec<Result<T, DbError>>
-    where
-        C: Send + 'static,
-        T: Send + 'static,
-        F: Fn(Db, C) -> Fut,
-        Fut: std::future::Future<Output = Result<T, DbError>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, DbError>>,
     {
         // Concurrent in this task, in chunk order: a panic in one chunk's
         // work unwinds the request as it would stop the function (carrying on

@@ -38,6 +38,32 @@ impl Invalid {
     }
 }
 
+/// A bulk request over its limit: 413, whatever the body's size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} has {count} items; at most {max} are accepted in one request")]
+pub struct TooMany {
+    pub what: &'static str,
+    pub count: usize,
+    pub max: usize,
+}
+
+impl TooMany {
+    /// `Ok` for 1 to `max` items; none is a field error of `what`.
+    pub fn check(what: &'static str, count: usize, max: usize) -> Result<(), ApiError> {
+        match count {
+            0 => Err(ApiError::field(what, "must not be empty")),
+            n if n > max => Err(TooMany { what, count, max }.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<TooMany> for ApiError {
+    fn from(err: TooMany) -> Self {
+        ApiError::PayloadTooLarge(err.to_string())
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(err: Invalid) -> Self {
         ApiError::invalid(err.0)
@@ -183,5 +209,18 @@ impl From<DbError> for ApiError {
             }
             DbError::Other(cause) => ApiError::Internal(cause),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_bounds_are_400_when_empty_and_413_past_the_limit() {
+        assert_eq!(TooMany::check("packs", 0, 3).unwrap_err().status(), 400);
+        assert!(TooMany::check("packs", 3, 3).is_ok());
+        let over = TooMany::check("packs", 4, 3).unwrap_err();
+        assert_eq!((over.status(), over.to_string().as_str()), (413, "packs has 4 items; at most 3 are accepted in one request"));
     }
 }

@@ -137,7 +137,7 @@ pub fn bounded_array<'a>(body: &'a [u8], max: usize) -> Result<Vec<&'a serde_jso
             ApiError::field("body", "must be a JSON array of objects")
         }
     })?;
-    BulkLimit::new("body", max).check(entries.len())?;
+    crate::error::TooMany::check("body", entries.len(), max)?;
     Ok(entries)
 }
 
@@ -204,43 +204,5 @@ pub fn text_body(bytes: Vec<u8>) -> Body {
     match String::from_utf8(bytes) {
         Ok(text) => Body::Text(text),
         Err(e) => Body::Binary(e.into_bytes()),
-    }
-}
-
-/// A bulk array's bounds: empty → 400, over the limit → 413.
-pub struct BulkLimit {
-    field: &'static str,
-    max: usize,
-}
-
-impl BulkLimit {
-    pub const fn new(field: &'static str, max: usize) -> Self {
-        Self { field, max }
-    }
-
-    pub fn check(&self, len: usize) -> Result<(), ApiError> {
-        if len == 0 {
-            return Err(ApiError::field(self.field, "must not be empty"));
-        }
-        if len > self.max {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "{} has {len} items; at most {} are accepted in one request",
-                self.field, self.max
-            )));
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bulk_limit_bounds() {
-        let limit = BulkLimit::new("packs", 3);
-        assert_eq!(limit.check(0).unwrap_err().status(), 400);
-        assert!(limit.check(3).is_ok());
-        assert_eq!(limit.check(4).unwrap_err().status(), 413);
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::rules::*;
 use super::store::*;
 use crate::call::Call;
-use crate::error::ApiError;
+use crate::error::{ApiError, TooMany};
 use crate::http::{json_response, HandlerResult};
 use crate::pagetoken::{foreign, PageToken};
 use crate::validate::{check_text, format_timestamp, NAME};
@@ -19,10 +19,9 @@ impl From<Refused> for ApiError {
     fn from(err: Refused) -> Self {
         let message = err.to_string();
         match err {
-            Refused::Invalid(invalid) => invalid.into(),
-            Refused::TooMany(_) => ApiError::PayloadTooLarge(message),
             Refused::NotRegistered(_) | Refused::NotMigrating(_) => ApiError::NotFound(message),
             Refused::OtherReference { .. } => ApiError::Conflict(message),
+            Refused::Invalid(invalid) => invalid.into(),
             Refused::Store(e) => e.into(),
         }
     }
@@ -59,6 +58,9 @@ pub async fn post_subscriptions_handler(app: App, call: Call) -> HandlerResult {
     let MigrationRequest { reference_customer_id, subscriptions } = call.body()?;
     let items = subscriptions.into_items();
     check_request(&reference_customer_id, &items)?;
+    if items.len() > MAX_SUBSCRIPTIONS {
+        return Err(TooMany { what: "subscriptions", count: items.len(), max: MAX_SUBSCRIPTIONS }.into());
+    }
     let customer = check_customer(&customer_id, &reference_customer_id, get_customer(&app.db, &customer_id).await?)?;
     let slugs = items.iter().map(|(_, i)| i.slug.clone()).collect();
     let pairs = items.iter().map(|(_, i)| (i.reference_subscription_id.clone(), i.reference_product_id.clone())).collect();

@@ -300,9 +300,9 @@ pub fn validate_product(slug: String, input: ProductInput) -> Result<Product, In
     Ok(Product { slug, group: input.group, name, prices: input.prices })
 }
 
-/// Whole-request checks of a migration: text bounds (a 400 naming the field),
-/// then the 1000 limit (413).
-pub fn check_request(reference_customer_id: &str, items: &[(&'static str, PlaceholderInput)]) -> Result<(), Refused> {
+/// Whole-request checks of a migration: text bounds, a 400 naming each field
+/// (the 1000 limit is the handler's, a 413).
+pub fn check_request(reference_customer_id: &str, items: &[(&'static str, PlaceholderInput)]) -> Result<(), Invalid> {
     let mut errors = Vec::new();
     if let Err(m) = check_text(reference_customer_id, MAX_TEXT) {
         errors.push(FieldError::new("reference_customer_id", m));
@@ -344,11 +344,7 @@ pub fn check_request(reference_customer_id: &str, items: &[(&'static str, Placeh
         }
         *i += 1;
     }
-    Invalid::check(errors)?;
-    if items.len() > MAX_SUBSCRIPTIONS {
-        return Err(Refused::TooMany(items.len()));
-    }
-    Ok(())
+    Invalid::check(errors)
 }
 
 /// The seed's per-subscription validation, in its order. `Err` is the
@@ -583,10 +579,6 @@ pub fn report(
 /// Why a Ferry request is refused as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    #[error("The request has {0} subscriptions; at most {MAX_SUBSCRIPTIONS} are accepted in one request")]
-    TooMany(usize),
     /// A migration for a customer nobody registered.
     #[error("Customer {0} is not being migrated; register it with PUT /ferry/customers/{0}")]
     NotRegistered(String),
@@ -595,6 +587,8 @@ pub enum Refused {
     NotMigrating(String),
     #[error("reference_customer_id {given:?} does not match the one registered for customer {customer}")]
     OtherReference { given: String, customer: String },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error(transparent)]
     Store(#[from] DbError),
 }

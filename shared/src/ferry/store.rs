@@ -155,7 +155,7 @@ pub async fn create_subscriptions(
         .map(|(i, n)| subscription_to_item(&n.subscription, n.position).map(|item| (i, n.position, item)))
         .collect::<Result<_, _>>()?;
     let outcomes = db
-        .for_each_item(items, move |db, (i, position, item)| async move {
+        .for_each(crate::db::ITEM_CONCURRENCY, items, move |db, (i, position, item)| async move {
             if i >= AT_LEAST && std::time::Instant::now() >= deadline {
                 return Ok((position, Written::NotStarted));
             }

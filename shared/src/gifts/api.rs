@@ -24,11 +24,11 @@ impl From<Refused> for ApiError {
     fn from(err: Refused) -> Self {
         let message = err.to_string();
         match err {
-            Refused::Invalid(invalid) => invalid.into(),
             Refused::ProjectNotFound(_) | Refused::GiftNotFound(_) | Refused::ClaimedGiftGone => ApiError::NotFound(message),
             Refused::NotManager(_) | Refused::NotMember(_) | Refused::CriteriaNotMet => ApiError::Forbidden(message),
             Refused::NoWallet { .. } | Refused::OwnerShort(_) => ApiError::PaymentRequired(message),
             Refused::AlreadyClaimed | Refused::RecipientFull | Refused::DepositTooLarge => ApiError::Conflict(message),
+            Refused::Invalid(invalid) => invalid.into(),
             Refused::Store(e) => e.into(),
         }
     }

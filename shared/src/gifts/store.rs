@@ -567,7 +567,7 @@ pub async fn browse_gifts(
 /// Query each, all at once).
 pub async fn candidate_gifts(db: &Db, criteria_pks: &[String]) -> Result<BTreeSet<u64>, DbError> {
     let partitions = db
-        .for_each_chunk(criteria_pks.to_vec(), |db, pk| async move {
+        .for_each(crate::db::CHUNK_CONCURRENCY, criteria_pks.to_vec(), |db, pk| async move {
             db.query_all(&Partition::index(GSI1, GSI1_PK, &pk)).await
         })
         .await;

@@ -7,7 +7,7 @@ use lambda_http::http::HeaderValue;
 use super::rules::*;
 use super::store::*;
 use crate::call::Call;
-use crate::error::ApiError;
+use crate::error::{ApiError, TooMany};
 use crate::http::{json_response, HandlerResult};
 use crate::App;
 
@@ -15,13 +15,12 @@ impl From<Refused> for ApiError {
     fn from(err: Refused) -> Self {
         let message = err.to_string();
         match err {
-            Refused::Invalid(invalid) => invalid.into(),
-            Refused::TooMany(_) => ApiError::PayloadTooLarge(message),
             Refused::NamespaceNotFound | Refused::TargetNotFound => ApiError::NotFound(message),
             Refused::NotTopLevel | Refused::SameNamespace | Refused::NotBothTopLevel | Refused::DifferentOwners => {
                 ApiError::bad_request(message)
             }
             Refused::XidTaken(_) => ApiError::Conflict(message),
+            Refused::Invalid(invalid) => invalid.into(),
             Refused::Store(e) => e.into(),
         }
     }
@@ -39,7 +38,9 @@ pub async fn put_namespace_handler(app: App, call: Call) -> HandlerResult {
 /// `POST /namespaces/{id}/minutes`
 pub async fn post_minutes_handler(app: App, call: Call) -> HandlerResult {
     let id = NamespaceId(call.path_id("id")?);
-    let specs = validate_packs(call.body()?)?;
+    let input: CreatePacksInput = call.body()?;
+    TooMany::check("packs", input.packs.len(), MAX_PACKS)?;
+    let specs = validate_packs(input)?;
     let Created { packs, created } = create_packs(&app.db, id, specs, &call.ids, app.clock.now()).await?;
     tracing::info!(namespace_id = id.0, packs = packs.len(), "packs provisioned");
     let mut response = json_response(201, &packs)?;

@@ -172,12 +172,7 @@ pub fn validate_namespace(id: NamespaceId, input: NamespaceInput) -> Result<Name
 }
 
 /// Validates every pack, collecting every problem, before anything is written.
-pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, Refused> {
-    match input.packs.len() {
-        0 => return Err(Invalid::field("packs", "must not be empty").into()),
-        n if n > MAX_PACKS => return Err(Refused::TooMany(n)),
-        _ => {}
-    }
+pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, Invalid> {
     let mut errors = Vec::new();
     let mut specs = Vec::with_capacity(input.packs.len());
     for (i, pack) in input.packs.into_iter().enumerate() {
@@ -214,9 +209,7 @@ pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, Refused>
             });
         }
     }
-    if !errors.is_empty() {
-        return Err(Invalid(errors).into());
-    }
+    Invalid::check(errors)?;
     Ok(specs)
 }
 
@@ -225,10 +218,6 @@ pub fn validate_packs(input: CreatePacksInput) -> Result<Vec<PackSpec>, Refused>
 /// Why a packs request is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    #[error("packs has {0} items; at most {MAX_PACKS} are accepted in one request")]
-    TooMany(usize),
     #[error("Namespace Not Found")]
     NamespaceNotFound,
     #[error("Target namespace Not Found")]
@@ -244,6 +233,8 @@ pub enum Refused {
     /// Each named xid is a pack of another namespace; nothing was written.
     #[error("purchase_xid {} already provisioned to another namespace", quoted(.0))]
     XidTaken(Vec<String>),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error(transparent)]
     Store(#[from] DbError),
 }

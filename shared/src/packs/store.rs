@@ -275,7 +275,7 @@ async fn uncommitted(db: &Db, young: Vec<(String, String)>) -> Result<Vec<(Strin
 /// were gone (undone first): the caller creates those itself.
 async fn adopt(db: &Db, packs: Vec<(String, String)>) -> Result<Vec<String>, DbError> {
     let outcomes = db
-        .for_each_item(packs, |db, (pk, rid)| async move {
+        .for_each(crate::db::ITEM_CONCURRENCY, packs, |db, (pk, rid)| async move {
             let result = db
                 .update_if(
                     pack_key_of(pk.clone()),
@@ -429,7 +429,7 @@ impl Run {
         let plain_items: Vec<(usize, Item)> = without_xid.iter().map(|p| Ok((p.position, self.item_of(p)?))).collect::<Result<_, DbError>>()?;
         let ns = self.ns;
         let (xid_outcomes, plain_outcome) = tokio::join!(
-            db.for_each_item(xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
+            db.for_each(crate::db::ITEM_CONCURRENCY, xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
             put_plain_packs(db, plain_items, keyed),
         );
         let mut earlier_plain: HashMap<usize, Stored> = HashMap::new();
@@ -584,7 +584,7 @@ async fn undo_packs(
 ) -> Result<(), DbError> {
     let rid = request_id.to_owned();
     let outcomes = db
-        .for_each_item(xid_pks.into_iter().chain(plain_pks).collect(), move |db, pk| {
+        .for_each(crate::db::ITEM_CONCURRENCY, xid_pks.into_iter().chain(plain_pks).collect(), move |db, pk| {
             let rid = rid.clone();
             async move {
                 let deleted = db
@@ -622,7 +622,7 @@ async fn put_plain_packs(db: &Db, items: Vec<(usize, Item)>, keyed: bool) -> Res
         return Ok(Vec::new());
     }
     let outcomes = db
-        .for_each_item(items, |db, (position, item)| async move {
+        .for_each(crate::db::ITEM_CONCURRENCY, items, |db, (position, item)| async move {
             match db.put_if_absent(item, "request_id").await? {
                 None => Ok(None),
                 Some(old) => Ok(Some((position, Stored::of(old)?))),
@@ -681,7 +681,7 @@ pub async fn move_packs(
         .collect();
     let total = pks.len();
     let outcomes = db
-        .for_each_item(pks, move |db, (i, pk)| async move {
+        .for_each(crate::db::ITEM_CONCURRENCY, pks, move |db, (i, pk)| async move {
             if i >= MOVE_AT_LEAST && std::time::Instant::now() >= deadline {
                 return Ok(None); // left for the next call
             }

@@ -26,7 +26,6 @@ impl From<Refused> for ApiError {
     fn from(err: Refused) -> Self {
         let message = err.to_string();
         match err {
-            Refused::Invalid(invalid) => invalid.into(),
             Refused::NothingToChange | Refused::NotStarted(_) => ApiError::bad_request(message),
             Refused::NotAllowed(_) => ApiError::Forbidden(message),
             Refused::WorkPeriodNotFound(_) | Refused::PaymentNotFound(_) => ApiError::NotFound(message),
@@ -43,6 +42,7 @@ impl From<Refused> for ApiError {
             | Refused::DaysBelowPaid(_) => ApiError::Conflict(message),
             // Transient: 503 with Retry-After, never stored as a key's answer.
             Refused::Busy => ApiError::Unavailable { retry_after_secs: 1 },
+            Refused::Invalid(invalid) => invalid.into(),
             Refused::Store(cause) => ApiError::Internal(cause),
         }
     }
@@ -80,7 +80,7 @@ pub async fn post_payment_handler(app: App, call: Call) -> HandlerResult {
     let mut results = create_payments(&app.db, &call.caller.sub, &call.ids, deadline(&app), &app.clock, vec![Ok::<_, ApiError>(input)]).await;
     let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
     tracing::info!(payment_id = %payment.id, work_period_id = %payment.work_period_id, days = payment.days, "payment created");
-    json_response(201, &PaymentOut::from(&payment))
+    json_response(201, &payment)
 }
 
 /// `POST /work-period-payments/bulk`
@@ -103,7 +103,7 @@ pub async fn patch_payment_handler(app: App, call: Call) -> HandlerResult {
     let change = validate_change(powers(&call), patch)?;
     let mut results = update_payments(&app.db, &call.caller.sub, &call.ids, deadline(&app), &app.clock, vec![Ok::<_, ApiError>((id, change))]).await;
     let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
-    json_response(200, &PaymentOut::from(&payment))
+    json_response(200, &payment)
 }
 
 /// `PATCH /work-period-payments/bulk`
@@ -129,7 +129,7 @@ pub async fn patch_payments_bulk_handler(app: App, call: Call) -> HandlerResult 
 pub async fn get_payment_handler(app: App, call: Call) -> HandlerResult {
     let id = call.path_identifier("id", &ID)?;
     let p = get_payment(&app.db, &id).await.map_err(Refused::from)?.ok_or(Refused::PaymentNotFound(id))?;
-    json_response(200, &PaymentOut::from(&p))
+    json_response(200, &p)
 }
 
 /// `GET /work-period-payments?workPeriodId=&status=&perPage=&next=`
@@ -164,10 +164,10 @@ pub async fn list_payments_handler(app: App, call: Call) -> HandlerResult {
     // Serialised as itself, not through a `Value`: money keeps its two places.
     #[derive(serde::Serialize)]
     struct Page<'a> {
-        items: Vec<PaymentOut<'a>>,
+        items: &'a [Payment],
         next: Option<String>,
     }
-    json_response(200, &Page { items: items.iter().map(PaymentOut::from).collect(), next })
+    json_response(200, &Page { items: &items, next })
 }
 
 // ---------------------------------------------------------------- listing tokens
@@ -232,7 +232,7 @@ fn bulk_response(inputs: &[&RawValue], results: Vec<Result<Payment, ApiError>>) 
             .enumerate()
             .map(|(i, (input, r))| {
                 let text = match r {
-                    Ok(p) => serde_json::to_string(&PaymentOut::from(p)),
+                    Ok(p) => serde_json::to_string(p),
                     Err(e) if echo && input.get().len() <= ECHO_ENTRY_MAX_BYTES => serde_json::to_string(&error_entry(input, e)),
                     Err(e) => serde_json::to_string(&error_entry_of(Map::from_iter([("index".to_owned(), json!(i))]), e)),
                 };

@@ -73,12 +73,16 @@ impl PaymentStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A work period, and (camelCase, without its internal counters) its wire shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkPeriod {
     pub id: String,
     pub resource_booking_id: String,
     pub user_handle: String,
+    #[serde(with = "validate::date_format")]
     pub start_date: Date,
+    #[serde(with = "validate::date_format")]
     pub end_date: Date,
     pub days_worked: u8,
     pub member_rate: Option<Money>,
@@ -86,8 +90,10 @@ pub struct WorkPeriod {
     pub billing_account_id: Option<u64>,
     // Aggregates of its payments.
     pub days_paid: u8,
+    #[serde(skip)]
     pub days_unpaid: u8,
     pub payment_total: Money,
+    #[serde(skip)]
     pub counts: HashMap<PaymentStatus, u32>,
 }
 
@@ -117,7 +123,9 @@ impl WorkPeriod {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A payment, and (camelCase, without its version and write tokens) its wire shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub id: String,
     pub work_period_id: String,
@@ -132,10 +140,12 @@ pub struct Payment {
     pub created_by: String,
     pub updated_by: String,
     /// Optimistic-concurrency version, bumped by every update.
+    #[serde(skip)]
     pub version: u64,
     /// The tokens of the last [`WRITE_TOKENS_KEPT`] jobs that wrote it (not on
     /// the wire): a job whose answer was lost — or a re-run of its request —
     /// finds its own write among them even after others wrote since.
+    #[serde(skip)]
     pub write_tokens: Vec<String>,
 }
 
@@ -171,41 +181,18 @@ pub struct WorkPeriodInput {
     pub billing_account_id: Option<i64>,
 }
 
+/// A work period as answered: itself and its aggregate payment status.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkPeriodOut<'a> {
-    pub id: &'a str,
-    pub resource_booking_id: &'a str,
-    pub user_handle: &'a str,
-    #[serde(with = "validate::date_format")]
-    pub start_date: Date,
-    #[serde(with = "validate::date_format")]
-    pub end_date: Date,
-    pub days_worked: u8,
-    pub member_rate: Option<Money>,
-    pub customer_rate: Option<Money>,
-    pub billing_account_id: Option<u64>,
-    pub days_paid: u8,
-    pub payment_total: Money,
+    #[serde(flatten)]
+    pub period: &'a WorkPeriod,
     pub payment_status: &'static str,
 }
 
 impl<'a> From<&'a WorkPeriod> for WorkPeriodOut<'a> {
-    fn from(wp: &'a WorkPeriod) -> Self {
-        Self {
-            id: &wp.id,
-            resource_booking_id: &wp.resource_booking_id,
-            user_handle: &wp.user_handle,
-            start_date: wp.start_date,
-            end_date: wp.end_date,
-            days_worked: wp.days_worked,
-            member_rate: wp.member_rate,
-            customer_rate: wp.customer_rate,
-            billing_account_id: wp.billing_account_id,
-            days_paid: wp.days_paid,
-            payment_total: wp.payment_total,
-            payment_status: wp.payment_status(),
-        }
+    fn from(period: &'a WorkPeriod) -> Self {
+        Self { period, payment_status: period.payment_status() }
     }
 }
 
@@ -254,42 +241,6 @@ impl PaymentPatch {
             && self.member_rate.is_none()
             && self.customer_rate.is_none()
             && self.billing_account_id.is_none()
-    }
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentOut<'a> {
-    pub id: &'a str,
-    pub work_period_id: &'a str,
-    pub member_rate: Money,
-    pub customer_rate: Option<Money>,
-    pub billing_account_id: u64,
-    pub days: u8,
-    pub amount: Money,
-    pub status: PaymentStatus,
-    pub created_at: &'a str,
-    pub updated_at: &'a str,
-    pub created_by: &'a str,
-    pub updated_by: &'a str,
-}
-
-impl<'a> From<&'a Payment> for PaymentOut<'a> {
-    fn from(p: &'a Payment) -> Self {
-        Self {
-            id: &p.id,
-            work_period_id: &p.work_period_id,
-            member_rate: p.member_rate,
-            customer_rate: p.customer_rate,
-            billing_account_id: p.billing_account_id,
-            days: p.days,
-            amount: p.amount,
-            status: p.status,
-            created_at: &p.created_at,
-            updated_at: &p.updated_at,
-            created_by: &p.created_by,
-            updated_by: &p.updated_by,
-        }
     }
 }
 

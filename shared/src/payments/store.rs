@@ -349,7 +349,7 @@ where
         if round.is_empty() {
             break;
         }
-        let written = db.for_each_chunk(transactions(round), |db, chunk| async move { Ok(write_chunk(&db, chunk).await) }).await;
+        let written = db.for_each(crate::db::CHUNK_CONCURRENCY, transactions(round), |db, chunk| async move { Ok(write_chunk(&db, chunk).await) }).await;
         let mut stale = Stale::default();
         for (job, plan, outcome) in written.into_iter().flatten().flatten() {
             run.settle(job, plan, outcome, &mut stale);
