@@ -6,7 +6,6 @@
 
 use lambda_http::Request;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -23,13 +22,13 @@ pub struct Call {
     /// Ids for what this request creates: derived from its Idempotency-Key
     /// when it sent one, random otherwise.
     pub ids: RequestIds,
-    /// The most entries the route's array body may hold (0: not an array route).
-    pub(crate) max_entries: usize,
+    /// Where each entry of an array body stands in it (found by `dispatch`).
+    pub(crate) entries: Vec<std::ops::Range<usize>>,
 }
 
 impl Call {
     pub fn new(req: Request, caller: Caller, ids: RequestIds) -> Self {
-        Self { req, caller, ids, max_entries: 0 }
+        Self { req, caller, ids, entries: Vec::new() }
     }
 
     /// A path parameter that API Gateway matched.
@@ -60,9 +59,15 @@ impl Call {
         http::parse_json(self.req.body().as_ref())
     }
 
-    /// The body of an array route: 1 to the route's maximum entries, each
-    /// kept as its own text for the handler to parse.
-    pub fn entries(&self) -> Result<Vec<&RawValue>, ApiError> {
-        http::bounded_array(self.req.body().as_ref(), self.max_entries)
+    /// The entries of an array route's body (1 to the route's maximum, as
+    /// `dispatch` found them), each as its own text for the handler to parse
+    /// as sent: `0.1000000000000000001` stays what it is.
+    pub fn entries(&self) -> Result<Vec<&str>, ApiError> {
+        let body: &[u8] = self.req.body().as_ref();
+        self.entries
+            .iter()
+            .map(|range| body.get(range.clone()).and_then(|b| std::str::from_utf8(b).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::Internal("a bulk entry outside its body".into()))
     }
 }

@@ -596,9 +596,11 @@ impl Db {
         let mut to_skip = skip;
         let mut items = Vec::new();
         loop {
-            let want = (to_skip as usize)
-                .saturating_add(limit + 1 - items.len())
-                .min(1000) as i32;
+            // With a filter, DynamoDB's Limit counts items read, not items
+            // kept: read at least a page's worth each time, or a page's
+            // one-item lookahead could take a Query per item filtered out.
+            let floor = if partition.only.is_some() { limit + 1 } else { 0 };
+            let want = (to_skip as usize).saturating_add(limit + 1 - items.len()).max(floor).min(1000) as i32;
             let (page, next) = self.query_page(partition, Some(want), start.take()).await?;
             for item in page {
                 if to_skip > 0 {
@@ -652,13 +654,22 @@ impl Db {
         F: Fn(Db, C) -> Fut,
         Fut: std::future::Future<Output = Result<T, DbError>>,
     {
-        // Concurrent in this task, in chunk order: a panic in one chunk's
-        // work unwinds the request as it would stop the function (carrying on
-        // would act on half-known writes), and nothing outlives the call.
-        stream::iter(chunks.into_iter().map(|chunk| work(self.clone(), chunk)))
-            .buffered(concurrency)
-            .collect()
-            .await
+        // Concurrent in this task: a panic in one chunk's work unwinds the
+        // request as it would stop the function (carrying on would act on
+        // half-known writes), and nothing outlives the call. Unordered, so a
+        // slow chunk (one in backoff) never keeps the next from starting;
+        // the outcomes are put back in chunk order.
+        let count = chunks.len();
+        let mut done: Vec<(usize, Result<T, DbError>)> = stream::iter(chunks.into_iter().enumerate().map(|(i, chunk)| {
+            let running = work(self.clone(), chunk);
+            async move { (i, running.await) }
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+        done.sort_unstable_by_key(|(i, _)| *i);
+        debug_assert_eq!(done.len(), count);
+        done.into_iter().map(|(_, outcome)| outcome).collect()
     }
 }
 

@@ -141,6 +141,19 @@ pub fn bounded_array<'a>(body: &'a [u8], max: usize) -> Result<Vec<&'a serde_jso
     Ok(entries)
 }
 
+/// Where each entry of a bulk body (see [`bounded_array`]) stands in it: its
+/// byte range, so the entries can be handed on without parsing the body again.
+pub fn entry_ranges(body: &[u8], max: usize) -> Result<Vec<std::ops::Range<usize>>, ApiError> {
+    let start = body.as_ptr() as usize;
+    Ok(bounded_array(body, max)?
+        .into_iter()
+        .map(|entry| {
+            let at = entry.get().as_ptr() as usize - start;
+            at..at + entry.get().len()
+        })
+        .collect())
+}
+
 /// A JSON document as `T`. Syntax errors name line and column; schema
 /// errors name the field's path.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

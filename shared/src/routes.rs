@@ -82,13 +82,17 @@ pub enum Takes {
 }
 
 impl Route {
-    /// 415 unless JSON, 413 over Lambda's payload limit, 400 if an object
-    /// route is sent something else (an array sent where a bulk route takes
-    /// it is told so): checked before anything is written.
-    fn check_body(&self, req: &Request) -> Result<(), ApiError> {
+    /// 415 unless JSON, 413 over Lambda's payload limit; an object route
+    /// sent something else is 400 (an array sent where a bulk route takes it
+    /// is told so); an array route's body is read here, once: 400 unless an
+    /// array of objects' text, 413 past its limit. Returns where its entries
+    /// stand. Checked before anything is written, the Idempotency-Key record
+    /// included; what only the handler can find (a field's value) is the
+    /// key's answer.
+    fn check_body(&self, req: &Request) -> Result<Vec<std::ops::Range<usize>>, ApiError> {
         match self.body {
-            Takes::Nothing => Ok(()),
-            Takes::Array(_) => crate::http::json_bytes(req).map(drop),
+            Takes::Nothing => Ok(Vec::new()),
+            Takes::Array(max) => crate::http::entry_ranges(crate::http::json_bytes(req)?, max),
             Takes::Object => {
                 let body = crate::http::json_bytes(req)?;
                 let bulk = format!("{}/bulk", self.path);
@@ -96,7 +100,7 @@ impl Route {
                 let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
                 match sibling {
                     Some(r) if array => Err(ApiError::field("body", format!("must be one object; send arrays to {} {}", r.method, r.path))),
-                    _ => crate::http::require_object(body),
+                    _ => crate::http::require_object(body).map(|()| Vec::new()),
                 }
             }
         }
@@ -115,14 +119,17 @@ pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Bod
     let caller = crate::auth::caller(&req).ok();
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
-    let refused = shadowed(route, &req)
-        .or_else(|| route.access.refuses(caller.as_ref()))
-        .or_else(|| route.check_body(&req).err());
-    let response = match refused {
-        Some(err) => error_response(&err),
-        None => run_idempotent(route, app, req, caller.unwrap_or_default())
-            .await
-            .unwrap_or_else(|err| to_response(route, &err)),
+    let entries = match shadowed(route, &req).or_else(|| route.access.refuses(caller.as_ref())) {
+        Some(err) => Err(err),
+        None => route.check_body(&req),
+    };
+    let response = match entries {
+        Err(err) => error_response(&err),
+        Ok(entries) => {
+            let mut call = Call::new(req, caller.unwrap_or_default(), idempotency::RequestIds::default());
+            call.entries = entries;
+            run_idempotent(route, app, call).await.unwrap_or_else(|err| to_response(route, &err))
+        }
     };
     tracing::info!(
         route = %route_key,
@@ -154,11 +161,7 @@ fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
     error_response(err)
 }
 
-async fn run_idempotent(route: &Route, app: App, req: Request, caller: Caller) -> HandlerResult {
-    let mut call = Call::new(req, caller, idempotency::RequestIds::default());
-    if let Takes::Array(max) = route.body {
-        call.max_entries = max;
-    }
+async fn run_idempotent(route: &Route, app: App, mut call: Call) -> HandlerResult {
     let writes = matches!(*call.req.method(), Method::POST | Method::PATCH);
     let key = if writes && !call.caller.sub.is_empty() { idempotency::key_of(&call.req)? } else { None };
     let Some(key) = key else {

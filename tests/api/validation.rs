@@ -304,6 +304,14 @@ async fn a_body_the_route_does_not_take_is_refused_before_its_key_is_recorded() 
     let r = api.raw("POST", "/namespaces/1/minutes", &keyed("application/json"), b"[1, 2]".to_vec()).await;
     assert_error(&r, 400);
     assert_eq!(field_of(&r), "body");
+    // An array route's body is read before the key is recorded too.
+    let r = api.raw("POST", "/work-period-payments/bulk", &keyed("application/json"), br#"{"workPeriodId": "w"}"#.to_vec()).await;
+    assert_error(&r, 400);
+    let r = api.raw("POST", "/work-period-payments/bulk", &keyed("application/json"), b"[]".to_vec()).await;
+    assert_error(&r, 400);
+    let many = serde_json::to_vec(&vec![json!({"workPeriodId": "w"}); 1001]).unwrap();
+    let r = api.raw("POST", "/work-period-payments/bulk", &keyed("application/json"), many).await;
+    assert_error(&r, 413);
     assert_eq!(api.count_prefix("IDEM#").await, 0, "a refused body leaves no Idempotency-Key record");
     assert_eq!(api.count_prefix("PACK#").await, 0);
     // The same key is then free for the request as it should have been sent.

@@ -4,7 +4,6 @@
 //! becomes a status. A bulk answer has one entry per input: the payment, or
 //! the input echoed beside its error.
 
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::rules::*;
@@ -191,18 +190,18 @@ fn decode_cursor(page_key: &[u8], raw: &str, scope: &str) -> Result<Cursor, ApiE
 // ---------------------------------------------------------------- bulk answers
 
 /// One bulk entry, parsed from its own text (never re-serialised).
-fn entry_of<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, ApiError> {
-    if !raw.get().trim_start().starts_with('{') {
+fn entry_of<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    if !raw.trim_start().starts_with('{') {
         return Err(ApiError::field("body", "each entry must be a JSON object"));
     }
-    parse_json(raw.get().as_bytes())
+    parse_json(raw.as_bytes())
 }
 
 /// The input object echoed back with `error: {message, code}`.
-fn error_entry(input: &RawValue, err: &ApiError) -> Value {
+fn error_entry(input: &str, err: &ApiError) -> Value {
     // Only an object of moderate size is echoed (callers check the size), so
     // reading it whole costs little; anything else echoes no fields.
-    let entry = serde_json::from_str::<Map<String, Value>>(input.get()).unwrap_or_default();
+    let entry = serde_json::from_str::<Map<String, Value>>(input).unwrap_or_default();
     error_entry_of(entry, err)
 }
 
@@ -223,7 +222,7 @@ pub const ECHO_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
 /// One entry per input. Entries are kept as raw JSON so that money keeps its
 /// two places (a `serde_json::Value` would turn `120.00` into `120.0`).
-fn bulk_response(inputs: &[&RawValue], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
+fn bulk_response(inputs: &[&str], results: Vec<Result<Payment, ApiError>>) -> HandlerResult {
     let unfinished = results.iter().any(|r| matches!(r, Err(e) if e.status() >= 500));
     let render = |echo: bool| {
         inputs
@@ -233,7 +232,7 @@ fn bulk_response(inputs: &[&RawValue], results: Vec<Result<Payment, ApiError>>) 
             .map(|(i, (input, r))| {
                 let text = match r {
                     Ok(p) => serde_json::to_string(p),
-                    Err(e) if echo && input.get().len() <= ECHO_ENTRY_MAX_BYTES => serde_json::to_string(&error_entry(input, e)),
+                    Err(e) if echo && input.len() <= ECHO_ENTRY_MAX_BYTES => serde_json::to_string(&error_entry(input, e)),
                     Err(e) => serde_json::to_string(&error_entry_of(Map::from_iter([("index".to_owned(), json!(i))]), e)),
                 };
                 text.and_then(serde_json::value::RawValue::from_string)
