@@ -29,8 +29,8 @@ run: node_modules/.installed
 
 # The README run as written: its walkthrough and import blocks, in order,
 # against a fresh local stack, each documented answer checked (dev/readme_check.py).
-readme: node_modules/.installed build-functions
-	dev/with-local-stack.sh python3 dev/readme_check.py
+readme: node_modules/.installed $(VENV)/.installed build-functions
+	dev/with-local-stack.sh sh -c 'python3 dev/readme_check.py && .venv/bin/python3 dev/check_events.py "$$EVENTS_FILE"'
 
 # A dev token for make run: make token SCOPE="admin payments" [SUB=billing] [EMAIL=a@example.org] [ORG=example-university]
 token:
@@ -79,6 +79,7 @@ DENY := .tools/bin/cargo-deny
 $(DENY):
 	cargo install cargo-deny --locked --version 0.20.2 --root .tools
 deny: $(DENY)
+	cargo fetch --locked    # every platform's crates: cargo deny reads the whole graph offline
 	$(DENY) --offline check licenses bans sources
 deny-advisories: $(DENY)
 	$(DENY) check advisories

@@ -139,7 +139,7 @@ impl Env {
         let capacity = Capacity::default();
         let config = allotment::local_config(&endpoint).interceptor(faults.clone()).interceptor(capacity.clone());
         let client = aws_sdk_dynamodb::Client::from_conf(config.build());
-        template::ensure_table(&client, &table).await?;
+        template::ensure_table(&client, &table, false).await?;
         let app = App::new(Db::new(client, table.as_str()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);

@@ -3,9 +3,11 @@
 
 pub mod capacity;
 pub mod dynamo_local;
+pub mod eventbus;
 pub mod faults;
 pub mod fixtures;
 pub mod front;
 pub mod proxy;
+pub mod stream;
 pub mod template;
 pub mod token;

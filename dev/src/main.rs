@@ -32,6 +32,35 @@ fn print_token(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Shows every domain event the table's stream yields, as the publisher
+/// function would send it: a log line each, and one JSON line each in `file`
+/// (`{"id", "source", "detail-type", "detail"}`) for a consumer to read.
+async fn follow(mut follower: allotment_dev::stream::Follower, file: String) {
+    use std::io::Write;
+    loop {
+        match follower.drain().await {
+            Ok(events) => {
+                let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&file);
+                for e in events {
+                    tracing::info!(event = e.kind, id = %e.id, detail = %e.detail, "domain event");
+                    let line = format!(
+                        "{{\"id\":{},\"source\":{},\"detail-type\":{},\"detail\":{}}}",
+                        serde_json::Value::from(e.id.as_str()),
+                        serde_json::Value::from(allotment::events::SOURCE),
+                        serde_json::Value::from(e.kind),
+                        e.detail
+                    );
+                    if let Ok(f) = out.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the table's stream"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,8 +94,8 @@ async fn main() -> Result<(), String> {
         }
     };
     let client = local_client(&endpoint);
-    template::ensure_table(&client, &table).await?;
-    let app = App::new(allotment::db::Db::new(client, table.as_str()));
+    template::ensure_table(&client, &table, true).await?;
+    let app = App::new(allotment::db::Db::new(client.clone(), table.as_str()));
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -79,6 +108,16 @@ async fn main() -> Result<(), String> {
     let alice = token::mint(&secret, "alice", "openid", 30 * 24 * 3600, serde_json::json!({"email": "alice@example.org", "email_verified": true, "org": "example-university"}));
     let carol = token::mint(&secret, "carol", "openid", 30 * 24 * 3600, serde_json::json!({"email": "carol@example.org", "email_verified": true}));
     println!("Dev user tokens (30 days), alice@example.org and carol@example.org:\nexport ALICE={alice}\nexport CAROL={carol}");
+
+    let events_file = env_or("EVENTS_FILE", "target/local-events.jsonl");
+    match allotment_dev::stream::Follower::new(&client, &endpoint, &table, allotment::events::low_balance_threshold()).await {
+        Ok(follower) => {
+            println!("Domain events: one log line each, and appended to {events_file}");
+            tokio::spawn(follow(follower, events_file));
+        }
+        // A table made before it had a stream (DYNAMODB_ENDPOINT): the API runs, without events.
+        Err(e) => println!("Domain events are off: {e}"),
+    }
 
     let server = serve(listener, Arc::new(Front { app, secret }));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -24,6 +24,15 @@ pub struct TableProperties {
     #[serde(default)]
     pub global_secondary_indexes: Vec<GsiDef>,
     pub time_to_live_specification: Option<TtlDef>,
+    #[serde(default)]
+    pub stream_specification: Option<StreamDef>,
+}
+
+/// `StreamSpecification`: the table's stream, the events' outbox.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamDef {
+    pub stream_view_type: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +96,22 @@ pub fn table_properties() -> Result<TableProperties, String> {
     serde_yaml_ng::from_value(props.clone()).map_err(|e| format!("template.yaml table: {e}"))
 }
 
+/// Every function of the template: its logical id and its binary.
+pub fn functions() -> Result<Vec<(String, String)>, String> {
+    let doc = parse()?;
+    let resources = doc.get("Resources").and_then(Value::as_mapping).ok_or("template.yaml: no Resources")?;
+    let mut out: Vec<(String, String)> = resources
+        .iter()
+        .filter(|(_, res)| res.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+        .map(|(name, res)| {
+            let binary = res.get("Metadata").and_then(|m| m.get("BuildProperties")).and_then(|b| b.get("Binary")).and_then(Value::as_str);
+            (name.as_str().unwrap_or_default().to_owned(), binary.unwrap_or_default().to_owned())
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Every `Type: HttpApi` event of every function (the `$default` route included).
 pub fn routes() -> Result<Vec<TemplateRoute>, String> {
     let doc = parse()?;
@@ -132,8 +157,11 @@ pub fn routes() -> Result<Vec<TemplateRoute>, String> {
     Ok(out)
 }
 
-/// Creates table `name` as template.yaml defines it, unless it exists.
-pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
+/// Creates table `name` as template.yaml defines it, unless it exists;
+/// its stream only if `stream` (DynamoDB Local writes stream records in the
+/// write's own path, which AWS does not: a table nobody follows is made
+/// without, so tests and the bench measure the writes alone).
+pub async fn ensure_table(client: &Client, name: &str, stream: bool) -> Result<(), String> {
     let exists = client.describe_table().table_name(name).send().await.is_ok();
     if exists {
         return Ok(());
@@ -167,6 +195,15 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), String> {
             gsi = gsi.key_schema(key(k)?);
         }
         create = create.global_secondary_indexes(gsi.build().map_err(|e| e.to_string())?);
+    }
+    if let Some(stream) = props.stream_specification.as_ref().filter(|_| stream) {
+        create = create.stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::from(stream.stream_view_type.as_str()))
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
     }
     match create.send().await {
         Ok(_) => {}

@@ -7,6 +7,7 @@ pub mod call;
 pub mod clock;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod ferry;
 pub mod gifts;
 pub mod http;

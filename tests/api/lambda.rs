@@ -76,7 +76,7 @@ fn every_function_has_exactly_one_sample_event() {
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     events.sort();
-    let mut binaries: Vec<String> = all_routes().iter().map(|r| r.binary.to_owned()).collect();
+    let mut binaries: Vec<String> = all_routes().iter().map(|r| r.binary.to_owned()).chain(["publish-events".to_owned()]).collect();
     binaries.sort();
     assert_eq!(events, binaries);
 }
@@ -194,6 +194,33 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         }
     }
     assert_eq!(api.count_prefix("PACK#").await, 1, "the binaries wrote to DynamoDB Local");
+
+    // The publisher, on its stream sample (a pack provisioned, then moved),
+    // publishing to the stand-in bus: both events accepted, no failed record.
+    let bus = allotment_dev::eventbus::EventBus::start(Box::new(|_, _| false)).await;
+    let function = Command::new(binary_path("publish-events"))
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &bus.url)
+        .env("EVENT_BUS_NAME", "allotment-events")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the publisher");
+    let _function = Killed(function);
+    let answer = tokio::time::timeout(Duration::from_secs(60), invoke(port, &event("publish-events")))
+        .await
+        .unwrap_or_else(|_| panic!("publish-events did not answer its invocation within 60 s"));
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let kinds: Vec<String> = bus.accepted().iter().map(|e| e["DetailType"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(kinds, ["PackProvisioned", "PackMoved"]);
+    assert!(bus.accepted().iter().all(|e| e["EventBusName"] == "allotment-events" && e["Source"] == "allotment"));
 
     // Each request left one structured JSON log line: route, status, latency, caller.
     let log = std::fs::read_to_string(logs_dir.join("post-minutes.log")).unwrap();

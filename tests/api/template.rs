@@ -38,20 +38,31 @@ fn the_gateways_authorization_scopes_are_the_route_tables() {
 
 #[test]
 fn every_template_function_is_an_arm64_cargolambda_build_of_a_workspace_binary() {
-    let routes = template::routes().unwrap();
+    let functions = template::functions().unwrap();
     let bins: BTreeSet<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/src/bin"))
         .unwrap()
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let in_template: BTreeSet<String> = routes.iter().map(|r| r.binary.clone()).collect();
+    let in_template: BTreeSet<String> = functions.iter().map(|(_, binary)| binary.clone()).collect();
     assert_eq!(in_template, bins, "one function per binary");
+    // Every route's, and the stream's publisher.
+    let routes: BTreeSet<String> = template::routes().unwrap().into_iter().map(|r| r.binary).collect();
+    assert_eq!(bins.difference(&routes).collect::<Vec<_>>(), ["publish-events"]);
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
     let globals = &doc["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
     assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
-    for r in &routes {
-        assert_eq!(doc["Resources"][&r.function]["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{}", r.function);
+    for (function, _) in &functions {
+        assert_eq!(doc["Resources"][function]["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{function}");
     }
+    // The publisher reads the stream and writes to the bus and its dead-letter queue: no table access of its own.
+    let publisher = &doc["Resources"]["PublishEventsFunction"]["Properties"];
+    let policies = serde_yaml_ng::to_string(&publisher["Policies"]).unwrap();
+    assert!(!policies.contains("dynamodb:"), "{policies}");
+    let stream = &publisher["Events"]["Stream"]["Properties"];
+    assert_eq!(stream["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+    assert_eq!(stream["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert!(matches!(stream["DestinationConfig"]["OnFailure"]["Destination"], serde_yaml_ng::Value::Tagged(_)), "failed batches go to the dead-letter queue");
 }
 
 #[test]

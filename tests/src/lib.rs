@@ -127,7 +127,7 @@ impl TestApi {
         idempotency: allotment::idempotency::IdempotencyConfig,
         configure: impl FnOnce(&mut App),
     ) -> Self {
-        Self::build(retry, idempotency, None, configure).await
+        Self::build(retry, idempotency, None, false, configure).await
     }
 
     /// The API reaching DynamoDB Local through the fault proxy
@@ -136,13 +136,19 @@ impl TestApi {
         attempt_timeout: Duration,
         idempotency: allotment::idempotency::IdempotencyConfig,
     ) -> Self {
-        Self::build(quick_retry(), idempotency, Some(attempt_timeout), |_| {}).await
+        Self::build(quick_retry(), idempotency, Some(attempt_timeout), false, |_| {}).await
+    }
+
+    /// A fresh table with its stream (as `make run` makes it), for the domain events' tests.
+    pub async fn with_stream() -> Self {
+        Self::build(quick_retry(), Default::default(), None, true, |_| {}).await
     }
 
     async fn build(
         retry: RetryPolicy,
         idempotency: allotment::idempotency::IdempotencyConfig,
         proxied: Option<Duration>,
+        stream: bool,
         configure: impl FnOnce(&mut App),
     ) -> Self {
         let mut endpoint = dynamo_endpoint();
@@ -164,7 +170,7 @@ impl TestApi {
         let faults = Faults::default();
         let client =
             aws_sdk_dynamodb::Client::from_conf(config.interceptor(faults.clone()).build());
-        template::ensure_table(&client, &table)
+        template::ensure_table(&client, &table, stream)
             .await
             .expect("create table");
         let mut db = Db::new(client, table.as_str());

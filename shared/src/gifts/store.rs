@@ -127,17 +127,25 @@ pub struct ClaimItem {
     /// its own claim by it instead of answering "already claimed".
     #[serde(default)]
     pub token: Option<String>,
+    /// The project the claim debited and what moved: the claim's event
+    /// carries its debit and credit from this item alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Resource>,
 }
 
-pub fn claim_to_item(gift: u64, sub: &str, claimed_at: &str, token: &str) -> Result<Item, DbError> {
+pub fn claim_to_item(gift: &Gift, sub: &str, claimed_at: &str, token: &str) -> Result<Item, DbError> {
     let claim = ClaimItem {
         gsi2pk: claims_of_pk(sub),
-        gsi2sk: format!("{gift:016}"),
-        gift_id: gift,
+        gsi2sk: format!("{:016}", gift.id),
+        gift_id: gift.id,
         claimed_at: claimed_at.to_owned(),
         token: Some(token.to_owned()),
+        owner: Some(gift.owner.clone()),
+        resources: gift.resources.clone(),
     };
-    keyed(claim_key(gift, sub), &claim)
+    keyed(claim_key(gift.id, sub), &claim)
 }
 
 pub const DEPOSIT_PREFIX: &str = "DEPOSIT#";
@@ -388,7 +396,7 @@ pub async fn claim_gift(
     }
     let mut claim = Put::builder()
         .table_name(&*db.table)
-        .set_item(Some(claim_to_item(gift.id, sub, now, token)?));
+        .set_item(Some(claim_to_item(gift, sub, now, token)?));
     claim = match cutoff {
         None => claim.condition_expression("attribute_not_exists(pk)"),
         Some(cutoff) => claim
