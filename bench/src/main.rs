@@ -17,6 +17,7 @@
 
 mod coldstart;
 mod cost;
+mod events;
 mod ferry;
 mod gifts;
 mod import;
@@ -59,6 +60,8 @@ pub struct Sizes {
     pub namespace_packs: Vec<usize>,
     pub work_period_payments: usize,
     pub ferry_customer_subscriptions: usize,
+    /// Stream records (packs) through the domain events' publisher.
+    pub event_records: usize,
 }
 
 impl Sizes {
@@ -79,6 +82,7 @@ impl Sizes {
             namespace_packs: vec![10, 1000, 10_000],
             work_period_payments: 1000,
             ferry_customer_subscriptions: 5000,
+            event_records: 5000,
         }
     }
 
@@ -99,6 +103,7 @@ impl Sizes {
             namespace_packs: vec![10, 30],
             work_period_payments: 30,
             ferry_customer_subscriptions: 30,
+            event_records: 30,
         }
     }
 }
@@ -170,7 +175,7 @@ impl Env {
         }
     }
 
-    fn next(&self) -> u64 {
+    pub fn next(&self) -> u64 {
         self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -607,6 +612,7 @@ pub struct Results {
     pub scaling_ferry: Vec<(usize, Run)>,
     pub import: Run,
     pub scale: Vec<scale::ScaleLine>,
+    pub events: events::Publisher,
 }
 
 impl Results {
@@ -652,7 +658,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let (dynamo, env) = environment().await?;
     warm_up(&env, sizes).await?;
 
-    eprintln!("1/11 ceiling");
+    eprintln!("1/12 ceiling");
     let mut ceilings = Vec::new();
     let mut ceilings_tx = Vec::new();
     let mut ceilings_put = Vec::new();
@@ -666,18 +672,18 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
     let cpu = cpu_seconds();
     let pack_request_floor = request_floor(&env, sizes.batch, sizes.pack_requests).await?;
     let pack_request_floor_cpu_ms = (cpu_seconds() - cpu) * 1000.0 / (sizes.batch * sizes.pack_requests) as f64;
-    eprintln!("2/11 new packs");
+    eprintln!("2/12 new packs");
     let requests = pack_requests(&env, sizes.batch, sizes.pack_requests).await?;
     let items = sizes.batch * sizes.pack_requests;
     let new_packs = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("3/11 re-sync");
+    eprintln!("3/12 re-sync");
     let resync = timed(&env, "POST", &requests, 201, items).await?;
-    eprintln!("4/11 bulk payments");
+    eprintln!("4/12 bulk payments");
     let pay = payment_requests(&env, sizes.batch, sizes.payment_requests).await?;
     let payments = timed(&env, "POST", &pay, 200, sizes.batch * sizes.payment_requests).await?;
     let single = single_payment_requests(&env, sizes.single_payments).await?;
     let single_payments = timed(&env, "POST", &single, 201, sizes.single_payments).await?;
-    eprintln!("5/11 scaling");
+    eprintln!("5/12 scaling");
     let mut scaling_packs = Vec::new();
     let mut scaling_payments = Vec::new();
     for &b in &sizes.scaling {
@@ -689,28 +695,30 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         let r = payment_requests(&env, b, n).await?;
         scaling_payments.push((b, timed(&env, "POST", &r, 200, b * n).await?));
     }
-    eprintln!("6/11 latency");
+    eprintln!("6/12 latency");
     let latency = latency(&env, sizes.latency_requests).await?;
-    eprintln!("7/11 cold start");
+    eprintln!("7/12 cold start");
     let cold = coldstart::measure(&env, &bin_dir, sizes.cold_starts).await?;
-    eprintln!("8/11 gifts");
+    eprintln!("8/12 gifts");
     let gifts = gifts::measure(&env, sizes.gift_claims, &sizes.unrelated_gifts).await?;
-    eprintln!("9/11 ferry");
+    eprintln!("9/12 ferry");
     let ferry = ferry::migrate(&env, sizes.batch, sizes.payment_requests).await?;
     let mut scaling_ferry = Vec::new();
     for &b in &sizes.scaling {
         let n = if quick { 3 } else { (1000 / b).max(3) };
         scaling_ferry.push((b, ferry::migrate(&env, b, n).await?));
     }
-    eprintln!("10/11 import");
+    eprintln!("10/12 import");
     let import = import::import_packs(&env, &bin_dir, sizes.import_records).await?;
-    eprintln!("11/11 scale");
+    eprintln!("11/12 scale");
     let mut scale = Vec::new();
     for &n in &sizes.namespace_packs {
         scale.extend(scale::namespace_of(&env, n).await?);
     }
     scale.extend(scale::work_period_with(&env, sizes.work_period_payments).await?);
     scale.extend(scale::ferry_customer_with(&env, sizes.ferry_customer_subscriptions).await?);
+    eprintln!("12/12 events");
+    let events = events::publisher(&env, sizes.event_records).await?;
     drop(dynamo);
     Ok(Results {
         quick,
@@ -735,6 +743,7 @@ async fn run(sizes: &Sizes, bin_dir: PathBuf, profile: String, quick: bool) -> R
         scaling_ferry,
         import,
         scale,
+        events,
     })
 }
 

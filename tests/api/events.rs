@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use allotment::events::Event;
 use allotment_dev::stream::Follower;
-use allotment_tests::{dynamo_endpoint, TestApi};
+use allotment_tests::{dynamo_endpoint, Fault, TestApi};
 use serde_json::{json, Value};
 
 use crate::ferry::{customer, product, seed_item};
@@ -70,6 +70,17 @@ async fn every_effective_change_is_one_event_and_resyncs_replays_and_no_ops_are_
     let moved = e.iter().find(|e| e.kind == "PackMoved").map(detail).unwrap();
     assert_eq!((moved["fromNamespaceId"].as_u64(), moved["toNamespaceId"].as_u64(), moved["purchaseXid"].as_str()), (Some(1), Some(2), Some("x-1")));
     let mut all = e;
+
+    // A request that fails after one of its two packs landed undoes it:
+    // provisioned, then withdrawn.
+    api.faults.fail_after("PutItem", 1, Fault::Throttle);
+    let two = json!({"packs": [{"number_of_minutes": 5, "expires_at": "2031-01-01", "purchase_xid": "x-2"}, {"number_of_minutes": 5, "expires_at": "2031-01-01", "purchase_xid": "x-3"}]});
+    let r = api.call("POST", "/namespaces/2/minutes", Some(&admin), Some(two)).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    api.faults.clear();
+    let e = stream.drain().await.unwrap();
+    assert_eq!(kinds(&e), BTreeMap::from([("PackProvisioned", 1), ("PackWithdrawn", 1)]), "{e:#?}");
+    all.extend(e);
 
     // Payments: a work period (registered again unchanged: nothing), a
     // payment (its period's aggregates moving is not an event), a status
@@ -161,7 +172,9 @@ async fn a_low_balance_fires_once_per_crossing_and_is_rearmed_by_a_deposit() {
     assert_eq!(deposit(&api, "p-1", "cpu", 200).await.status, 200);
     claim(4).await;
     claim(5).await;
-    let second = low(&stream.drain().await.unwrap());
+    let events = stream.drain().await.unwrap();
+    let second = low(&events);
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0]["balance"].as_u64(), Some(90));
+    assert_valid(&events);
 }
