@@ -10,7 +10,10 @@
 //! 8. gift claims of distinct users on one gift, and the DynamoDB requests of
 //! one available-gifts call with 10 and with 10,000 unrelated gifts,
 //! 9. Ferry migrations (1000 subscriptions a request) and their scaling by batch size,
-//! 10. `allotment import` of 20,000 packs against scenario 2.
+//! 10. `allotment import` of 20,000 packs against scenario 2, 11. scale lines
+//! (a namespace's packs listed and moved, a work period's payments, a Ferry
+//! customer's subscriptions), 12. the domain events' publisher: records from
+//! DynamoDB Local's stream through the mapping and `PutEvents`.
 //!
 //! `allotment-bench --quick` runs every scenario at tiny sizes (make test does);
 //! `--cold-only` runs scenario 7 alone and prints its table.
