@@ -113,7 +113,35 @@ impl Route {
 /// it ([`Access`]) and the body ([`Takes`]). POST and PATCH then go through
 /// the Idempotency-Key layer. Logs one line per request: route, status,
 /// latency and caller `sub`.
-pub async fn dispatch(route: &Route, app: App, mut req: Request) -> Response<Body> {
+pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
+    // The correlation id: API Gateway's request id (the local front makes one
+    // the same way), on every log line of the request and in its answer.
+    let request_id = request_id_of(&req);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = tracing::Instrument::instrument(answer(route, app, req), span).await;
+    if let Ok(v) = lambda_http::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// The answer header naming the request's correlation id (a replayed answer
+/// names the replay's own request).
+pub const REQUEST_ID_HEADER: &str = "allotment-request-id";
+
+/// API Gateway's `requestContext.requestId`, or a fresh id where there is none.
+fn request_id_of(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .filter(|id| !id.is_empty() && id.len() <= 128)
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn answer(route: &Route, app: App, mut req: Request) -> Response<Body> {
     let started = Instant::now();
     crate::auth::normalize_claims(&mut req, &app.scope_prefix, &app.org_claim);
     let caller = crate::auth::caller(&req).ok();

@@ -336,3 +336,19 @@ async fn bad_keys_are_400_and_run_nothing() {
     );
     assert_eq!(api.count_prefix("PACK#").await, 2);
 }
+
+#[tokio::test]
+async fn every_answer_names_its_own_request_id_a_replay_included() {
+    let api = TestApi::start().await;
+    crate::packs::namespace(&api, 1, None, 7).await;
+    let body = br#"{"packs":[{"number_of_minutes":1,"expires_at":"2031-01-01","purchase_xid":"r-1"}]}"#;
+    let id = |r: &allotment_tests::Resp| r.headers.get("allotment-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned).unwrap_or_default();
+    let first = api.call_with_key("POST", "/namespaces/1/minutes", &api.admin(), "k-rid", body).await;
+    let replay = api.call_with_key("POST", "/namespaces/1/minutes", &api.admin(), "k-rid", body).await;
+    assert_eq!(replay.headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    let refused = api.call("GET", "/namespaces/1/minutes", None, None).await;
+    assert_eq!(refused.status, 401);
+    let ids = [id(&first), id(&replay), id(&refused)];
+    assert!(ids.iter().all(|i| uuid::Uuid::parse_str(i).is_ok()), "{ids:?}");
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "each request its own id: {ids:?}");
+}

@@ -224,10 +224,14 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
 
     // Each request left one structured JSON log line: route, status, latency, caller.
     let log = std::fs::read_to_string(logs_dir.join("post-minutes.log")).unwrap();
-    let lines: Vec<Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| if v["fields"].is_object() { v["fields"].clone() } else { v })
+    let raw: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    // Every line of the request carries its correlation id: the event's requestContext.requestId.
+    let of_request: Vec<&Value> = raw.iter().filter(|v| v["span"]["name"] == "request").collect();
+    assert!(!of_request.is_empty(), "{log}");
+    assert!(of_request.iter().all(|v| v["span"]["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"), "{log}");
+    let lines: Vec<Value> = raw
+        .iter()
+        .map(|v| if v["fields"].is_object() { v["fields"].clone() } else { v.clone() })
         .filter(|f| f["message"] == "request")
         .collect();
     assert_eq!(lines.len(), 1, "one request line: {log}");
