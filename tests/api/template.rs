@@ -173,3 +173,27 @@ fn every_functions_policy_is_limited_to_its_routes_key_prefixes() {
         assert_eq!(statements.is_empty(), route.keys.is_empty(), "{}: a policy exactly when it touches the table", t.function);
     }
 }
+
+/// The domain events are watched: the publisher falling behind its stream,
+/// and anything in its dead-letter queue, each raise an alarm that notifies
+/// the stack's topic when one is given.
+#[test]
+fn the_events_publisher_and_its_dead_letters_have_alarms() {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    let dimension = |alarm: &str| {
+        let d = &doc["Resources"][alarm]["Properties"]["Dimensions"][0]["Value"];
+        match d {
+            serde_yaml_ng::Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_owned(),
+            other => panic!("{alarm}: {other:?}"),
+        }
+    };
+    let behind = &doc["Resources"]["EventsPublisherBehindAlarm"]["Properties"];
+    assert_eq!((behind["Namespace"].as_str(), behind["MetricName"].as_str()), (Some("AWS/Lambda"), Some("IteratorAge")));
+    assert_eq!(dimension("EventsPublisherBehindAlarm"), "PublishEventsFunction");
+    let letters = &doc["Resources"]["EventsDeadLettersAlarm"]["Properties"];
+    assert_eq!(letters["Namespace"].as_str(), Some("AWS/SQS"));
+    assert_eq!(dimension("EventsDeadLettersAlarm"), "EventsDeadLetterQueue.QueueName");
+    for alarm in ["EventsPublisherBehindAlarm", "EventsDeadLettersAlarm"] {
+        assert!(doc["Resources"][alarm]["Properties"].get("AlarmActions").is_some(), "{alarm} notifies no one");
+    }
+}
