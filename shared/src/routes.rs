@@ -95,13 +95,14 @@ impl Route {
             Takes::Array(max) => crate::http::entry_ranges(crate::http::json_bytes(req)?, max),
             Takes::Object => {
                 let body = crate::http::json_bytes(req)?;
-                let bulk = format!("{}/bulk", self.path);
-                let sibling = ROUTES.iter().find(|r| r.method == self.method && r.path == bulk);
-                let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-                match sibling {
-                    Some(r) if array => Err(ApiError::field("body", format!("must be one object; send arrays to {} {}", r.method, r.path))),
-                    _ => crate::http::require_object(body).map(|()| Vec::new()),
+                if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                    // Only a refused body looks for the route that takes arrays.
+                    let bulk = format!("{}/bulk", self.path);
+                    if let Some(r) = ROUTES.iter().find(|r| r.method == self.method && r.path == bulk) {
+                        return Err(ApiError::field("body", format!("must be one object; send arrays to {} {}", r.method, r.path)));
+                    }
                 }
+                crate::http::require_object(body).map(|()| Vec::new())
             }
         }
     }

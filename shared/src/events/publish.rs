@@ -173,7 +173,7 @@ pub async fn handle(
 /// and credentials, AWS's roots only (as for DynamoDB), the SDK's retries
 /// (entries it could not place are retried here). `AWS_ENDPOINT_URL_EVENTBRIDGE`
 /// and `AWS_ENDPOINT_URL_SQS` point them elsewhere (the tests' stand-ins).
-pub async fn aws_config() -> Result<aws_config::SdkConfig, String> {
+pub async fn sdk_config() -> Result<aws_config::SdkConfig, String> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_none() {
         loader = loader.http_client(crate::aws_https_client()?);
@@ -188,7 +188,7 @@ pub async fn run_publisher() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| "EVENT_BUS_NAME is not set".to_owned())?;
     let queue = std::env::var("DEAD_LETTER_QUEUE_URL").ok().filter(|q| !q.is_empty());
-    let config = aws_config().await?;
+    let config = sdk_config().await?;
     let (events, sqs) = (Client::new(&config), aws_sdk_sqs::Client::new(&config));
     let low_balance = super::low_balance_threshold();
     lambda_http::lambda_runtime::run(lambda_http::service_fn(

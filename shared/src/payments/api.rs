@@ -7,6 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use super::rules::*;
+use super::rounds::*;
 use super::store::*;
 use crate::auth::SCOPE_ADMIN;
 use crate::call::Call;

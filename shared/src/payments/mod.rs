@@ -2,16 +2,19 @@
 //!
 //! - [`rules`]: types, validation, who may change what, status transitions,
 //!   how a payment is planned against its work period, and [`Refused`]. Pure.
-//! - [`store`]: work periods and payments in DynamoDB — bulk writes in rounds
-//!   of shared transactions, each payment applied exactly once; listings.
-//!   Speaks the domain, never HTTP.
+//! - [`store`]: work periods and payments in DynamoDB — items, reads, the
+//!   write actions of a plan, listings; [`rounds`]: bulk writes in rounds of
+//!   shared transactions, each payment applied exactly once. Both speak the
+//!   domain, never HTTP.
 //! - [`api`]: the handlers, bulk answers, and the one mapping of [`Refused`]
 //!   to HTTP.
 
 pub mod api;
+pub mod rounds;
 pub mod rules;
 pub mod store;
 
 pub use self::api::*;
+pub use self::rounds::*;
 pub use self::rules::*;
 pub use self::store::*;
