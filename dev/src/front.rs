@@ -126,11 +126,10 @@ impl Front {
 /// An answer the front gives itself, as API Gateway does before any function
 /// runs (404, 405, 401, 403, 413): with its own request id, as the gateway's.
 fn front_error(err: &ApiError, method: &hyper::Method, path: &str, started: Instant) -> HttpResponse {
-    let (mut parts, body) = error_response(err).into_parts();
+    let mut response = error_response(err);
     let request_id = uuid::Uuid::new_v4().to_string();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        parts.headers.insert(allotment::routes::REQUEST_ID_HEADER, v);
-    }
+    allotment::http::stamp_request_id(&mut response, &request_id);
+    let (parts, body) = response.into_parts();
     tracing::info!(
         route = "-",
         method = %method,

@@ -26,6 +26,10 @@ pub enum WireFault {
     SlowAnswer(Duration),
     /// Held this long, then applied (the client has timed out meanwhile), and answered.
     LateRequest(Duration),
+    /// Not forwarded: answered as DynamoDB answers a throttled request (400
+    /// `ThrottlingException`), for a process whose SDK client the tests do
+    /// not hold (a function binary).
+    Throttle,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +154,7 @@ impl Proxy {
                 WireFault::Reset => "reset",
                 WireFault::SlowAnswer(_) => "slow answer",
                 WireFault::LateRequest(_) => "late request",
+                WireFault::Throttle => "throttle",
             };
             *state.injected.entry(kind).or_default() += 1;
         }
@@ -225,6 +230,14 @@ impl Proxy {
         };
         match fault {
             None => send.await,
+            Some(WireFault::Throttle) => {
+                let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+                hyper::Response::builder()
+                    .status(400)
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                    .map_err(std::io::Error::other)
+            }
             Some(WireFault::Reset) => {
                 send.await?;
                 Err(std::io::Error::other("injected reset"))

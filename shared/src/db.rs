@@ -177,6 +177,7 @@ impl Db {
             return Err(DbError::Exhausted(cause.to_owned()));
         }
         tracing::debug!(attempt, cause, "retrying DynamoDB call");
+        crate::telemetry::count(crate::telemetry::metric::DYNAMODB_RETRIES, 1);
         tokio::time::sleep(self.retry.delay(attempt)).await;
         Ok(())
     }

@@ -52,6 +52,29 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     resp
 }
 
+/// Names the request an answer is for: the `Allotment-Request-Id` header
+/// and, in an error answer (`{"error": …}`), `error.request_id`, the id a
+/// caller quotes to support. A replayed error names the replay's request.
+pub fn stamp_request_id(resp: &mut Response<Body>, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert(crate::routes::REQUEST_ID_HEADER, v);
+    }
+    if resp.status().as_u16() < 400 {
+        return;
+    }
+    let text = match resp.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b.as_slice(),
+        _ => return,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(text) else { return };
+    let Some(error) = value.get_mut("error").and_then(serde_json::Value::as_object_mut) else { return };
+    error.insert("request_id".into(), request_id.into());
+    if let Ok(bytes) = serde_json::to_vec(&value) {
+        *resp.body_mut() = text_body(bytes);
+    }
+}
+
 /// The raw body of a JSON request: 415 unless the content type is JSON, 413
 /// over the Lambda payload limit.
 pub fn json_bytes(req: &Request) -> Result<&[u8], ApiError> {

@@ -17,6 +17,7 @@ pub mod packs;
 pub mod pagetoken;
 pub mod payments;
 pub mod routes;
+pub mod telemetry;
 pub mod validate;
 
 #[cfg(test)]
@@ -75,7 +76,7 @@ impl App {
             .ok()
             .filter(|e| !e.is_empty())
         {
-            Some(endpoint) => local_client(&endpoint),
+            Some(endpoint) => Client::from_conf(telemetry::with_dynamo_metrics(local_config(&endpoint)).build()),
             None => aws_client().await?,
         };
         Ok(Self::new(Db::new(client, table)))
@@ -103,7 +104,7 @@ pub async fn aws_client() -> Result<Client, String> {
         }
     };
     Ok(Client::from_conf(
-        config
+        telemetry::with_dynamo_metrics(config)
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
             .timeout_config(timeouts())
             .build(),
@@ -223,11 +224,11 @@ pub fn local_client(endpoint: &str) -> Client {
 pub async fn run_lambda(route: &'static routes::Route) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let app = App::from_env().await?;
-    lambda_http::run(lambda_http::service_fn(move |req| {
+    let handler = lambda_http::service_fn(move |req| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(routes::dispatch(route, app, req).await) }
-    }))
-    .await
+    });
+    telemetry::serve(route.name, lambda_http::Adapter::from(handler)).await
 }
 
 #[cfg(test)]

@@ -118,11 +118,10 @@ pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
     // The correlation id: API Gateway's request id (the local front makes one
     // the same way), on every log line of the request and in its answer.
     let request_id = request_id_of(&req);
+    crate::telemetry::request_started(&request_id);
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut response = tracing::Instrument::instrument(answer(route, app, req), span).await;
-    if let Ok(v) = lambda_http::http::HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
+    crate::http::stamp_request_id(&mut response, &request_id);
     response
 }
 
@@ -160,10 +159,12 @@ async fn answer(route: &Route, app: App, mut req: Request) -> Response<Body> {
             run_idempotent(route, app, call).await.unwrap_or_else(|err| to_response(route, &err))
         }
     };
+    let latency = started.elapsed();
+    crate::telemetry::request_finished(route.name, response.status().as_u16(), latency);
     tracing::info!(
         route = %route_key,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = latency.as_secs_f64() * 1000.0,
         sub = %sub,
         "request"
     );
@@ -198,7 +199,16 @@ async fn run_idempotent(route: &Route, app: App, mut call: Call) -> HandlerResul
     };
     let fingerprint = idempotency::fingerprint(&call.req);
     call.ids = idempotency::RequestIds::keyed(&call.caller.sub, route.name, &key, &fingerprint);
-    let ticket = match idempotency::begin(&app.db, app.idempotency, &call.caller.sub, route.name, &key, &fingerprint).await? {
+    let begun = idempotency::begin(&app.db, app.idempotency, &call.caller.sub, route.name, &key, &fingerprint).await;
+    let outcome = match &begun {
+        Ok(idempotency::Claim::Replay(_)) => "replayed",
+        Ok(idempotency::Claim::Proceed(_)) => "stored",
+        Err(ApiError::Conflict(_)) => "in_progress",
+        Err(ApiError::Unprocessable(_)) => "mismatch",
+        Err(_) => "failed",
+    };
+    crate::telemetry::count_by(crate::telemetry::metric::IDEMPOTENCY_KEYS, "Outcome", outcome, 1);
+    let ticket = match begun? {
         idempotency::Claim::Replay(response) => return Ok(response),
         idempotency::Claim::Proceed(ticket) => ticket,
     };

@@ -351,4 +351,10 @@ async fn every_answer_names_its_own_request_id_a_replay_included() {
     let ids = [id(&first), id(&replay), id(&refused)];
     assert!(ids.iter().all(|i| uuid::Uuid::parse_str(i).is_ok()), "{ids:?}");
     assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "each request its own id: {ids:?}");
+    // An error names its request in its body too, the id a caller quotes.
+    assert_eq!(refused.body["error"]["request_id"], ids[2].as_str(), "{}", refused.body);
+    let invalid = api.call_with_key("POST", "/namespaces/1/minutes", &api.admin(), "k-rid-2", b"{}").await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.body["error"]["request_id"], id(&invalid).as_str(), "{}", invalid.body);
+    assert!(first.body.get("request_id").is_none() && first.body[0].get("request_id").is_none(), "only errors carry it in the body");
 }

@@ -177,6 +177,7 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         let answer = tokio::time::timeout(Duration::from_secs(60), invoke(port, &event(binary)))
             .await
             .unwrap_or_else(|_| panic!("{binary} did not answer its invocation within 60 s"));
+        Emf::await_flushes(&logs_dir.join(format!("{binary}.log")), 1).await;
         assert_eq!(answer["statusCode"], expected_status(binary), "{binary}: {answer}");
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
         match binary {
@@ -195,6 +196,37 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     }
     assert_eq!(api.count_prefix("PACK#").await, 1, "the binaries wrote to DynamoDB Local");
 
+    // Each function's metrics: CloudWatch EMF documents in its log, one
+    // flush per invocation, naming the request (API Gateway's id).
+    for (binary, status) in SAMPLES {
+        let route = all_routes().into_iter().find(|r| r.binary == binary).unwrap();
+        let emf = Emf::read(&logs_dir.join(format!("{binary}.log")));
+        emf.check_documents(route.name);
+        assert_eq!(emf.sum("ColdStart", &[]), 1.0, "{binary}: one cold start\n{}", emf.raw);
+        assert_eq!(emf.sum("Requests", &[]), 1.0, "{binary}\n{}", emf.raw);
+        assert_eq!(emf.values("Latency", &[]).len(), 1, "{binary}\n{}", emf.raw);
+        assert_eq!(emf.unit("Latency"), Some("Milliseconds".into()), "{binary}");
+        assert_eq!(emf.unit("Requests"), Some("Count".into()), "{binary}");
+        assert_eq!(emf.sum("ClientErrors", &[]), if (400..500).contains(&status) { 1.0 } else { 0.0 }, "{binary}\n{}", emf.raw);
+        assert_eq!(emf.sum("ServerErrors", &[]), 0.0, "{binary}");
+        let (read, write) = (emf.sum("ConsumedReadCapacity", &[]), emf.sum("ConsumedWriteCapacity", &[]));
+        // DynamoDB Local reports nothing for an item not found: the 404s,
+        // and the bulk update whose one payment does not exist.
+        assert!(read + write > 0.0 || status >= 400 || binary == "patch-payments-bulk", "{binary} consumed no capacity\n{}", emf.raw);
+        let business: &[(&str, &[(&str, &str)], f64)] = match binary {
+            "post-minutes" => &[("PacksProvisioned", &[], 1.0)],
+            "move-minutes" => &[("PacksMoved", &[], 1.0)],
+            "post-payment" => &[("PaymentsCreated", &[("Status", "scheduled")], 1.0)],
+            "deposit-wallet" => &[("Deposits", &[], 1.0), ("DepositedUnits", &[], 1000.0)],
+            "claim-gift" => &[("GiftClaims", &[("Outcome", "200")], 1.0)],
+            "post-ferry-subscriptions" => &[("SubscriptionsMigrated", &[], 1.0)],
+            _ => &[],
+        };
+        for (name, labels, value) in business {
+            assert_eq!(emf.sum(name, labels), *value, "{binary}: {name}\n{}", emf.raw);
+        }
+    }
+
     // The publisher, on its stream sample (a pack provisioned, then moved),
     // publishing to the stand-in bus: both events accepted, no failed record.
     let bus = allotment_dev::eventbus::EventBus::start(Box::new(|_, _| false)).await;
@@ -209,7 +241,7 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &bus.url)
         .env("EVENT_BUS_NAME", "allotment-events")
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(logs_dir.join("publish-events.log")).unwrap()))
         .stderr(Stdio::null())
         .spawn()
         .expect("start the publisher");
@@ -217,10 +249,60 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     let answer = tokio::time::timeout(Duration::from_secs(60), invoke(port, &event("publish-events")))
         .await
         .unwrap_or_else(|_| panic!("publish-events did not answer its invocation within 60 s"));
+    Emf::await_flushes(&logs_dir.join("publish-events.log"), 1).await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     let kinds: Vec<String> = bus.accepted().iter().map(|e| e["DetailType"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(kinds, ["PackProvisioned", "PackMoved"]);
     assert!(bus.accepted().iter().all(|e| e["EventBusName"] == "allotment-events" && e["Source"] == "allotment"));
+    let emf = Emf::read(&logs_dir.join("publish-events.log"));
+    emf.check_documents("PublishEvents");
+    assert_eq!(emf.sum("EventsPublished", &[]), 2.0, "{}", emf.raw);
+    assert_eq!(emf.sum("EventsDeadLettered", &[]), 0.0, "{}", emf.raw);
+
+    drop(_function); // the publisher stops asking for invocations
+    // A keyed request whose first DynamoDB write is throttled, then its
+    // replay under another request id: the key's outcomes, the throttle and
+    // its retry, each document naming its own request.
+    let (proxy, proxy_url, _proxy_task) = allotment_dev::proxy::start(&allotment_tests::dynamo_endpoint()).await.unwrap();
+    proxy.inject("PutItem", allotment_dev::proxy::WireFault::Throttle, 1);
+    let mut keyed: Value = serde_json::from_str(&event("post-minutes")).unwrap();
+    keyed["headers"]["idempotency-key"] = json!("emf-check-1");
+    keyed["body"] = json!(keyed["body"].as_str().unwrap_or_default().replace("46952fe69bebc1a4de10b2b4ff439d0c", "emf-check-pack"));
+    let mut replay = keyed.clone();
+    replay["requestContext"]["requestId"] = json!("emf-check-replay");
+    let keyed_log = logs_dir.join("post-minutes-keyed.log");
+    let function = Command::new(binary_path("post-minutes"))
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("METRICS_SERVICE", "allotment-test")
+        .env("TABLE_NAME", &api.table)
+        .env("DYNAMODB_ENDPOINT", &proxy_url)
+        .stdout(Stdio::from(std::fs::File::create(&keyed_log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start function");
+    let function = Killed(function);
+    for sent in [&keyed, &replay] {
+        let answer = tokio::time::timeout(Duration::from_secs(60), invoke(port, &sent.to_string())).await.expect("an answer within 60 s");
+        assert_eq!(answer["statusCode"], 201, "{answer}");
+    }
+    Emf::await_flushes(&keyed_log, 2).await;
+    drop(function);
+    let emf = Emf::read(&keyed_log);
+    emf.check_documents("PostMinutes");
+    assert!(emf.docs.iter().all(|d| d["Service"] == "allotment-test"), "{}", emf.raw);
+    assert_eq!(emf.sum("Requests", &[]), 2.0, "{}", emf.raw);
+    assert_eq!(emf.sum("ColdStart", &[]), 1.0, "{}", emf.raw);
+    assert_eq!(emf.sum("IdempotencyKeys", &[("Outcome", "stored")]), 1.0, "{}", emf.raw);
+    assert_eq!(emf.sum("IdempotencyKeys", &[("Outcome", "replayed")]), 1.0, "{}", emf.raw);
+    assert_eq!(emf.sum("PacksProvisioned", &[]), 1.0, "the replay provisions nothing\n{}", emf.raw);
+    assert_eq!(emf.sum("DynamoDBThrottles", &[]), 1.0, "{}", emf.raw);
+    assert_eq!(emf.sum("DynamoDBRetries", &[]), 1.0, "{}", emf.raw);
+    let replayed = emf.docs.iter().find(|d| d["IdempotencyKeys"] == 1 && d["Outcome"] == "replayed").cloned().unwrap_or_default();
+    assert_eq!(replayed["RequestId"], "emf-check-replay", "{}", emf.raw);
 
     // Each request left one structured JSON log line: route, status, latency, caller.
     let log = std::fs::read_to_string(logs_dir.join("post-minutes.log")).unwrap();
@@ -240,4 +322,96 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     assert_eq!(lines[0]["sub"], "billing-system");
     assert!(lines[0]["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{}", lines[0]);
     let _ = std::fs::remove_dir_all(&logs_dir);
+}
+
+/// The CloudWatch Embedded Metric Format documents of one function's log.
+struct Emf {
+    raw: String,
+    docs: Vec<Value>,
+}
+
+impl Emf {
+    fn read(path: &std::path::Path) -> Self {
+        let raw = std::fs::read_to_string(path).unwrap_or_default();
+        let docs = raw.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|v| v.get("_aws").is_some()).collect();
+        Emf { raw, docs }
+    }
+
+    /// Every document is EMF as CloudWatch reads it: a timestamp, the
+    /// namespace, the dimensions Service and Function (this function) with
+    /// their values, every metric named with a unit and a numeric value, and
+    /// Lambda's request id; every one flushed at an invocation's end names
+    /// its request (the cold-start one is written before the request is
+    /// read; the publisher's invocations are stream batches, not requests).
+    /// Waits until `invocations` invocations' metrics are in the log: the
+    /// runtime flushes them after it has sent the answer, so the answer
+    /// alone does not say they are written.
+    async fn await_flushes(path: &std::path::Path, invocations: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let emf = Emf::read(path);
+            // Every invocation flushes a Requests count (the publisher: its batch's tally).
+            let flushed = emf.docs.iter().filter(|d| d.get("Requests").is_some() || d.get("EventsPublished").is_some()).count();
+            if flushed >= invocations {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{invocations} invocations' metrics not flushed in 30 s: {}", emf.raw);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn check_documents(&self, function: &str) {
+        assert!(!self.docs.is_empty(), "no metric documents: {}", self.raw);
+        for doc in &self.docs {
+            let aws = &doc["_aws"];
+            assert!(aws["Timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{doc}");
+            let directive = &aws["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], "Allotment", "{doc}");
+            let dims: Vec<&str> = directive["Dimensions"][0].as_array().map(|d| d.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            assert_eq!(&dims[..2], ["Service", "Function"], "{doc}");
+            assert!(dims.iter().all(|d| doc[*d].is_string()), "every dimension has its value: {doc}");
+            assert_eq!(doc["Function"], function, "{doc}");
+            let metrics = directive["Metrics"].as_array().cloned().unwrap_or_default();
+            assert!(!metrics.is_empty(), "{doc}");
+            for m in metrics {
+                let name = m["Name"].as_str().unwrap_or_default();
+                assert!(m["Unit"].is_string(), "{name} has a unit: {doc}");
+                let v = &doc[name];
+                assert!(v.is_number() || v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_number)), "{name}: {doc}");
+            }
+            assert!(doc["LambdaRequestId"].as_str().is_some_and(|id| !id.is_empty()), "{doc}");
+            if doc.get("ColdStart").is_none() && function != "PublishEvents" {
+                assert!(doc["RequestId"].as_str().is_some_and(|id| !id.is_empty()), "{doc}");
+            }
+        }
+    }
+
+    /// Values of metric `name` in documents whose dimensions are Service,
+    /// Function and exactly `labels` (with those values).
+    fn values(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+        let mut out = Vec::new();
+        for doc in &self.docs {
+            let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+            if !directive["Metrics"].as_array().is_some_and(|m| m.iter().any(|m| m["Name"] == name)) {
+                continue;
+            }
+            let dims = directive["Dimensions"][0].as_array().map(Vec::len).unwrap_or_default();
+            if dims != 2 + labels.len() || labels.iter().any(|(k, v)| doc[*k] != *v) {
+                continue;
+            }
+            match &doc[name] {
+                Value::Array(values) => out.extend(values.iter().filter_map(Value::as_f64)),
+                v => out.extend(v.as_f64()),
+            }
+        }
+        out
+    }
+
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.values(name, labels).iter().sum()
+    }
+
+    fn unit(&self, name: &str) -> Option<String> {
+        self.docs.iter().flat_map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().cloned().unwrap_or_default()).find(|m| m["Name"] == name).and_then(|m| m["Unit"].as_str().map(str::to_owned))
+    }
 }

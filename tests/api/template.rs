@@ -197,3 +197,49 @@ fn the_events_publisher_and_its_dead_letters_have_alarms() {
         assert!(doc["Resources"][alarm]["Properties"].get("AlarmActions").is_some(), "{alarm} notifies no one");
     }
 }
+
+/// Operable from day one: every route has a p90 latency alarm on its own
+/// function's `Latency` metric (the metric the functions write, with the
+/// dimensions they write it under), the error rate has one, every alarm
+/// notifies the stack's topic when there is one, and the dashboard watches
+/// the metrics the functions write. The block is dev/operations.py's output.
+#[test]
+fn every_route_has_a_latency_alarm_and_the_dashboard_reads_the_functions_metrics() {
+    use allotment::telemetry::{metric, DEFAULT_NAMESPACE};
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let tagged = |v: &serde_yaml_ng::Value| match v {
+        serde_yaml_ng::Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_owned(),
+        other => other.as_str().unwrap_or_default().to_owned(),
+    };
+    for route in ROUTES {
+        let alarm = &doc["Resources"][format!("{}LatencyAlarm", route.name).as_str()]["Properties"];
+        assert_eq!(alarm["Namespace"].as_str(), Some(DEFAULT_NAMESPACE), "{}", route.name);
+        assert_eq!(alarm["MetricName"].as_str(), Some(metric::LATENCY), "{}", route.name);
+        assert_eq!(alarm["ExtendedStatistic"].as_str(), Some("p90"), "{}", route.name);
+        let dims: Vec<(String, String)> = alarm["Dimensions"].as_sequence().unwrap().iter().map(|d| (tagged(&d["Name"]), tagged(&d["Value"]))).collect();
+        assert_eq!(dims, [("Service".into(), "AWS::StackName".into()), ("Function".into(), route.name.to_owned())], "{}", route.name);
+    }
+    // The functions name their namespace and Service as the alarms expect.
+    let env = &doc["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(env["METRICS_NAMESPACE"].as_str(), Some(DEFAULT_NAMESPACE));
+    assert_eq!(tagged(&env["METRICS_SERVICE"]), "AWS::StackName");
+    let alarms: Vec<&str> = resources.iter().filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm").filter_map(|(k, _)| k.as_str()).collect();
+    assert!(alarms.contains(&"ApiErrorRateAlarm"), "{alarms:?}");
+    for alarm in &alarms {
+        assert!(doc["Resources"][*alarm]["Properties"].get("AlarmActions").is_some(), "{alarm} notifies no one");
+    }
+    let dashboard = tagged(&doc["Resources"]["Dashboard"]["Properties"]["DashboardBody"]);
+    let body: Value = serde_json::from_str(&dashboard).expect("the dashboard body is JSON");
+    assert!(body["widgets"].as_array().is_some_and(|w| w.len() > 10));
+    for name in [metric::PACKS_PROVISIONED, metric::PAYMENTS_CREATED, metric::GIFT_CLAIMS, metric::DEPOSITS, metric::SUBSCRIPTIONS_MIGRATED, metric::EVENTS_PUBLISHED, metric::IDEMPOTENCY_KEYS, metric::LATENCY, metric::SERVER_ERRORS, metric::DYNAMODB_THROTTLES, metric::WRITE_CAPACITY, metric::READ_CAPACITY] {
+        // A metric of its own (`"Deposits"`) or in a SEARCH (`MetricName=\"GiftClaims\"`).
+        assert!(dashboard.contains(&format!("\"{name}\"")) || dashboard.contains(&format!("=\\\"{name}\\\"")), "the dashboard does not show {name}");
+    }
+    let check = std::process::Command::new("python3")
+        .args(["dev/operations.py", "--check"])
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+        .output()
+        .expect("python3");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}

@@ -160,6 +160,10 @@ pub async fn handle(
     let count = event.records.len();
     let outcome = publish(sinks, event.records.into_iter().map(change_of).collect(), low_balance).await;
     tracing::info!(records = count, published = outcome.published, dead_lettered = outcome.dead_lettered, calls = outcome.calls, failed_from = ?outcome.failed_from, "stream batch");
+    use crate::telemetry::{count as counted, metric};
+    counted(metric::EVENTS_PUBLISHED, outcome.published as u64);
+    counted(metric::EVENTS_DEAD_LETTERED, outcome.dead_lettered as u64);
+    counted(metric::STREAM_RECORDS_RETRIED, outcome.failed_from.is_some() as u64);
     let mut response = aws_lambda_events::event::streams::DynamoDbEventResponse::default();
     if let Some(sequence) = outcome.failed_from {
         let mut failure = aws_lambda_events::event::streams::DynamoDbBatchItemFailure::default();
@@ -191,7 +195,7 @@ pub async fn run_publisher() -> Result<(), lambda_http::Error> {
     let config = sdk_config().await?;
     let (events, sqs) = (Client::new(&config), aws_sdk_sqs::Client::new(&config));
     let low_balance = super::low_balance_threshold();
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+    crate::telemetry::serve("PublishEvents", lambda_http::service_fn(
         move |event: lambda_http::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
             let (events, sqs, bus, queue) = (events.clone(), sqs.clone(), bus.clone(), queue.clone());
             async move {

@@ -79,6 +79,8 @@ pub async fn post_subscriptions_handler(app: App, call: Call) -> HandlerResult {
     let written = create_subscriptions(&app.db, to_write, std::time::Instant::now() + app.work_budget).await?;
     let (response, unfinished) = report(&customer, &items, outcomes, &written);
     tracing::info!(customer = %customer_id, subscriptions = items.len(), created = response.success.len(), "ferry migration");
+    crate::telemetry::count(crate::telemetry::metric::SUBSCRIPTIONS_MIGRATED, response.success.len() as u64);
+    crate::telemetry::count(crate::telemetry::metric::SUBSCRIPTIONS_SKIPPED, response.failures.len() as u64);
     let mut answer = json_response(200, &response)?;
     if unfinished {
         // Left for lack of time: not kept as the key's answer (see idempotency::Unfinished).

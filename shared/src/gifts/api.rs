@@ -63,6 +63,8 @@ pub async fn deposit_handler(app: App, call: Call) -> HandlerResult {
     let at = format_timestamp(app.clock.now());
     let wallet = deposit(&app.db, &id, &input.category, &input.provider, input.amount, &deposit_id, &at).await?;
     tracing::info!(project = %id, category = %wallet.category, provider = %wallet.provider, amount = input.amount, "deposit");
+    crate::telemetry::count(crate::telemetry::metric::DEPOSITS, 1);
+    crate::telemetry::count(crate::telemetry::metric::DEPOSITED_UNITS, input.amount);
     json_response(200, &wallet)
 }
 

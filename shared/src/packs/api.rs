@@ -9,6 +9,7 @@ use super::store::*;
 use crate::call::Call;
 use crate::error::{ApiError, TooMany};
 use crate::http::{json_response, HandlerResult};
+use crate::telemetry::{self, metric};
 use crate::App;
 
 impl From<Refused> for ApiError {
@@ -43,6 +44,8 @@ pub async fn post_minutes_handler(app: App, call: Call) -> HandlerResult {
     let specs = validate_packs(input)?;
     let Created { packs, created } = create_packs(&app.db, id, specs, &call.ids, app.clock.now()).await?;
     tracing::info!(namespace_id = id.0, packs = packs.len(), "packs provisioned");
+    telemetry::count(metric::PACKS_PROVISIONED, created as u64);
+    telemetry::count(metric::PACKS_RESYNCED, (packs.len() - created) as u64);
     let mut response = json_response(201, &packs)?;
     // How many were new (GitLab's answer shape cannot say which): the import CLI's created / already present.
     response.headers_mut().insert("allotment-created", HeaderValue::from(created));
@@ -76,5 +79,6 @@ pub async fn move_minutes_handler(app: App, call: Call) -> HandlerResult {
     check_move(from, to, source.as_ref(), target.as_ref())?;
     let Moved { moved, remaining } = move_packs(&app.db, from, to, deadline).await?;
     tracing::info!(from = from.0, to = to.0, moved, remaining, "packs moved");
+    telemetry::count(metric::PACKS_MOVED, moved as u64);
     json_response(202, &serde_json::json!({"message": "202 Accepted", "moved": moved, "remaining": remaining}))
 }

@@ -4,6 +4,7 @@
 //! becomes a status. A bulk answer has one entry per input: the payment, or
 //! the input echoed beside its error.
 
+use crate::telemetry::{self, metric};
 use serde_json::{json, Map, Value};
 
 use super::rules::*;
@@ -80,6 +81,7 @@ pub async fn post_payment_handler(app: App, call: Call) -> HandlerResult {
     let mut results = create_payments(&app.db, &call.caller.sub, &call.ids, deadline(&app), &app.clock, vec![Ok::<_, ApiError>(input)]).await;
     let payment = results.pop().unwrap_or_else(|| Err(ApiError::Internal("no result".into())))?;
     tracing::info!(payment_id = %payment.id, work_period_id = %payment.work_period_id, days = payment.days, "payment created");
+    telemetry::count_by(metric::PAYMENTS_CREATED, "Status", payment.status.as_str(), 1);
     json_response(201, &payment)
 }
 
@@ -89,6 +91,9 @@ pub async fn post_payments_bulk_handler(app: App, call: Call) -> HandlerResult {
     let parsed = inputs.iter().map(|v| entry_of::<PaymentInput>(v).and_then(|i| Ok(validate_new_payment(i)?))).collect();
     let results = create_payments(&app.db, &call.caller.sub, &call.ids, deadline(&app), &app.clock, parsed).await;
     let created = results.iter().filter(|r| r.is_ok()).count();
+    for payment in results.iter().flatten() {
+        telemetry::count_by(metric::PAYMENTS_CREATED, "Status", payment.status.as_str(), 1);
+    }
     tracing::info!(items = inputs.len(), created, "bulk payments");
     bulk_response(&inputs, results)
 }
