@@ -187,7 +187,28 @@ impl Db {
     /// with a full-jitter backoff before each retry. `attempt` is told
     /// whether an earlier attempt failed in a way that may have been applied
     /// (its answer lost), so a conditional write can recognise its own.
-    async fn retrying<S, T, F, Fut>(&self, mut state: S, mut attempt: F) -> Result<T, DbError>
+    ///
+    /// The whole call, retries included, is one `dynamodb` span (a trace's
+    /// `DynamoDB.<op>`), with its retries counted on it.
+    async fn retrying<S, T, F, Fut>(&self, op: &'static str, state: S, attempt: F) -> Result<T, DbError>
+    where
+        F: FnMut(S, bool) -> Fut,
+        Fut: std::future::Future<Output = Attempt<S, T>>,
+    {
+        let span = tracing::info_span!(
+            "dynamodb",
+            otel.name = %format_args!("DynamoDB.{op}"),
+            otel.kind = "client",
+            db.system = "dynamodb",
+            db.operation = op,
+            aws.dynamodb.table_names = %self.table,
+            retries = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        tracing::Instrument::instrument(self.retry_loop(state, attempt), span).await
+    }
+
+    async fn retry_loop<S, T, F, Fut>(&self, mut state: S, mut attempt: F) -> Result<T, DbError>
     where
         F: FnMut(S, bool) -> Fut,
         Fut: std::future::Future<Output = Attempt<S, T>>,
@@ -197,9 +218,18 @@ impl Db {
         loop {
             match attempt(state, retried).await {
                 Attempt::Done(v) => return Ok(v),
-                Attempt::Failed(e) => return Err(e),
+                Attempt::Failed(e) => {
+                    if !matches!(e, DbError::ConditionFailed(_)) {
+                        tracing::Span::current().record("otel.status_code", "ERROR");
+                    }
+                    return Err(e);
+                }
                 Attempt::Again(left, cause) => {
-                    self.backoff(n, &cause).await?;
+                    tracing::Span::current().record("retries", n + 1);
+                    if let Err(e) = self.backoff(n, &cause).await {
+                        tracing::Span::current().record("otel.status_code", "ERROR");
+                        return Err(e);
+                    }
                     state = left;
                     n += 1;
                     retried = true;
@@ -209,14 +239,14 @@ impl Db {
     }
 
     /// Runs one SDK `call` until it succeeds, fails for good, or retries run out.
-    pub async fn with_retries<T, E, R, F, Fut>(&self, mut call: F) -> Result<T, DbError>
+    pub async fn with_retries<T, E, R, F, Fut>(&self, op: &'static str, mut call: F) -> Result<T, DbError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
-        self.retrying((), |(), _| {
+        self.retrying(op, (), |(), _| {
             let sent = call();
             async move {
                 match sent.await {
@@ -229,7 +259,7 @@ impl Db {
     }
 
     pub async fn get(&self, key: Item) -> Result<Option<Item>, DbError> {
-        self.with_retries(|| {
+        self.with_retries("GetItem", || {
             self.client
                 .get_item()
                 .table_name(&*self.table)
@@ -242,7 +272,7 @@ impl Db {
     }
 
     pub async fn put(&self, item: Item) -> Result<(), DbError> {
-        self.with_retries(|| {
+        self.with_retries("PutItem", || {
             self.client
                 .put_item()
                 .table_name(&*self.table)
@@ -270,7 +300,7 @@ impl Db {
         values: &[(&str, AttributeValue)],
         own: &str,
     ) -> Result<Option<Item>, DbError> {
-        self.retrying((), |(), ambiguous| {
+        self.retrying("PutItem", (), |(), ambiguous| {
             let sent = self
                 .client
                 .put_item()
@@ -324,7 +354,7 @@ impl Db {
             let request = self.client.update_item().table_name(&*self.table).set_key(Some(key.clone())).update_expression(update);
             request.condition_expression(condition).set_expression_attribute_names(names.clone()).set_expression_attribute_values(values.clone()).send()
         };
-        self.with_retries(send).await.map(drop)
+        self.with_retries("UpdateItem", send).await.map(drop)
     }
 
     /// A conditional DeleteItem; a failed condition is [`DbError::ConditionFailed`].
@@ -334,7 +364,7 @@ impl Db {
             let request = self.client.delete_item().table_name(&*self.table).set_key(Some(key.clone()));
             request.condition_expression(condition).set_expression_attribute_values(values.clone()).send()
         };
-        self.with_retries(send).await.map(drop)
+        self.with_retries("DeleteItem", send).await.map(drop)
     }
 
     /// Strongly consistent reads of `keys`, 100 a request, chunks concurrent.
@@ -370,7 +400,7 @@ impl Db {
         consistent: bool,
     ) -> Result<Vec<Item>, DbError> {
         let found = Vec::with_capacity(keys.len());
-        self.retrying((keys, found), |(pending, mut found), _| {
+        self.retrying("BatchGetItem", (keys, found), |(pending, mut found), _| {
             let request = KeysAndAttributes::builder().set_keys(Some(pending.clone())).consistent_read(consistent).build();
             let table = &self.table;
             let sent = request.map(|r| self.client.batch_get_item().request_items(&**table, r).send());
@@ -415,7 +445,7 @@ impl Db {
     }
 
     async fn batch_write_chunk(&self, requests: Vec<WriteRequest>) -> Result<(), DbError> {
-        self.retrying(requests, |pending, _| {
+        self.retrying("BatchWriteItem", requests, |pending, _| {
             let table = &self.table;
             let sent = self.client.batch_write_item().request_items(&**table, pending.clone()).send();
             async move {
@@ -454,7 +484,7 @@ impl Db {
         // recognise their own writes after a condition failure (DynamoDB
         // Local and tokens older than 10 minutes give no such guarantee).
         let token = uuid::Uuid::new_v4().to_string();
-        self.retrying((), |(), _| {
+        self.retrying("TransactWriteItems", (), |(), _| {
             let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).client_request_token(&token).send();
             async move {
                 let err = match sent.await {
@@ -500,16 +530,16 @@ impl Db {
         }
         let result = if let Some(p) = action.put() {
             let put = || conditioned!(self.client.put_item().table_name(p.table_name()).set_item(Some(p.item().clone())), p).send();
-            self.with_retries(put).await.map(drop)
+            self.with_retries("PutItem", put).await.map(drop)
         } else if let Some(u) = action.update() {
             let update = || {
                 let request = self.client.update_item().table_name(u.table_name()).set_key(Some(u.key().clone()));
                 conditioned!(request.update_expression(u.update_expression()), u).send()
             };
-            self.with_retries(update).await.map(drop)
+            self.with_retries("UpdateItem", update).await.map(drop)
         } else if let Some(d) = action.delete() {
             let delete = || conditioned!(self.client.delete_item().table_name(d.table_name()).set_key(Some(d.key().clone())), d).send();
-            self.with_retries(delete).await.map(drop)
+            self.with_retries("DeleteItem", delete).await.map(drop)
         } else {
             return None;
         };
@@ -549,7 +579,7 @@ impl Db {
             condition.push_str(" AND begins_with(#sk, :prefix)");
         }
         let out = self
-            .with_retries(|| {
+            .with_retries("Query", || {
                 let mut q = self
                     .client
                     .query()
@@ -624,7 +654,7 @@ impl Db {
     /// The next value (1, 2, 3, …) of the named counter: one atomic ADD.
     pub async fn next_sequence(&self, name: &str) -> Result<u64, DbError> {
         let out = self
-            .with_retries(|| {
+            .with_retries("UpdateItem", || {
                 self.client
                     .update_item()
                     .table_name(&*self.table)

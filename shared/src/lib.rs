@@ -222,13 +222,13 @@ pub fn local_client(endpoint: &str) -> Client {
 /// The body of every function's `main`: logging, config, client, then serve
 /// `route` under the Lambda runtime.
 pub async fn run_lambda(route: &'static routes::Route) -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let telemetry = telemetry::Telemetry::start(route.name);
     let app = App::from_env().await?;
     let handler = lambda_http::service_fn(move |req| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(routes::dispatch(route, app, req).await) }
     });
-    telemetry::serve(route.name, lambda_http::Adapter::from(handler)).await
+    telemetry.serve(lambda_http::Adapter::from(handler)).await
 }
 
 #[cfg(test)]

@@ -119,8 +119,17 @@ pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
     // the same way), on every log line of the request and in its answer.
     let request_id = request_id_of(&req);
     crate::telemetry::request_started(&request_id);
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let mut response = tracing::Instrument::instrument(answer(route, app, req), span).await;
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        otel.name = %format_args!("{} {}", route.method, route.path),
+        otel.kind = "server",
+        http.route = route.path,
+        http.request.method = %route.method,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let mut response = tracing::Instrument::instrument(answer(route, app, req), span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     crate::http::stamp_request_id(&mut response, &request_id);
     response
 }
@@ -147,10 +156,10 @@ async fn answer(route: &Route, app: App, mut req: Request) -> Response<Body> {
     let caller = crate::auth::caller(&req).ok();
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
-    let entries = match shadowed(route, &req).or_else(|| route.access.refuses(caller.as_ref())) {
+    let entries = tracing::info_span!("authorize").in_scope(|| match shadowed(route, &req).or_else(|| route.access.refuses(caller.as_ref())) {
         Some(err) => Err(err),
         None => route.check_body(&req),
-    };
+    });
     let response = match entries {
         Err(err) => error_response(&err),
         Ok(entries) => {
@@ -194,12 +203,14 @@ fn to_response(route: &Route, err: &ApiError) -> Response<Body> {
 async fn run_idempotent(route: &Route, app: App, mut call: Call) -> HandlerResult {
     let writes = matches!(*call.req.method(), Method::POST | Method::PATCH);
     let key = if writes && !call.caller.sub.is_empty() { idempotency::key_of(&call.req)? } else { None };
+    let handle = |app, call| tracing::Instrument::instrument((route.handler)(app, call), tracing::info_span!("handler", route = route.name));
     let Some(key) = key else {
-        return (route.handler)(app, call).await;
+        return handle(app, call).await;
     };
     let fingerprint = idempotency::fingerprint(&call.req);
     call.ids = idempotency::RequestIds::keyed(&call.caller.sub, route.name, &key, &fingerprint);
-    let begun = idempotency::begin(&app.db, app.idempotency, &call.caller.sub, route.name, &key, &fingerprint).await;
+    let begun = idempotency::begin(&app.db, app.idempotency, &call.caller.sub, route.name, &key, &fingerprint);
+    let begun = tracing::Instrument::instrument(begun, tracing::info_span!("idempotency.begin")).await;
     let outcome = match &begun {
         Ok(idempotency::Claim::Replay(_)) => "replayed",
         Ok(idempotency::Claim::Proceed(_)) => "stored",
@@ -213,8 +224,9 @@ async fn run_idempotent(route: &Route, app: App, mut call: Call) -> HandlerResul
         idempotency::Claim::Proceed(ticket) => ticket,
     };
     let db = app.db.clone();
-    let response = (route.handler)(app, call).await.unwrap_or_else(|err| to_response(route, &err));
-    if let Err(e) = idempotency::finish(&db, ticket, &response).await {
+    let response = handle(app, call).await.unwrap_or_else(|err| to_response(route, &err));
+    let finished = tracing::Instrument::instrument(idempotency::finish(&db, ticket, &response), tracing::info_span!("idempotency.finish"));
+    if let Err(e) = finished.await {
         // The answer stands; the key is released when its lock expires.
         tracing::error!(error = %e, "could not settle the idempotency record");
     }

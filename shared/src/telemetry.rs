@@ -148,26 +148,158 @@ pub fn request_finished(route: &str, status: u16, latency: Duration) {
     metrics::histogram!(metric::WRITE_CAPACITY).record(write);
 }
 
-/// Serves `handler` under the Lambda runtime (its tracing layer, as
-/// `lambda_runtime::run` has it), with this function's metrics flushed after
-/// every invocation and a cold start counted once.
-pub async fn serve<A, F, R, B, S, D, E>(function: &'static str, handler: F) -> Result<(), lambda_http::Error>
-where
-    F: lambda_http::Service<lambda_http::LambdaEvent<A>, Response = R>,
-    F::Future: std::future::Future<Output = Result<R, F::Error>>,
-    F::Error: Into<lambda_http::lambda_runtime::Diagnostic> + std::fmt::Debug,
-    A: for<'de> serde::Deserialize<'de>,
-    R: lambda_http::lambda_runtime::IntoFunctionResponse<B, S>,
-    B: serde::Serialize,
-    S: futures::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
-    D: Into<bytes::Bytes> + Send,
-    E: Into<lambda_http::Error> + Send + std::fmt::Debug,
-{
-    use lambda_http::lambda_runtime::{layers::TracingLayer, Runtime};
-    let runtime = Runtime::new(handler).layer(TracingLayer::new());
-    match init(function) {
-        Some(collector) => runtime.layer(metrics_cloudwatch_embedded::lambda::MetricsLayer::new(collector)).run().await,
-        None => runtime.run().await,
+/// A function's telemetry: its log subscriber, its metrics recorder and,
+/// when a collector is configured, its tracer.
+pub struct Telemetry {
+    function: &'static str,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Logging (JSON when Lambda's log format is, level from
+    /// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`), and traces when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) names a collector.
+    pub fn start(function: &'static str) -> Self {
+        use lambda_http::tracing::subscriber::{self as ts, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+        let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "INFO".into());
+        let level = level.parse::<ts::filter::LevelFilter>().unwrap_or(ts::filter::LevelFilter::INFO);
+        let filter = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy();
+        let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+        let fmt = ts::fmt::layer().with_target(false).without_time();
+        let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+        let traces = traces::provider(function);
+        let otel = traces.as_ref().map(|p| traces::layer(p, function));
+        let _ = ts::registry().with(fmt.with_filter(filter)).with(otel).try_init();
+        Telemetry { function, traces }
+    }
+
+    /// Serves `handler` under the Lambda runtime (its tracing layer, as
+    /// `lambda_runtime::run` has it), with this function's metrics flushed
+    /// after every invocation (a cold start counted once) and, when tracing,
+    /// each invocation a span under Lambda's X-Ray segment, flushed before
+    /// the next.
+    pub async fn serve<A, F, R, B, S, D, E>(self, handler: F) -> Result<(), lambda_http::Error>
+    where
+        F: lambda_http::Service<lambda_http::LambdaEvent<A>, Response = R>,
+        F::Future: std::future::Future<Output = Result<R, F::Error>>,
+        F::Error: Into<lambda_http::lambda_runtime::Diagnostic> + std::fmt::Debug,
+        A: for<'de> serde::Deserialize<'de>,
+        R: lambda_http::lambda_runtime::IntoFunctionResponse<B, S>,
+        B: serde::Serialize,
+        S: futures::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+        D: Into<bytes::Bytes> + Send,
+        E: Into<lambda_http::Error> + Send + std::fmt::Debug,
+    {
+        use lambda_runtime::layers::{OpenTelemetryLayer, TracingLayer};
+        use lambda_runtime::Runtime;
+        use metrics_cloudwatch_embedded::lambda::MetricsLayer;
+        let runtime = Runtime::new(handler).layer(TracingLayer::new());
+        let flush = |provider: opentelemetry_sdk::trace::SdkTracerProvider| {
+            move || {
+                if let Err(e) = provider.force_flush() {
+                    tracing::warn!(error = %e, "traces not flushed");
+                }
+            }
+        };
+        match (init(self.function), self.traces) {
+            (Some(c), Some(p)) => runtime.layer(OpenTelemetryLayer::new(flush(p))).layer(traces::XrayParent).layer(MetricsLayer::new(c)).run().await,
+            (Some(c), None) => runtime.layer(MetricsLayer::new(c)).run().await,
+            (None, Some(p)) => runtime.layer(OpenTelemetryLayer::new(flush(p))).layer(traces::XrayParent).run().await,
+            (None, None) => runtime.run().await,
+        }
+    }
+}
+
+/// Traces: `tracing` spans as OpenTelemetry spans, sent as OTLP/HTTP
+/// (protobuf) to a collector — the ADOT or CloudWatch agent layer's, on
+/// `localhost:4318`, which forwards them to X-Ray. (The X-Ray SDKs are in
+/// maintenance; OpenTelemetry is the supported path.) Ids are X-Ray's
+/// (time-based) and each invocation's span is a child of Lambda's segment.
+pub mod traces {
+    use opentelemetry::trace::TraceContextExt;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// The tracer provider when a collector is configured. Built on a thread
+    /// of its own: the exporter's blocking HTTP client may not be made (or
+    /// dropped) inside the async runtime.
+    pub fn provider(function: &'static str) -> Option<SdkTracerProvider> {
+        let configured = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|e| !e.is_empty()));
+        if !configured {
+            return None;
+        }
+        let service = std::env::var("METRICS_SERVICE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "allotment".into());
+        let built = std::thread::spawn(move || {
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(opentelemetry_otlp::Protocol::HttpBinary).build()?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .with_attribute(opentelemetry::KeyValue::new("faas.name", function))
+                .build();
+            Ok::<_, opentelemetry_otlp::ExporterBuildError>(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
+                    .with_resource(resource)
+                    .build(),
+            )
+        })
+        .join();
+        match built {
+            Ok(Ok(provider)) => Some(provider),
+            Ok(Err(e)) => {
+                eprintln!("traces off: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The `tracing` layer that turns spans into the provider's spans: ours,
+    /// at INFO (the SDK's own debug spans, a dozen per call, stay out).
+    pub fn layer<S>(provider: &SdkTracerProvider, function: &'static str) -> impl lambda_http::tracing::subscriber::Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> lambda_http::tracing::subscriber::registry::LookupSpan<'a>,
+    {
+        use lambda_http::tracing::subscriber::{filter::LevelFilter, Layer};
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(function)).with_filter(LevelFilter::INFO)
+    }
+
+    /// Lambda's X-Ray trace header (`Root=…;Parent=…;Sampled=1`) as the
+    /// parent of what a sampled invocation records.
+    pub fn xray_parent(header: Option<&str>) -> Option<opentelemetry::Context> {
+        let span = opentelemetry_aws::trace::xray_propagator::span_context_from_str(header?)?;
+        span.is_sampled().then(|| opentelemetry::Context::new().with_remote_span_context(span))
+    }
+
+    /// Makes Lambda's segment the parent of the runtime's invocation span:
+    /// the OpenTelemetry context is current while the inner layers start it.
+    pub struct XrayParent;
+
+    impl<S> tower::Layer<S> for XrayParent {
+        type Service = XrayParentService<S>;
+        fn layer(&self, inner: S) -> Self::Service {
+            XrayParentService(inner)
+        }
+    }
+
+    pub struct XrayParentService<S>(S);
+
+    impl<S: tower::Service<lambda_runtime::LambdaInvocation>> tower::Service<lambda_runtime::LambdaInvocation> for XrayParentService<S> {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: lambda_runtime::LambdaInvocation) -> Self::Future {
+            let _attached = xray_parent(req.context.xray_trace_id.as_deref()).map(opentelemetry::Context::attach);
+            self.0.call(req)
+        }
     }
 }
 

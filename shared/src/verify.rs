@@ -108,7 +108,7 @@ pub async fn verify(db: &Db, segments: u32, progress: impl Fn(u64) + Send + Sync
             let mut start: Option<Item> = None;
             loop {
                 let out = db
-                    .with_retries(|| {
+                    .with_retries("Scan", || {
                         db.client
                             .scan()
                             .table_name(&*db.table)

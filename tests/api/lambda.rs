@@ -271,6 +271,8 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     let mut replay = keyed.clone();
     replay["requestContext"]["requestId"] = json!("emf-check-replay");
     let keyed_log = logs_dir.join("post-minutes-keyed.log");
+    // Traces on: OTLP/HTTP to a collector stand-in.
+    let collector = Collector::start().await;
     let function = Command::new(binary_path("post-minutes"))
         .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
         .env("AWS_LAMBDA_FUNCTION_NAME", "_")
@@ -280,6 +282,7 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         .env("METRICS_SERVICE", "allotment-test")
         .env("TABLE_NAME", &api.table)
         .env("DYNAMODB_ENDPOINT", &proxy_url)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
         .stdout(Stdio::from(std::fs::File::create(&keyed_log).unwrap()))
         .stderr(Stdio::null())
         .spawn()
@@ -304,13 +307,35 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     let replayed = emf.docs.iter().find(|d| d["IdempotencyKeys"] == 1 && d["Outcome"] == "replayed").cloned().unwrap_or_default();
     assert_eq!(replayed["RequestId"], "emf-check-replay", "{}", emf.raw);
 
+    // Its traces reached the collector before the invocation ended: OTLP
+    // protobuf, with the request's and the DynamoDB calls' spans, in the
+    // trace of Lambda's X-Ray segment (the emulator's trace header).
+    let posts = collector.received();
+    assert!(!posts.is_empty(), "no traces exported");
+    assert!(posts.iter().all(|(path, kind, _)| path == "/v1/traces" && kind == "application/x-protobuf"), "{:?}", posts.iter().map(|p| (&p.0, &p.1)).collect::<Vec<_>>());
+    let sent: Vec<u8> = posts.iter().flat_map(|(_, _, body)| body.clone()).collect();
+    let has = |needle: &[u8]| sent.windows(needle.len()).any(|w| w == needle);
+    for name in ["POST /namespaces/{id}/minutes", "DynamoDB.PutItem", "idempotency.begin", "handler", "emf-check-replay"] {
+        assert!(has(name.as_bytes()), "no {name} in the exported spans");
+    }
+    let log = std::fs::read_to_string(&keyed_log).unwrap();
+    let xray = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).flat_map(|v| v["spans"].as_array().cloned().unwrap_or_default()).find_map(|s| s["xrayTraceId"].as_str().map(str::to_owned)).expect("the invocation's X-Ray trace header in the log");
+    let root = xray.split(';').find_map(|p| p.strip_prefix("Root=1-")).expect("a Root").replace('-', "");
+    let trace_id: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&root[2 * i..2 * i + 2], 16).unwrap()).collect();
+    assert!(has(&trace_id), "the spans are not in the X-Ray segment's trace {root}");
+
     // Each request left one structured JSON log line: route, status, latency, caller.
     let log = std::fs::read_to_string(logs_dir.join("post-minutes.log")).unwrap();
     let raw: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
     // Every line of the request carries its correlation id: the event's requestContext.requestId.
-    let of_request: Vec<&Value> = raw.iter().filter(|v| v["span"]["name"] == "request").collect();
-    assert!(!of_request.is_empty(), "{log}");
-    assert!(of_request.iter().all(|v| v["span"]["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"), "{log}");
+    // (A line inside a stage — the handler's, a DynamoDB call's — names it among its spans.)
+    let of_request: Vec<&Value> = raw.iter().filter(|v| v["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "request"))).collect();
+    assert!(of_request.len() >= 2, "{log}");
+    assert!(of_request.iter().any(|v| v["span"]["name"] == "handler"), "a line from inside the handler: {log}");
+    let request_id = |v: &Value| v["spans"].as_array().and_then(|s| s.iter().find_map(|s| s["request_id"].as_str().map(str::to_owned)));
+    assert!(of_request.iter().all(|v| request_id(v).as_deref() == Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")), "{log}");
+    let outside: Vec<&Value> = raw.iter().filter(|v| v.get("_aws").is_none() && !of_request.contains(v) && v["span"]["name"] != "Lambda runtime invoke" && v.get("spans").is_some()).collect();
+    assert!(outside.is_empty(), "lines of the invocation outside its request: {outside:?}");
     let lines: Vec<Value> = raw
         .iter()
         .map(|v| if v["fields"].is_object() { v["fields"].clone() } else { v.clone() })
@@ -413,5 +438,68 @@ impl Emf {
 
     fn unit(&self, name: &str) -> Option<String> {
         self.docs.iter().flat_map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().cloned().unwrap_or_default()).find(|m| m["Name"] == name).and_then(|m| m["Unit"].as_str().map(str::to_owned))
+    }
+}
+
+/// An OTLP/HTTP collector stand-in: records every request's path, content
+/// type and body, and answers 200.
+struct Collector {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>,
+}
+
+impl Collector {
+    async fn start() -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let mut stream = tokio::io::BufReader::new(stream);
+                    loop {
+                        let mut line = String::new();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                        let (mut length, mut kind) = (0usize, String::new());
+                        loop {
+                            let mut header = String::new();
+                            if stream.read_line(&mut header).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            let (name, value) = header.split_once(':').unwrap_or((header, ""));
+                            match name.to_ascii_lowercase().as_str() {
+                                "content-length" => length = value.trim().parse().unwrap_or(0),
+                                "content-type" => kind = value.trim().to_owned(),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if stream.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        sink.lock().unwrap().push((path, kind, body));
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        if stream.get_mut().write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Collector { url, received }
+    }
+
+    fn received(&self) -> Vec<(String, String, Vec<u8>)> {
+        self.received.lock().unwrap().clone()
     }
 }

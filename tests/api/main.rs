@@ -17,5 +17,6 @@ mod packs;
 mod payments;
 mod publisher;
 mod template;
+mod traces;
 mod validation;
 mod verify;

@@ -189,13 +189,13 @@ pub async fn sdk_config() -> Result<aws_config::SdkConfig, String> {
 /// `DEAD_LETTER_QUEUE_URL`, `LOW_BALANCE_THRESHOLD` (see
 /// [`super::low_balance_threshold`]).
 pub async fn run_publisher() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let telemetry = crate::telemetry::Telemetry::start("PublishEvents");
     let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| "EVENT_BUS_NAME is not set".to_owned())?;
     let queue = std::env::var("DEAD_LETTER_QUEUE_URL").ok().filter(|q| !q.is_empty());
     let config = sdk_config().await?;
     let (events, sqs) = (Client::new(&config), aws_sdk_sqs::Client::new(&config));
     let low_balance = super::low_balance_threshold();
-    crate::telemetry::serve("PublishEvents", lambda_http::service_fn(
+    telemetry.serve(lambda_http::service_fn(
         move |event: lambda_http::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
             let (events, sqs, bus, queue) = (events.clone(), sqs.clone(), bus.clone(), queue.clone());
             async move {
