@@ -84,7 +84,7 @@ load-local: build-functions
 load:
 	cargo build -q -p allotment-bench --bin allotment-load
 	target/debug/allotment-load --host "$(API_URL)" --users $(or $(USERS),4) --rps $(or $(RPS),10) --duration $(or $(DURATION),60) \
-	  --max-p90-ms $(or $(MAX_P90_MS),0) --max-error-percent $(or $(MAX_ERROR_PERCENT),0) --out target/load-stage   # TOKEN from the environment
+	  --max-p90-ms $(or $(MAX_P90_MS),0) --max-error-percent $(or $(MAX_ERROR_PERCENT),0) --out target/load   # TOKEN from the environment; the cost table uses make test's capacity.json
 
 # template.yaml's generated block (per-route latency alarms, the dashboard).
 operations:
