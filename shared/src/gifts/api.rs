@@ -143,7 +143,11 @@ pub async fn browse_gifts_handler(app: App, call: Call) -> HandlerResult {
     };
     let skip = match call.query("itemsToSkip") {
         None => 0,
-        Some(raw) => raw.parse::<u64>().map_err(|_| ApiError::field("itemsToSkip", "must be a whole number, 0 or more"))?,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= crate::validate::MAX_SAFE_INTEGER as u64)
+            .ok_or_else(|| ApiError::field("itemsToSkip", "must be a whole number from 0 to 2^53 - 1"))?,
     };
     let next = call.query("next").map(|raw| PageToken::decode(&app.page_key, &raw, &project)).transpose()?;
     if next.as_ref().is_some_and(|t| !t.key.starts_with(LISTING_PREFIX)) {
