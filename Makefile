@@ -110,6 +110,15 @@ api-gate: node_modules/.installed
 	node dev/api/gate.mjs
 	node dev/api/gate-test.mjs
 
+# One function as `sam local invoke` runs it, without Docker: AWS's Runtime
+# Interface Emulator (shipped in SAM CLI's package) and the environment SAM
+# CLI computes, against make run's DynamoDB (it prints the endpoint):
+#   make invoke FUNCTION=post-minutes [EVENT=events/post-minutes.json] DYNAMODB_ENDPOINT=http://127.0.0.1:<port> [TABLE_NAME=allotment]
+invoke: $(VENV)/.installed
+	@test -n "$(FUNCTION)" || { echo "make invoke FUNCTION=<binary> [EVENT=file] DYNAMODB_ENDPOINT=… [TABLE_NAME=…]"; exit 1; }
+	cargo build -q -p allotment-functions --bin $(FUNCTION)
+	TABLE_NAME=$(or $(TABLE_NAME),allotment) python3 dev/rie/invoke.py $(FUNCTION) $(EVENT)
+
 # A release of the contract: make api-release VERSION=1.1.0 (then move the
 # changelog's "Unreleased" entries under that version).
 api-release:

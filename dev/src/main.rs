@@ -102,7 +102,7 @@ async fn main() -> Result<(), String> {
         .map_err(|e| format!("port {port} is taken ({e}): another `make run` may be using it; set PORT to a free port"))?;
     let url = format!("http://127.0.0.1:{port}");
     let admin = token::mint(&secret, "dev-admin", "admin payments payments:process", 30 * 24 * 3600, serde_json::json!({}));
-    println!("Allotment is listening on {url} (DynamoDB at {endpoint}, table {table})");
+    println!("Allotment is listening on {url} (DynamoDB at {endpoint}, table {table}); API reference: {url}/docs/");
     println!("Dev admin token (30 days):\nexport TOKEN={admin}");
     // Two end users for the gifts walkthrough (README): their sub, email and org claims.
     let alice = token::mint(&secret, "alice", "openid", 30 * 24 * 3600, serde_json::json!({"email": "alice@example.org", "email_verified": true, "org": "example-university"}));

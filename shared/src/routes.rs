@@ -213,7 +213,7 @@ async fn run_idempotent(route: &Route, app: App, mut call: Call) -> HandlerResul
     let begun = tracing::Instrument::instrument(begun, tracing::info_span!("idempotency.begin")).await;
     let outcome = match &begun {
         Ok(idempotency::Claim::Replay(_)) => "replayed",
-        Ok(idempotency::Claim::Proceed(_)) => "stored",
+        Ok(idempotency::Claim::Proceed(_)) => "ran",
         Err(ApiError::Conflict(_)) => "in_progress",
         Err(ApiError::Unprocessable(_)) => "mismatch",
         Err(_) => "failed",

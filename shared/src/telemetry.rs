@@ -38,7 +38,8 @@ pub mod metric {
     pub const SERVER_ERRORS: &str = "ServerErrors";
     /// Once per execution environment, on its first invocation.
     pub const COLD_START: &str = "ColdStart";
-    /// Idempotency-Key outcomes, by `Outcome`: stored, replayed, in_progress (409), mismatch (422).
+    /// Idempotency-Key outcomes, by `Outcome`: ran (the key claimed, the
+    /// handler run under it), replayed, in_progress (409), mismatch (422).
     pub const IDEMPOTENCY_KEYS: &str = "IdempotencyKeys";
     // DynamoDB, per request's function.
     pub const DYNAMODB_RETRIES: &str = "DynamoDBRetries";
@@ -268,10 +269,12 @@ pub mod traces {
     }
 
     /// Lambda's X-Ray trace header (`Root=…;Parent=…;Sampled=1`) as the
-    /// parent of what a sampled invocation records.
+    /// parent of what the invocation records. Its sampling decision stands
+    /// (the provider's sampler is parent-based): an invocation X-Ray did not
+    /// sample (`Sampled=0`, as with TracingMode PassThrough) records nothing.
     pub fn xray_parent(header: Option<&str>) -> Option<opentelemetry::Context> {
         let span = opentelemetry_aws::trace::xray_propagator::span_context_from_str(header?)?;
-        span.is_sampled().then(|| opentelemetry::Context::new().with_remote_span_context(span))
+        Some(opentelemetry::Context::new().with_remote_span_context(span))
     }
 
     /// Makes Lambda's segment the parent of the runtime's invocation span:
@@ -363,11 +366,11 @@ impl Intercept for DynamoMetrics {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let op = ctx.inner().request().map(|r| operation(r.headers()).to_owned()).unwrap_or_default();
         match ctx.output_or_error() {
             Ok(output) => {
-                let units = consumed(output);
-                let into = if WRITES.contains(&op.as_str()) { &WRITE_MILLIS } else { &READ_MILLIS };
+                // (The request has left the context by now: the output's type says what was done.)
+                let (units, write) = consumed(output);
+                let into = if write { &WRITE_MILLIS } else { &READ_MILLIS };
                 into.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
             }
             Err(_) => {
@@ -402,30 +405,33 @@ pub fn with_capacity_requested(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The capacity units an operation's output reports.
-fn consumed(output: &aws_smithy_runtime_api::client::interceptors::context::Output) -> f64 {
+/// The capacity units an operation's output reports, and whether they were
+/// write units. (A failed condition or a cancelled transaction consumes
+/// write units too, but its error answer reports none: not counted.)
+fn consumed(output: &aws_smithy_runtime_api::client::interceptors::context::Output) -> (f64, bool) {
     use aws_sdk_dynamodb::operation as op;
     use aws_sdk_dynamodb::types::ConsumedCapacity;
     let one = |c: Option<&ConsumedCapacity>| c.and_then(ConsumedCapacity::capacity_units).unwrap_or(0.0);
     let all = |c: &[ConsumedCapacity]| c.iter().filter_map(ConsumedCapacity::capacity_units).sum::<f64>();
     macro_rules! single {
-        ($($t:ty),*) => {$(
+        ($write:expr, $($t:ty),*) => {$(
             if let Some(o) = output.downcast_ref::<$t>() {
-                return one(o.consumed_capacity());
+                return (one(o.consumed_capacity()), $write);
             }
         )*};
     }
-    single!(op::get_item::GetItemOutput, op::put_item::PutItemOutput, op::update_item::UpdateItemOutput, op::delete_item::DeleteItemOutput, op::query::QueryOutput);
+    single!(false, op::get_item::GetItemOutput, op::query::QueryOutput);
+    single!(true, op::put_item::PutItemOutput, op::update_item::UpdateItemOutput, op::delete_item::DeleteItemOutput);
     if let Some(o) = output.downcast_ref::<op::batch_write_item::BatchWriteItemOutput>() {
-        return all(o.consumed_capacity());
+        return (all(o.consumed_capacity()), true);
     }
     if let Some(o) = output.downcast_ref::<op::batch_get_item::BatchGetItemOutput>() {
-        return all(o.consumed_capacity());
+        return (all(o.consumed_capacity()), false);
     }
     if let Some(o) = output.downcast_ref::<op::transact_write_items::TransactWriteItemsOutput>() {
-        return all(o.consumed_capacity());
+        return (all(o.consumed_capacity()), true);
     }
-    0.0
+    (0.0, false)
 }
 
 /// What a DynamoDB error answer says, as metrics count it.

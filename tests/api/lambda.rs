@@ -69,6 +69,16 @@ async fn given_two_namespaces(api: &TestApi) {
     namespace(api, 124, None, 7).await;
 }
 
+/// The pipeline's `sam local invoke` job checks the answers against
+/// dev/rie/samples.json: the same expectations as here.
+#[test]
+fn the_pipelines_sample_expectations_are_these() {
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("dev/rie/samples.json")).unwrap()).unwrap();
+    let theirs: Vec<(String, u64)> = file.as_array().unwrap().iter().map(|s| (s["binary"].as_str().unwrap().to_owned(), s["status"].as_u64().unwrap())).collect();
+    let ours: Vec<(String, u64)> = SAMPLES.iter().map(|(b, s)| (b.to_string(), *s as u64)).collect();
+    assert_eq!(theirs, ours);
+}
+
 #[test]
 fn every_function_has_exactly_one_sample_event() {
     let mut events: Vec<String> = std::fs::read_dir(repo_root().join("events"))
@@ -210,6 +220,10 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
         assert_eq!(emf.sum("ClientErrors", &[]), if (400..500).contains(&status) { 1.0 } else { 0.0 }, "{binary}\n{}", emf.raw);
         assert_eq!(emf.sum("ServerErrors", &[]), 0.0, "{binary}");
         let (read, write) = (emf.sum("ConsumedReadCapacity", &[]), emf.sum("ConsumedWriteCapacity", &[]));
+        // A write route consumed write units, reported as such.
+        if binary.starts_with("post") || binary.starts_with("put") || binary.starts_with("deposit") || binary.starts_with("claim") || binary == "move-minutes" {
+            assert!(write > 0.0, "{binary}: no write capacity\n{}", emf.raw);
+        }
         // DynamoDB Local reports nothing for an item not found: the 404s,
         // and the bulk update whose one payment does not exist.
         assert!(read + write > 0.0 || status >= 400 || binary == "patch-payments-bulk", "{binary} consumed no capacity\n{}", emf.raw);
@@ -299,7 +313,7 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     assert!(emf.docs.iter().all(|d| d["Service"] == "allotment-test"), "{}", emf.raw);
     assert_eq!(emf.sum("Requests", &[]), 2.0, "{}", emf.raw);
     assert_eq!(emf.sum("ColdStart", &[]), 1.0, "{}", emf.raw);
-    assert_eq!(emf.sum("IdempotencyKeys", &[("Outcome", "stored")]), 1.0, "{}", emf.raw);
+    assert_eq!(emf.sum("IdempotencyKeys", &[("Outcome", "ran")]), 1.0, "{}", emf.raw);
     assert_eq!(emf.sum("IdempotencyKeys", &[("Outcome", "replayed")]), 1.0, "{}", emf.raw);
     assert_eq!(emf.sum("PacksProvisioned", &[]), 1.0, "the replay provisions nothing\n{}", emf.raw);
     assert_eq!(emf.sum("DynamoDBThrottles", &[]), 1.0, "{}", emf.raw);
@@ -502,4 +516,48 @@ impl Collector {
     fn received(&self) -> Vec<(String, String, Vec<u8>)> {
         self.received.lock().unwrap().clone()
     }
+}
+
+/// `sam local invoke`, as AWS runs it: every binary under the Runtime
+/// Interface Emulator SAM CLI ships (the one inside its invoke container),
+/// natively, with the environment SAM CLI computes from template.yaml
+/// (dev/rie/invoke.py), each on its sample event. The emulator's runtime API
+/// port is fixed, so invocations take turns across processes (a lock file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_function_binaries_answer_their_events_under_aws_runtime_interface_emulator() {
+    let api = TestApi::start().await;
+    given_two_namespaces(&api).await;
+    let bus = allotment_dev::eventbus::EventBus::start(Box::new(|_, _| false)).await;
+    let mut jobs: Vec<Value> = SAMPLES
+        .iter()
+        .map(|(binary, status)| json!({"binary": binary, "event": repo_root().join("events").join(format!("{binary}.json")), "expect": status}))
+        .collect();
+    jobs.push(json!({"binary": "publish-events", "event": repo_root().join("events/publish-events.json"), "expect": "batch", "env": {"EVENTS_ENDPOINT": bus.url}}));
+    let batch = std::env::temp_dir().join(format!("allotment-rie-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&batch, serde_json::to_vec(&jobs).unwrap()).unwrap();
+    let python = repo_root().join(".venv/bin/python3");
+    assert!(python.is_file(), "{} missing: make test creates .venv with aws-sam-cli", python.display());
+    let debug = binary_path("put-namespace").parent().unwrap().to_path_buf();
+    let run = tokio::process::Command::new(python)
+        .arg(repo_root().join("dev/rie/invoke.py"))
+        .args(["--batch", &batch.to_string_lossy(), "--bin-dir", &debug.to_string_lossy()])
+        .env("TABLE_NAME", &api.table)
+        .env("DYNAMODB_ENDPOINT", allotment_tests::dynamo_endpoint())
+        .output()
+        .await
+        .expect("python3");
+    let _ = std::fs::remove_file(&batch);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let answers: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(answers.len(), jobs.len(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    for answer in &answers {
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+    assert!(run.status.success(), "{stdout}");
+    // The same writes as under cargo lambda: the sample pack, then its events on the bus.
+    assert_eq!(api.count_prefix("PACK#").await, 1);
+    let post = answers.iter().find(|a| a["binary"] == "post-minutes").unwrap();
+    assert!(post["answer"]["body"].as_str().is_some_and(|b| b.contains("46952fe69bebc1a4de10b2b4ff439d0c")), "{post}");
+    let kinds: Vec<String> = bus.accepted().iter().map(|e| e["DetailType"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(kinds, ["PackProvisioned", "PackMoved"]);
 }

@@ -96,8 +96,10 @@ fn a_sampled_lambda_segment_is_the_parent_of_an_invocation() {
     assert_eq!(parent.trace_id().to_string(), "5759e988bd862e3fe1be46a994272793");
     assert_eq!(parent.span_id().to_string(), "53995c3f42cd8ad8");
     assert!(parent.is_remote() && parent.is_sampled());
-    // Not sampled (tracing PassThrough), or no header: the invocation starts its own trace.
-    assert!(allotment::telemetry::traces::xray_parent(Some(&header.replace("Sampled=1", "Sampled=0"))).is_none());
+    // Not sampled (tracing PassThrough): the parent says so, and the parent-based sampler records nothing.
+    let unsampled = allotment::telemetry::traces::xray_parent(Some(&header.replace("Sampled=1", "Sampled=0"))).expect("a parent");
+    assert!(!unsampled.span().span_context().is_sampled());
+    // No header: the invocation starts its own trace.
     assert!(allotment::telemetry::traces::xray_parent(None).is_none());
     assert!(allotment::telemetry::traces::xray_parent(Some("garbage")).is_none());
 }

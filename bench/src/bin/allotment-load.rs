@@ -102,6 +102,11 @@ const GIFT: u64 = 10;
 /// One request: named for the report, checked against the status it must
 /// get, its JSON answer returned.
 async fn send(user: &mut GooseUser, method: GooseMethod, path: &str, name: &str, body: Option<&Value>, key: Option<&str>, expect: u16) -> Result<Value, Box<TransactionError>> {
+    send_counted(user, method, path, name, body, key, expect).await.map(|(answer, _)| answer)
+}
+
+/// [`send`], with the answer's `Allotment-Created` (how many packs were new).
+async fn send_counted(user: &mut GooseUser, method: GooseMethod, path: &str, name: &str, body: Option<&Value>, key: Option<&str>, expect: u16) -> Result<(Value, Option<u64>), Box<TransactionError>> {
     let mut builder = user.get_request_builder(&method, path)?.bearer_auth(&config().token);
     if let Some(k) = key {
         builder = builder.header("Idempotency-Key", k);
@@ -121,6 +126,7 @@ async fn send(user: &mut GooseUser, method: GooseMethod, path: &str, name: &str,
     };
     let status = response.status().as_u16();
     let replayed = response.headers().get("idempotent-replayed").is_some();
+    let created = response.headers().get("allotment-created").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     let mut l = ledger();
     if status >= 500 {
@@ -131,7 +137,7 @@ async fn send(user: &mut GooseUser, method: GooseMethod, path: &str, name: &str,
     } else if name.ends_with("(replay)") && !replayed {
         l.unexpected.push(format!("{name} {path}: not answered as a replay"));
     }
-    Ok(answer)
+    Ok((answer, created))
 }
 
 /// Per user: its number and iteration.
@@ -178,10 +184,15 @@ async fn packs(user: &mut GooseUser) -> TransactionResult {
     let xid = format!("{}-{u}-{i}", config().run);
     let body = json!({"packs": [{"number_of_minutes": 1000, "expires_at": "2031-01-01", "purchase_xid": xid}]});
     let key = format!("{xid}-k");
-    send(user, GooseMethod::Post, &path, "POST /namespaces/{id}/minutes (new)", Some(&body), Some(&key), 201).await?;
-    ledger().packs.entry(ns).or_default().push(xid);
+    // The first request creates the pack; the re-sync must find it (a lost
+    // first write healed by the re-sync would show here, not in the count).
+    let (_, created) = send_counted(user, GooseMethod::Post, &path, "POST /namespaces/{id}/minutes (new)", Some(&body), Some(&key), 201).await?;
+    ledger().packs.entry(ns).or_default().push(xid.clone());
     send(user, GooseMethod::Post, &path, "POST /namespaces/{id}/minutes (replay)", Some(&body), Some(&key), 201).await?;
-    send(user, GooseMethod::Post, &path, "POST /namespaces/{id}/minutes (re-sync)", Some(&body), None, 201).await?;
+    let (_, resynced) = send_counted(user, GooseMethod::Post, &path, "POST /namespaces/{id}/minutes (re-sync)", Some(&body), None, 201).await?;
+    if (created, resynced) != (Some(1), Some(0)) {
+        ledger().unexpected.push(format!("pack {xid}: Allotment-Created {created:?} then {resynced:?}, wanted 1 then 0"));
+    }
     send(user, GooseMethod::Get, &path, "GET /namespaces/{id}/minutes", None, None, 200).await?;
     Ok(())
 }
@@ -291,8 +302,15 @@ async fn ferry(user: &mut GooseUser) -> TransactionResult {
 
 // ---------------------------------------------------------------- the checks after
 
+/// The caller's personal cpu balance (where its claims land).
+async fn personal_balance(client: &reqwest::Client, host: &str) -> Option<u64> {
+    let answer = client.get(format!("{host}/me/wallets")).bearer_auth(&config().token).send().await.ok()?;
+    let wallets: Value = answer.json().await.ok()?;
+    Some(wallets["wallets"].as_array().into_iter().flatten().filter(|w| w["category"] == "cpu" && w["provider"] == "ucloud").filter_map(|w| w["balance"].as_u64()).sum())
+}
+
 /// Through the API: every write of the ledger is there exactly once.
-async fn exactly_once(client: &reqwest::Client, host: &str) -> Vec<String> {
+async fn exactly_once(client: &reqwest::Client, host: &str, personal_before: Option<u64>) -> Vec<String> {
     let get = |path: String| {
         let request = client.get(format!("{host}{path}")).bearer_auth(&config().token);
         async move {
@@ -334,6 +352,11 @@ async fn exactly_once(client: &reqwest::Client, host: &str) -> Vec<String> {
         if balance != deposited - claimed {
             wrong.push(format!("project {project}: balance {balance}, wanted {} ({deposited} deposited, {claimed} claimed)", deposited - claimed));
         }
+    }
+    let claimed: u64 = ledger().projects.values().map(|(_, c)| c).sum();
+    match (personal_before, personal_balance(client, host).await) {
+        (Some(before), Some(after)) if after == before + claimed => {}
+        (before, after) => wrong.push(format!("the claimant's wallet: {after:?}, wanted {before:?} + {claimed} claimed")),
     }
     for (customer, refs) in subscriptions {
         let mut found = Vec::new();
@@ -502,6 +525,8 @@ async fn run(args: Args) -> Result<bool, String> {
         attack = *attack.set_default(GooseDefault::ThrottleRequests, args.rps).map_err(e)?;
     }
     eprintln!("allotment-load: {users} users against {host} ({})", if args.duration > 0 { format!("{} s", args.duration) } else { format!("{} iterations each", args.iterations) });
+    let client = reqwest::Client::new();
+    let personal_before = personal_balance(&client, &host).await;
     let started = std::time::Instant::now();
     let metrics = attack.execute().await.map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -516,8 +541,7 @@ async fn run(args: Args) -> Result<bool, String> {
         durations.insert(name, (times.counter, ms(0.5), ms(0.9), ms(0.99)));
         failed += aggregate.fail_count;
     }
-    let client = reqwest::Client::new();
-    let wrong = exactly_once(&client, &host).await;
+    let wrong = exactly_once(&client, &host, personal_before).await;
     let (requests, server_errors, unexpected) = {
         let l = ledger();
         (l.requests, l.server_errors, l.unexpected.clone())

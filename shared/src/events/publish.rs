@@ -176,9 +176,14 @@ pub async fn handle(
 /// The SDK config for EventBridge and SQS: the Lambda environment's region
 /// and credentials, AWS's roots only (as for DynamoDB), the SDK's retries
 /// (entries it could not place are retried here). `AWS_ENDPOINT_URL_EVENTBRIDGE`
-/// and `AWS_ENDPOINT_URL_SQS` point them elsewhere (the tests' stand-ins).
+/// and `AWS_ENDPOINT_URL_SQS` point them elsewhere (the tests' stand-ins), and
+/// so does `EVENTS_ENDPOINT` (both at one stand-in), the variable the template
+/// declares empty so that `sam local invoke --env-vars` can set it.
 pub async fn sdk_config() -> Result<aws_config::SdkConfig, String> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = std::env::var("EVENTS_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        loader = loader.endpoint_url(endpoint);
+    }
     if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_none() {
         loader = loader.http_client(crate::aws_https_client()?);
     }
