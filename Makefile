@@ -115,7 +115,7 @@ api-gate: node_modules/.installed
 # CLI computes, against make run's DynamoDB (it prints the endpoint):
 #   make invoke FUNCTION=post-minutes [EVENT=events/post-minutes.json] DYNAMODB_ENDPOINT=http://127.0.0.1:<port> [TABLE_NAME=allotment]
 invoke: $(VENV)/.installed
-	@test -n "$(FUNCTION)" || { echo "make invoke FUNCTION=<binary> [EVENT=file] DYNAMODB_ENDPOINT=… [TABLE_NAME=…]"; exit 1; }
+	@test -n "$(FUNCTION)" -a -n "$(DYNAMODB_ENDPOINT)" || { echo "make invoke FUNCTION=<binary, e.g. post-minutes> [EVENT=file] DYNAMODB_ENDPOINT=<make run's> [TABLE_NAME=…]"; exit 1; }
 	cargo build -q -p allotment-functions --bin $(FUNCTION)
 	TABLE_NAME=$(or $(TABLE_NAME),allotment) python3 dev/rie/invoke.py $(FUNCTION) $(EVENT)
 

@@ -639,14 +639,7 @@ impl Results {
 
 /// DynamoDB Local (unless `DYNAMODB_ENDPOINT` names one) and a fresh table behind the local front.
 async fn environment() -> Result<(Option<DynamoLocal>, Arc<Env>), String> {
-    let (dynamo, endpoint) = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
-        Some(e) => (None, e),
-        None => {
-            let local = tokio::task::spawn_blocking(|| DynamoLocal::start(None)).await.map_err(|e| e.to_string())??;
-            let e = local.endpoint.clone();
-            (Some(local), e)
-        }
-    };
+    let (dynamo, endpoint) = allotment_dev::dynamo_local::from_env_or_start().await?;
     Ok((dynamo, Arc::new(Env::start(endpoint).await?)))
 }
 

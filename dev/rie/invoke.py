@@ -18,14 +18,16 @@ A batch FILE is a JSON list of {"binary", "event" (a path), "expect" (a
 status, or "batch" for the publisher's empty batchItemFailures), "env"}; each
 answer is printed as one JSON line. Exit 1 when an answer is not the expected.
 
-The emulator's runtime API is always 127.0.0.1:9001: invocations on one
-machine take turns (an exclusive lock on /tmp/aws-lambda-rie-9001.lock).
+Each invocation gets its own ports: the emulator's invoke endpoint and its
+runtime API (`--runtime-api-address`; 127.0.0.1:9001 when not given), so runs
+never share an emulator, and the emulator and the function are one process
+group, stopped together.
 """
 import argparse
-import fcntl
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +37,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-LOCK = "/tmp/aws-lambda-rie-9001.lock"
 
 
 def rie_binary():
@@ -125,31 +126,37 @@ def invoke(binary, event_path, overrides, bin_dir):
     if not path.is_file():
         sys.exit(f"{path} is not built (cargo build -p allotment-functions)")
     payload = Path(event_path).read_bytes()
-    port = free_port()
+    port, runtime_port = free_port(), free_port()
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        log = open(Path(bin_dir) / f"{binary}.rie.log", "wb")
-        rie = subprocess.Popen([str(rie_binary()), "--runtime-interface-emulator-address", f"127.0.0.1:{port}", "--log-level", "error", str(path)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(urllib.request.Request(url, data=payload, method="POST"), timeout=60) as answer:
-                        return json.loads(answer.read() or b"null")
-                except (urllib.error.URLError, ConnectionError) as e:
-                    if time.monotonic() > deadline or rie.poll() is not None:
-                        raise RuntimeError(f"the emulator did not answer: {e} (log: {log.name})")
-                    time.sleep(0.05)
-        finally:
-            rie.terminate()
+    log = open(Path(bin_dir) / f"{binary}.rie.log", "wb")
+    rie = subprocess.Popen([str(rie_binary()), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
+                            "--runtime-api-address", f"127.0.0.1:{runtime_port}", "--log-level", "error", str(path)],
+                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+        deadline = time.monotonic() + 30
+        while True:
             try:
-                rie.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                rie.kill()
-            log.close()
+                with urllib.request.urlopen(urllib.request.Request(url, data=payload, method="POST"), timeout=60) as answer:
+                    return json.loads(answer.read() or b"null")
+            except urllib.error.HTTPError as e:
+                # The emulator answered (an error of its own): never sent again.
+                return {"emulatorStatus": e.code, "body": e.read().decode("utf-8", "replace")}
+            except (urllib.error.URLError, ConnectionError) as e:
+                # Not listening yet: nothing was delivered.
+                if time.monotonic() > deadline or rie.poll() is not None:
+                    raise RuntimeError(f"the emulator did not answer: {e} (log: {log.name})")
+                time.sleep(0.05)
+    finally:
+        try:
+            os.killpg(rie.pid, signal.SIGTERM)
+            rie.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(rie.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
 
 
 def as_expected(answer, expect):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The README's `sam local invoke` line, proven where it runs: every function
+"""`sam local invoke`, proven where it runs: every function
 of the `sam build` output (.aws-sam/build) invoked by the real `sam local
 invoke` (Docker) with its sample event, against DynamoDB Local, each answer
 checked against dev/rie/samples.json (the statuses the tests expect).
@@ -27,6 +27,9 @@ from invoke import function_of, template  # noqa: E402
 PORT = 8000
 TABLE = "allotment"
 ENDPOINT = f"http://127.0.0.1:{PORT}"
+# The same DynamoDB Local as the invoke containers see it (on the default
+# bridge network: the host is host.docker.internal, added to each container).
+CONTAINER_ENDPOINT = f"http://host.docker.internal:{PORT}"
 
 
 def start_dynamodb_local():
@@ -56,7 +59,7 @@ def create_table(client):
 
 def sam_invoke(logical, event, env_file):
     run = subprocess.run([str(ROOT / ".venv" / "bin" / "sam"), "local", "invoke", logical, "--template", str(ROOT / ".aws-sam" / "build" / "template.yaml"),
-                          "--event", str(event), "--env-vars", str(env_file), "--docker-network", "host", "--skip-pull-image"],
+                          "--event", str(event), "--env-vars", str(env_file), "--add-host", "host.docker.internal:host-gateway", "--skip-pull-image"],
                          capture_output=True, text=True, cwd=ROOT)
     lines = [l for l in run.stdout.strip().splitlines() if l.startswith("{")]
     return json.loads(lines[-1]) if lines else {"stderr": run.stderr[-2000:]}
@@ -68,7 +71,7 @@ def main():
         create_table(client)
         doc = template()
         functions = [name for name, res in doc["Resources"].items() if res.get("Type") == "AWS::Serverless::Function"]
-        env = {name: {"TABLE_NAME": TABLE, "DYNAMODB_ENDPOINT": ENDPOINT} for name in functions}
+        env = {name: {"TABLE_NAME": TABLE, "DYNAMODB_ENDPOINT": CONTAINER_ENDPOINT} for name in functions}
         with tempfile.TemporaryDirectory() as tmp:
             env_file = Path(tmp) / "env.json"
             env_file.write_text(json.dumps(env))

@@ -149,3 +149,16 @@ impl Drop for DynamoLocal {
         }
     }
 }
+
+/// The DynamoDB a tool should use: `DYNAMODB_ENDPOINT` when it names one,
+/// else a DynamoDB Local started here (kept running while its handle lives).
+pub async fn from_env_or_start() -> Result<(Option<DynamoLocal>, String), String> {
+    match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        Some(endpoint) => Ok((None, endpoint)),
+        None => {
+            let local = tokio::task::spawn_blocking(|| DynamoLocal::start(None)).await.map_err(|e| e.to_string())??;
+            let endpoint = local.endpoint.clone();
+            Ok((Some(local), endpoint))
+        }
+    }
+}

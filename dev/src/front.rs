@@ -61,6 +61,13 @@ impl Front {
             return resp;
         }
         if parts.method == hyper::Method::GET && (path == "/docs" || path.starts_with("/docs/")) {
+            // Only a page of this front's own origin gets a dev token: a
+            // foreign Host (DNS rebinding) gets the page without one.
+            let host = parts.headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let local = host.split(':').next().is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]");
+            if path == "/docs/dev-token" && !local {
+                return front_error(&ApiError::Forbidden("The dev token is for a page of this machine".into()), &parts.method, &path, started);
+            }
             return self.docs(&path);
         }
         let (route, params) = match match_route(ROUTES, &parts.method, &path) {

@@ -52,12 +52,16 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     resp
 }
 
+/// The answer header naming the request's correlation id (a replayed answer
+/// names the replay's own request).
+pub const REQUEST_ID_HEADER: &str = "allotment-request-id";
+
 /// Names the request an answer is for: the `Allotment-Request-Id` header
 /// and, in an error answer (`{"error": …}`), `error.request_id`, the id a
 /// caller quotes to support. A replayed error names the replay's request.
 pub fn stamp_request_id(resp: &mut Response<Body>, request_id: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert(crate::routes::REQUEST_ID_HEADER, v);
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     if resp.status().as_u16() < 400 {
         return;

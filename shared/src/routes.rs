@@ -134,9 +134,7 @@ pub async fn dispatch(route: &Route, app: App, req: Request) -> Response<Body> {
     response
 }
 
-/// The answer header naming the request's correlation id (a replayed answer
-/// names the replay's own request).
-pub const REQUEST_ID_HEADER: &str = "allotment-request-id";
+pub use crate::http::REQUEST_ID_HEADER;
 
 /// API Gateway's `requestContext.requestId`, or a fresh id where there is none.
 fn request_id_of(req: &Request) -> String {

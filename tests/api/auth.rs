@@ -102,3 +102,18 @@ async fn dispatch_refuses_an_underscoped_call_before_writing_anything() {
     let response = dispatch(&allotment::routes::GET_MINUTES, api.app.clone(), request).await;
     assert_eq!(response.status().as_u16(), 404, "past the scope check: the namespace is unknown");
 }
+
+/// The reference page's dev token is handed only to a page of this machine:
+/// a request naming another host (a DNS-rebinding page) is refused.
+#[tokio::test]
+async fn the_docs_dev_token_is_only_for_a_page_of_this_machine() {
+    let api = allotment_tests::TestApi::start().await;
+    let page = api.raw("GET", "/docs/", &[], Vec::new()).await;
+    assert_eq!(page.status, 200);
+    let mine = api.raw("GET", "/docs/dev-token", &[], Vec::new()).await;
+    assert_eq!(mine.status, 200);
+    let token = String::from_utf8_lossy(&mine.bytes).into_owned();
+    assert_eq!(api.call("GET", "/namespaces/1/minutes", Some(&token), None).await.status, 404, "a working admin token");
+    let foreign = api.raw("GET", "/docs/dev-token", &[("host".to_owned(), "attacker.example:3000".to_owned())], Vec::new()).await;
+    assert_eq!(foreign.status, 403, "{:?}", String::from_utf8_lossy(&foreign.bytes));
+}

@@ -255,7 +255,8 @@ async fn the_progress_bar_and_summary_are_drawn_on_a_terminal() {
 #[test]
 fn the_help_text_and_the_readme_agree() {
     let help = std::process::Command::new(cli()).args(["import", "--help"]).output().unwrap();
-    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    // (Wrapped to the terminal's width: compared with its lines joined.)
+    let help = String::from_utf8_lossy(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     for code in ["0 all imported", "1 some records failed", "2 refused", "3 some chunks", "130 interrupted"] {
         assert!(help.contains(code), "--help lacks {code:?}");

@@ -121,6 +121,20 @@ impl Drop for Killed {
     }
 }
 
+/// A function binary as the Lambda emulator on `port` runs it (the variables
+/// Lambda sets); callers add the function's own and where its log goes.
+fn function_process(binary: &str, port: u16) -> Command {
+    let mut command = Command::new(binary_path(binary));
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .stderr(Stdio::null());
+    command
+}
+
 fn binary_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
     let path = target.join("debug").join(name);
@@ -171,16 +185,10 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     std::fs::create_dir_all(&logs_dir).unwrap();
     for (binary, _) in SAMPLES {
         let log_file = std::fs::File::create(logs_dir.join(format!("{binary}.log"))).unwrap();
-        let function = Command::new(binary_path(binary))
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        let function = function_process(binary, port)
             .env("TABLE_NAME", &api.table)
             .env("DYNAMODB_ENDPOINT", allotment_tests::dynamo_endpoint())
             .stdout(Stdio::from(log_file))
-            .stderr(Stdio::null())
             .spawn()
             .expect("start function");
         let _function = Killed(function);
@@ -244,19 +252,13 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     // The publisher, on its stream sample (a pack provisioned, then moved),
     // publishing to the stand-in bus: both events accepted, no failed record.
     let bus = allotment_dev::eventbus::EventBus::start(Box::new(|_, _| false)).await;
-    let function = Command::new(binary_path("publish-events"))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+    let function = function_process("publish-events", port)
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_ENDPOINT_URL_EVENTBRIDGE", &bus.url)
         .env("EVENT_BUS_NAME", "allotment-events")
         .stdout(Stdio::from(std::fs::File::create(logs_dir.join("publish-events.log")).unwrap()))
-        .stderr(Stdio::null())
         .spawn()
         .expect("start the publisher");
     let _function = Killed(function);
@@ -287,18 +289,12 @@ async fn built_function_binaries_answer_their_events_under_the_lambda_emulator()
     let keyed_log = logs_dir.join("post-minutes-keyed.log");
     // Traces on: OTLP/HTTP to a collector stand-in.
     let collector = Collector::start().await;
-    let function = Command::new(binary_path("post-minutes"))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+    let function = function_process("post-minutes", port)
         .env("METRICS_SERVICE", "allotment-test")
         .env("TABLE_NAME", &api.table)
         .env("DYNAMODB_ENDPOINT", &proxy_url)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
         .stdout(Stdio::from(std::fs::File::create(&keyed_log).unwrap()))
-        .stderr(Stdio::null())
         .spawn()
         .expect("start function");
     let function = Killed(function);
@@ -521,8 +517,8 @@ impl Collector {
 /// `sam local invoke`, as AWS runs it: every binary under the Runtime
 /// Interface Emulator SAM CLI ships (the one inside its invoke container),
 /// natively, with the environment SAM CLI computes from template.yaml
-/// (dev/rie/invoke.py), each on its sample event. The emulator's runtime API
-/// port is fixed, so invocations take turns across processes (a lock file).
+/// (dev/rie/invoke.py), each on its sample event. Each emulator gets its own
+/// ports (its runtime API's too), so concurrent runs never meet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_function_binaries_answer_their_events_under_aws_runtime_interface_emulator() {
     let api = TestApi::start().await;

@@ -456,14 +456,7 @@ struct Local {
 const SECRET: &[u8] = b"load-secret";
 
 async fn local() -> Result<Local, String> {
-    let (dynamo, endpoint) = match std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty()) {
-        Some(e) => (None, e),
-        None => {
-            let local = tokio::task::spawn_blocking(|| DynamoLocal::start(None)).await.map_err(|e| e.to_string())??;
-            let e = local.endpoint.clone();
-            (Some(local), e)
-        }
-    };
+    let (dynamo, endpoint) = allotment_dev::dynamo_local::from_env_or_start().await?;
     let capacity = Capacity::default();
     let client = aws_sdk_dynamodb::Client::from_conf(allotment::local_config(&endpoint).interceptor(capacity.clone()).build());
     let table = format!("load{}", uuid::Uuid::new_v4().simple());
