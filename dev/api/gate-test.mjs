@@ -1,6 +1,6 @@
 // The gate must be able to fail: planted breaking changes — a removed
-// response field, a narrowed type, a new required parameter, a removed
-// status code — each make it fail while undeclared, and pass once the
+// response field, a narrowed type, a new required parameter, a tighter input
+// bound, a removed status code — each make it fail while undeclared, and pass once the
 // changelog declares them with the major version raised; the document as it
 // is passes.
 //   node dev/api/gate-test.mjs
@@ -52,6 +52,10 @@ const plants = {
   "a new required parameter": ["GET /work-period-payments", "prevent new required query parameters", (d) => {
     d.paths["/work-period-payments"].get.parameters.push({ name: "region", in: "query", required: true, schema: { type: "string", maxLength: 16 } });
   }],
+  "a tighter bound": ["PUT /work-periods/{id}", "prevent tighter input bounds", (d) => {
+    const id = d.paths["/work-periods/{id}"].put.parameters.find((p) => p.name === "id") ?? d.paths["/work-periods/{id}"].parameters.find((p) => p.name === "id");
+    id.schema.maxLength = 32;
+  }],
   "a removed status code": ["PUT /namespaces/{id}", "prevent response status code removal", (d) => {
     const responses = d.paths["/namespaces/{id}"].put.responses;
     delete responses[Object.keys(responses).find((s) => s.startsWith("4"))];
@@ -66,7 +70,7 @@ for (const [what, [op, rule, plant]] of Object.entries(plants)) {
 }
 const ops = Object.values(plants).map(([op]) => op);
 const declared = write("CHANGELOG-declared.md", `# Changelog\n\n## Unreleased\n\n### Breaking\n\n${ops.map((op) => `- \`${op}\`: planted`).join("\n")}\n\n## 1.0.0\n`);
-expect("all four, declared but the major version kept", gate(write("all.json", all), declared), 1, ["major"]);
+expect("all five, declared but the major version kept", gate(write("all.json", all), declared), 1, ["major"]);
 all.info.version = `${Number.parseInt(all.info.version, 10) + 1}.0.0`;
-expect("all four, declared, major version raised", gate(write("all-major.json", all), declared), 0, ops.map((op) => `declared breaking change to ${op}`));
+expect("all five, declared, major version raised", gate(write("all-major.json", all), declared), 0, ops.map((op) => `declared breaking change to ${op}`));
 process.exit(failures ? 1 : 0);

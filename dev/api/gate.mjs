@@ -42,13 +42,61 @@ if (optic.error) {
 }
 rmSync(scratch, { recursive: true, force: true });
 const report = `${optic.stdout}${optic.stderr}`;
-if (optic.status === 0) {
-  console.log("api gate: no breaking change against the last release");
-  process.exit(0);
-}
 
 // Each operation with a failed check, and the checks it failed.
 const broken = new Map();
+const flag = (op, why) => broken.set(op, [...(broken.get(op) ?? []), why]);
+
+// What Optic's rules do not compare: a tighter bound on what callers send
+// (a length, a pattern, a range, an item count, a format) refuses requests
+// the release accepted.
+const baseDoc = JSON.parse(readFileSync(base, "utf8"));
+const deref = (doc, node) => {
+  let n = node;
+  for (let i = 0; n && n.$ref && i < 20; i++) n = n.$ref.slice(2).split("/").reduce((o, k) => o?.[k.replace(/~1/g, "/").replace(/~0/g, "~")], doc);
+  return n ?? {};
+};
+const tighter = (was, now, where, out) => {
+  const up = (k) => now[k] !== undefined && (was[k] === undefined || now[k] > was[k]);
+  const down = (k) => now[k] !== undefined && (was[k] === undefined || now[k] < was[k]);
+  for (const k of ["maxLength", "maximum", "maxItems", "exclusiveMaximum"]) if (down(k)) out.push(`${where}: ${k} ${was[k] ?? "none"} → ${now[k]}`);
+  for (const k of ["minLength", "minimum", "minItems", "exclusiveMinimum"]) if (up(k)) out.push(`${where}: ${k} ${was[k] ?? "none"} → ${now[k]}`);
+  for (const k of ["pattern", "format"]) if (now[k] !== undefined && now[k] !== was[k]) out.push(`${where}: ${k} ${was[k] ?? "none"} → ${now[k]}`);
+};
+const compareSchemas = (wasNode, nowNode, where, out, depth = 0) => {
+  if (depth > 12) return;
+  const was = deref(baseDoc, wasNode);
+  const now = deref(headDoc, nowNode);
+  tighter(was, now, where, out);
+  for (const [name, prop] of Object.entries(now.properties ?? {})) {
+    if (was.properties?.[name]) compareSchemas(was.properties[name], prop, `${where}.${name}`, out, depth + 1);
+  }
+  if (now.items && was.items) compareSchemas(was.items, now.items, `${where}[]`, out, depth + 1);
+  for (const [i, alt] of (now.oneOf ?? now.anyOf ?? []).entries()) {
+    const before = (was.oneOf ?? was.anyOf ?? [])[i];
+    if (before) compareSchemas(before, alt, `${where}|${i}`, out, depth + 1);
+  }
+};
+for (const [path, ops] of Object.entries(headDoc.paths ?? {})) {
+  for (const [method, op] of Object.entries(ops)) {
+    const before = baseDoc.paths?.[path]?.[method];
+    if (!before || typeof op !== "object" || !op.responses) continue;
+    const out = [];
+    const params = (doc, o) => new Map([...(doc.paths[path].parameters ?? []), ...(o.parameters ?? [])].map((p) => deref(doc, p)).map((p) => [`${p.in} ${p.name}`, p]));
+    const wasParams = params(baseDoc, before);
+    for (const [key, p] of params(headDoc, op)) {
+      if (wasParams.has(key)) compareSchemas(wasParams.get(key).schema ?? {}, p.schema ?? {}, key, out);
+    }
+    const body = (doc, o) => deref(doc, o.requestBody ?? {}).content?.["application/json"]?.schema;
+    if (body(headDoc, op) && body(baseDoc, before)) compareSchemas(body(baseDoc, before), body(headDoc, op), "body", out);
+    for (const why of out) flag(`${method.toUpperCase()} ${path}`, `[prevent tighter input bounds] ${why}`);
+  }
+}
+
+if (optic.status === 0 && broken.size === 0) {
+  console.log("api gate: no breaking change against the last release");
+  process.exit(0);
+}
 let operation = null;
 for (const line of report.split("\n")) {
   const op = line.match(/^x (GET|PUT|POST|PATCH|DELETE|HEAD|OPTIONS) (\S+):/);
@@ -56,7 +104,7 @@ for (const line of report.split("\n")) {
   const rule = line.match(/^\s*x \[([^\]]+)\] (.*)$/);
   // A failed check outside any operation (the whole document's) is never declared away.
   const under = operation ?? "the document itself";
-  if (rule) broken.set(under, [...(broken.get(under) ?? []), `[${rule[1]}] ${rule[2]}`]);
+  if (rule) flag(under, `[${rule[1]}] ${rule[2]}`);
 }
 if (broken.size === 0) {
   console.error(`api gate: optic failed without a breaking change it named:\n${report}`);
