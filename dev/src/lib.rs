@@ -4,6 +4,7 @@
 pub mod capacity;
 pub mod dynamo_local;
 pub mod eventbus;
+pub mod explore;
 pub mod faults;
 pub mod fixtures;
 pub mod front;

@@ -47,6 +47,9 @@ struct State {
     random: Option<(f64, Vec<WireFault>)>,
     calls: HashMap<String, usize>,
     injected: HashMap<&'static str, usize>,
+    /// The exactly-once checker's scheduler: decisions come in a header, and
+    /// every write's before and after are recorded for stale reads.
+    sched: Option<std::sync::Arc<crate::explore::Scheduler>>,
 }
 
 /// The proxy's handle: rules are set and counts read while it runs.
@@ -72,6 +75,12 @@ pub const WRITES: [&str; 5] = [
 impl Proxy {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Serves the checker ([`crate::explore`]): applies the scheduler's
+    /// decision on each scheduled call and tells it when DynamoDB answered.
+    pub fn schedule(&self, sched: std::sync::Arc<crate::explore::Scheduler>) {
+        self.lock().sched = Some(sched);
     }
 
     /// The next `times` calls of `operation` get `fault`.
@@ -202,6 +211,15 @@ impl Proxy {
             .and_then(|t| t.split('.').nth(1))
             .unwrap_or("")
             .to_owned();
+        let sched = self.lock().sched.clone();
+        if let Some(sched) = sched {
+            let decision = parts.headers.get(crate::explore::DECISION_HEADER).and_then(|v| v.to_str().ok()).and_then(crate::explore::Decision::parse);
+            let answer = crate::explore::serve_scheduled(&sched, &parts, body, &operation, decision, client, upstream).await;
+            if decision.is_some() {
+                sched.answered();
+            }
+            return answer;
+        }
         let fault = self.on_call(&operation);
         let path = parts
             .uri

@@ -7,6 +7,7 @@ mod concurrency;
 mod dynamo_local;
 mod events;
 mod exactly_once;
+mod explore;
 mod faults;
 mod ferry;
 mod gifts;
