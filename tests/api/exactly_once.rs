@@ -772,3 +772,92 @@ async fn a_stale_read_of_an_xid_elsewhere_does_not_survive_the_consistent_reread
     assert_eq!(r.status, 201, "the stale sighting is not a 409: {r:?}");
     assert_eq!(r.body[0]["namespace_id"], 1);
 }
+
+/// A pack as a request that is still running wrote it, in DynamoDB JSON.
+fn running_pack(xid: &str, ns: u64, request_id: &str) -> Value {
+    let now = allotment::validate::format_timestamp(time::OffsetDateTime::now_utc());
+    json!({
+        "pk": {"S": format!("PACK#X#{xid}")}, "sk": {"S": "PACK"}, "gsi1pk": {"S": format!("NSPACKS#{ns}")},
+        "gsi1sk": {"S": format!("{now}#0000#PACK#X#{xid}")}, "namespace_id": {"N": ns.to_string()}, "number_of_minutes": {"N": "5"},
+        "expires_at": {"S": "2099-01-01"}, "purchase_xid": {"S": xid}, "created_at": {"S": now}, "request_id": {"S": request_id}
+    })
+}
+
+async fn put_json(api: &TestApi, item: &Value) {
+    let item: std::collections::HashMap<String, AttributeValue> = item
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| match (v.get("S"), v.get("N")) {
+            (Some(s), _) => (k.clone(), AttributeValue::S(s.as_str().unwrap().to_owned())),
+            (_, Some(n)) => (k.clone(), AttributeValue::N(n.as_str().unwrap().to_owned())),
+            _ => panic!("{k}: S or N"),
+        })
+        .collect();
+    api.app.db.client.put_item().table_name(&api.table).set_item(Some(item)).send().await.unwrap();
+}
+
+/// Issue 29, finding 1: a re-sync reads, from a stale replica, the pack as
+/// an earlier request (C, since undone) wrote it, while the pack there now is
+/// its retry's (B, still running, still able to undo). Adopting under C's id
+/// fails; the pack's present owner is adopted in turn, so B's undo cannot
+/// delete the pack the re-sync reported.
+#[tokio::test]
+async fn a_resync_that_read_a_stale_owner_adopts_the_present_one() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    put_json(&api, &running_pack("x1", 1, "request-b")).await;
+    api.faults.stale_read(vec![running_pack("x1", 1, "request-c")]);
+    let r = post_packs(&api, 1, vec![pack(5, "2099-01-01", Some("x1"))]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // B fails now and undoes what it wrote, exactly as its undo does.
+    let undo = api
+        .app
+        .db
+        .delete_if(allotment::db::key("PACK#X#x1", "PACK"), "request_id = :rid", &[(":rid", AttributeValue::S("request-b".into()))])
+        .await;
+    assert!(undo.is_err(), "B's undo no longer applies: the re-sync adopted B's pack");
+    assert_eq!(api.count_prefix("PACK#X#x1").await, 1, "the pack the re-sync reported is there");
+}
+
+/// Issue 29, finding 2a: a request that wrote a plain pack, then met an xid
+/// of another namespace (its first read was stale), and could not undo (every
+/// delete throttled) answers 503, not a 409 that says nothing was written.
+#[tokio::test]
+async fn a_failed_undo_is_a_503_never_a_409() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    namespace(&api, 2, None, 7).await;
+    let r = post_packs(&api, 2, vec![pack(5, "2099-01-01", Some("taken"))]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    api.faults.stale_read(vec![]);
+    api.faults.inject("DeleteItem", Fault::Throttle, usize::MAX);
+    let r = post_packs(&api, 1, vec![pack(7, "2099-01-01", None), pack(5, "2099-01-01", Some("taken"))]).await;
+    assert_eq!(r.status, 503, "the undo did not happen: {r:?}");
+    api.faults.clear();
+}
+
+/// Issue 29, finding 2b: a keyed run dies during its undo (the time limit),
+/// leaving its plain pack; the re-run after the lock expired is refused (the
+/// xid is another namespace's) — and first deletes what its earlier run left,
+/// so the 409's "nothing was written" is true and a re-send under a new key
+/// makes the plain pack once.
+#[tokio::test]
+async fn a_keyed_rerun_settles_its_earlier_runs_plain_packs_before_refusing() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    namespace(&api, 1, None, 7).await;
+    namespace(&api, 2, None, 7).await;
+    let r = post_packs(&api, 2, vec![pack(5, "2099-01-01", Some("taken"))]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let body = json!({"packs": [pack(7, "2099-01-01", None), pack(5, "2099-01-01", Some("taken"))]});
+    api.faults.stale_read(vec![]);
+    api.faults.inject("DeleteItem", Fault::Crash, 1);
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "import-1", &body).await;
+    assert_eq!(r.status, 500, "cut off during its undo: {r:?}");
+    assert_eq!(api.count_prefix("PACK#U#").await, 1, "the first run left its plain pack");
+    api.faults.clear();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "import-1", &body).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(api.count_prefix("PACK#U#").await, 0, "the refusal settled the earlier run's plain pack");
+}

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::rules::*;
@@ -275,24 +275,40 @@ async fn uncommitted(db: &Db, young: Vec<(String, String)>) -> Result<Vec<(Strin
 /// were gone (undone first): the caller creates those itself.
 async fn adopt(db: &Db, packs: Vec<(String, String)>) -> Result<Vec<String>, DbError> {
     let outcomes = db
-        .for_each(crate::db::ITEM_CONCURRENCY, packs, |db, (pk, rid)| async move {
-            let result = db
-                .update_if(
-                    pack_key_of(pk.clone()),
-                    "REMOVE request_id",
-                    "request_id = :rid",
-                    &[],
-                    &[(":rid", db::s(rid))],
-                )
-                .await;
-            if applied(result)? {
-                return Ok(None);
-            }
-            // Adopted by someone else (no request_id) or undone (gone).
-            Ok(db.get(pack_key_of(pk.clone())).await?.is_none().then_some(pk))
-        })
+        .for_each(crate::db::ITEM_CONCURRENCY, packs, |db, (pk, rid)| async move { adopt_one(&db, pk, rid).await })
         .await;
     Ok(all_ok(outcomes)?.into_iter().flatten().collect())
+}
+
+/// Times one adoption follows a pack to the request that now carries it.
+const ADOPT_TRIES: usize = 4;
+
+/// Adopts one pack, seen carrying `rid`: `Some(pk)` if it is gone. When the
+/// condition fails, the pack as it is now decides — gone, permanent (adopted,
+/// or its creator committed), or re-created meanwhile by another request that
+/// may still undo it (the id seen was read from a stale replica, or the
+/// creator undid it and a retry put it back): that request's id is adopted in
+/// turn, never assumed away. A pack that keeps changing hands is a 503.
+async fn adopt_one(db: &Db, pk: String, mut rid: String) -> Result<Option<String>, DbError> {
+    for _ in 0..ADOPT_TRIES {
+        let result = db
+            .update_if(pack_key_of(pk.clone()), "REMOVE request_id", "request_id = :rid", &[], &[(":rid", db::s(rid.clone()))])
+            .await;
+        if applied(result)? {
+            return Ok(None);
+        }
+        let Some(now) = db.get(pack_key_of(pk.clone())).await? else {
+            return Ok(Some(pk));
+        };
+        let Some(AttributeValue::S(theirs)) = now.get("request_id") else {
+            return Ok(None);
+        };
+        if uncommitted(db, vec![(pk.clone(), theirs.clone())]).await?.is_empty() {
+            return Ok(None);
+        }
+        rid = theirs.clone();
+    }
+    Err(DbError::Exhausted(format!("pack {pk} kept changing hands while it was adopted")))
 }
 
 /// One pack this request is about to create.
@@ -333,16 +349,25 @@ pub async fn create_packs(
     // Distinct packs in request order; the same xid twice is one pack.
     let mut seen: HashSet<&PurchaseXid> = HashSet::new();
     let distinct: Vec<&PackSpec> = specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
-    let mut stored = stored_packs(db, ns, &distinct, &cutoff).await?;
+    let mut stored = match stored_packs(db, ns, &distinct, &cutoff).await {
+        Err(Refused::XidTaken(taken)) if ids.is_keyed() => {
+            settle_earlier_runs(db, ns, &distinct, ids).await?;
+            return Err(Refused::XidTaken(taken));
+        }
+        other => other?,
+    };
     // This run's own id: what its undo deletes and how its own writes are
     // recognised after a lost answer (an earlier run of the same keyed
     // request has another; its packs are found, and adopted, as stored).
     let run = Run { ns, request_id: uuid::Uuid::new_v4().to_string(), created_at: validate::format_timestamp(now), cutoff };
     let (with_xid, without_xid) = new_packs(ns, &distinct, &stored, ids);
-    let earlier_plain = match run.write(db, &with_xid, &without_xid, ids.is_keyed(), &mut stored).await {
+    let earlier_plain = match run.write(db, &with_xid, &without_xid, &mut stored).await {
         Ok(earlier_plain) => earlier_plain,
         Err(err) => {
-            run.undo(db, &with_xid, &without_xid, started).await;
+            // A refusal says nothing of the request was written: only once
+            // the undo is done. Otherwise 503 (never stored), and a retry
+            // converges.
+            run.undo(db, &with_xid, &without_xid, started).await?;
             return Err(err);
         }
     };
@@ -368,6 +393,38 @@ async fn stored_packs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], cutoff: 
     let gone = adopt(db, uncommitted(db, young).await?).await?;
     stored.retain(|_, p| !gone.contains(&p.pk));
     Ok(stored)
+}
+
+/// Before a keyed request is refused at step 1: the plain packs an earlier
+/// run of it wrote (their keys are the Idempotency-Key's) and left undoable —
+/// a run cut off at the time limit, before its undo — are deleted, so the
+/// refusal's "nothing was written" holds and a client that re-sends the
+/// rest under a new key creates them once. A pack whose run committed, or
+/// that was adopted, stays: it was reported.
+async fn settle_earlier_runs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], ids: &RequestIds) -> Result<(), DbError> {
+    let keys: Vec<Item> = distinct
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.purchase_xid.is_none())
+        .map(|(position, _)| pack_key_of(format!("PACK#U#{}", ids.id("pack", position))))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let earlier: Vec<(String, String)> = db
+        .batch_get(keys)
+        .await?
+        .into_iter()
+        .map(Stored::of)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|p| p.pack.namespace_id == ns)
+        .filter_map(|p| p.request_id.map(|rid| (p.pk, rid)))
+        .collect();
+    for (pk, rid) in uncommitted(db, earlier).await? {
+        undo_packs(db, &rid, ns, Vec::new(), vec![pk]).await?;
+    }
+    Ok(())
 }
 
 /// Step 2: the packs to write — new xids under their xid's key, packs
@@ -422,7 +479,6 @@ impl Run {
         db: &Db,
         with_xid: &[NewPack],
         without_xid: &[NewPack],
-        keyed: bool,
         stored: &mut HashMap<String, Stored>,
     ) -> Result<HashMap<usize, Stored>, Refused> {
         let xid_items: Vec<Item> = with_xid.iter().map(|p| self.item_of(p)).collect::<Result<_, _>>()?;
@@ -430,7 +486,7 @@ impl Run {
         let ns = self.ns;
         let (xid_outcomes, plain_outcome) = tokio::join!(
             db.for_each(crate::db::ITEM_CONCURRENCY, xid_items, move |db, item| async move { put_new_xid_pack(&db, ns, item).await }),
-            put_plain_packs(db, plain_items, keyed),
+            put_plain_packs(db, plain_items),
         );
         let mut earlier_plain: HashMap<usize, Stored> = HashMap::new();
         let mut failure: Option<Refused> = None;
@@ -483,17 +539,18 @@ impl Run {
     /// After a failure: deletes what this run wrote, so an error never
     /// leaves half a request behind and a retry converges — unless it is
     /// too late ([`UNDO_WINDOW`]): another request may have adopted them.
-    async fn undo(&self, db: &Db, with_xid: &[NewPack], without_xid: &[NewPack], started: std::time::Instant) {
+    async fn undo(&self, db: &Db, with_xid: &[NewPack], without_xid: &[NewPack], started: std::time::Instant) -> Result<(), DbError> {
         let request_id = &self.request_id;
         if started.elapsed() > UNDO_WINDOW {
             tracing::error!(request_id, "too late to undo a failed pack request; its packs stay");
-            return;
+            return Err(DbError::Exhausted("too late to undo a failed pack request: send it again".into()));
         }
         let xid_pks = with_xid.iter().map(|p| p.pk.clone()).collect();
         let plain_pks = without_xid.iter().map(|p| p.pk.clone()).collect();
-        if let Err(undo) = undo_packs(db, request_id, self.ns, xid_pks, plain_pks).await {
+        undo_packs(db, request_id, self.ns, xid_pks, plain_pks).await.map_err(|undo| {
             tracing::error!(error = %undo, request_id, "could not undo a failed pack request");
-        }
+            DbError::Exhausted(format!("could not undo a failed pack request ({undo}): send it again"))
+        })
     }
 
     /// Step 4: nothing of this run will be undone now: says so, so that a
@@ -602,25 +659,13 @@ async fn undo_packs(
     Ok(())
 }
 
-/// Writes packs without xid. Keyless, their keys are fresh: BatchWriteItem.
-/// Keyed, their keys are the Idempotency-Key's, so an earlier run of the
-/// same request may have written them: one conditional put each, and an item
-/// already there is returned (by position) as stored instead of overwritten.
-async fn put_plain_packs(db: &Db, items: Vec<(usize, Item)>, keyed: bool) -> Result<Vec<(usize, Stored)>, DbError> {
-    if !keyed {
-        let requests = items
-            .into_iter()
-            .map(|(_, item)| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(DbError::from)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        db.batch_write(requests).await?;
-        return Ok(Vec::new());
-    }
+/// Writes packs without xid: one conditional put each, keyed or not. Keyed,
+/// their keys are the Idempotency-Key's, so an earlier run of the same
+/// request may have written them: an item already there is returned (by
+/// position) as stored instead of overwritten. Keyless, the keys are fresh,
+/// and the condition is what keeps a put re-sent after a lost answer from
+/// overwriting what happened since (a move): it is recognised as our own.
+async fn put_plain_packs(db: &Db, items: Vec<(usize, Item)>) -> Result<Vec<(usize, Stored)>, DbError> {
     let outcomes = db
         .for_each(crate::db::ITEM_CONCURRENCY, items, |db, (position, item)| async move {
             match db.put_if_absent(item, "request_id").await? {
