@@ -41,6 +41,8 @@ pub struct Answer {
     pub body: Value,
     /// `Allotment-Created`: how many packs of the request were new.
     pub created: Option<usize>,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 /// What became of one record.
@@ -85,8 +87,15 @@ impl Api {
                 Ok((status, retry_after, replayed, created, raw)) => {
                     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
                     let in_progress = status == 409 && body["error"]["message"].as_str().is_some_and(|m| m.contains("still being processed"));
+                    // A refusal of the caller, not of the records: stop, and
+                    // record nothing as done, so the same command resumes
+                    // with a good token.
+                    if status == 401 || status == 403 {
+                        let message = body["error"]["message"].as_str().unwrap_or("refused");
+                        return Err(format!("HTTP {status} {message}: the token is refused (expired, or without the scope); nothing of this chunk is recorded as done"));
+                    }
                     if status < 500 && status != 429 && !in_progress {
-                        return Ok(Answer { status, replayed, body, created });
+                        return Ok(Answer { status, replayed, body, created, retry_after });
                     }
                     (retry_after, format!("HTTP {status}"), in_progress)
                 }
@@ -106,6 +115,21 @@ impl Api {
             };
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+/// Whether a 200 bulk answer left entries for the same key to finish: a
+/// payment entry whose error is a 5xx, a Ferry subscription not started for
+/// lack of time.
+fn unfinished(kind: Kind, body: &Value) -> bool {
+    match kind {
+        Kind::Payments => body.as_array().into_iter().flatten().any(|e| e["error"]["code"].as_u64().is_some_and(|c| c >= 500)),
+        Kind::Ferry => body["failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["message"].as_str().is_some_and(|m| m.contains("time budget was spent"))),
+        Kind::Packs => false,
     }
 }
 
@@ -152,7 +176,24 @@ pub async fn send_chunk(api: &Api, kind: Kind, chunk: &Chunk, file_key: &str) ->
         let part = Chunk { index: chunk.index, target: chunk.target.clone(), records: remaining.iter().map(|&i| chunk.records[i].clone()).collect() };
         let key = if round == 0 { format!("{file_key}-{}", chunk.index) } else { format!("{file_key}-{}-r{round}", chunk.index) };
         let (path, body) = crate::records::request(kind, &part);
-        let answer = api.post(&path, &key, &body).await?;
+        let mut answer = api.post(&path, &key, &body).await?;
+        // A bulk answer with 5xx entries (busy, out of time) is not final:
+        // the API did not keep it as the key's answer, so the same key sent
+        // again finishes those entries and finds the rest done.
+        let mut sends = 1;
+        while answer.status == 200 && unfinished(kind, &answer.body) {
+            if sends >= api.attempts {
+                return Err(format!("entries still unfinished (5xx) after {sends} sends with key {key}"));
+            }
+            let backoff = api.base_delay.saturating_mul(1 << sends.min(6)).min(Duration::from_secs(10));
+            let wait = match answer.retry_after {
+                Some(secs) => Duration::from_secs(secs) + backoff.mul_f64(fastrand::f64() * 0.5),
+                None => backoff.mul_f64(fastrand::f64()),
+            };
+            tokio::time::sleep(wait).await;
+            answer = api.post(&path, &key, &body).await?;
+            sends += 1;
+        }
         let fresh = if answer.replayed { Outcome::Present } else { Outcome::Created };
         match (kind, answer.status) {
             (Kind::Packs, 200..=299) => {

@@ -266,3 +266,53 @@ fn the_help_text_and_the_readme_agree() {
     }
     assert!(help.contains("429") && help.contains("still being") && readme.contains("429"), "retries described alike");
 }
+
+/// Issue 29, finding 3: under a throttling storm a payments chunk is
+/// answered 200 with 503 entries; the import sends the chunk again with the
+/// same key until every entry is final, so every record is created once and
+/// nothing is recorded as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_answer_with_5xx_entries_is_sent_again_with_its_key() {
+    let api = TestApi::start().await;
+    let dir = workdir();
+    for w in 1..=8 {
+        let wp = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11", "daysWorked": 5,
+                        "memberRate": 250.00, "customerRate": 300.00, "billingAccountId": 7});
+        assert_eq!(api.call("PUT", &format!("/work-periods/wp-{w}"), Some(&api.admin()), Some(wp)).await.status, 200);
+    }
+    let csv = dir.join("payments.csv");
+    let mut lines = String::from("workPeriodId,days,amount\n");
+    for i in 0..40 {
+        lines.push_str(&format!("wp-{},1,\n", 1 + i % 8));
+    }
+    std::fs::write(&csv, lines).unwrap();
+    // Enough throttles that some transactions outlast the API's retries.
+    api.faults.inject("TransactWriteItems", Fault::Throttle, 40);
+    let out = run(command(&api, "payments", &csv, &[])).await;
+    assert!(api.faults.faults_injected() >= 6, "the storm happened");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!((count(&out, "created"), count(&out, "failed")), (40, 0), "{}", text(&out));
+    assert_eq!(api.count_prefix("PAY#").await, 40);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 29, finding 5: a refused token is about the caller, not the
+/// records: the chunk is not recorded as done, and the same command with a
+/// good token sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_checkpoints_nothing_and_the_same_command_resumes() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    let dir = workdir();
+    let file = dir.join("packs.jsonl");
+    std::fs::write(&file, json!({"namespace_id": 1, "number_of_minutes": 100, "expires_at": "2031-01-01", "purchase_xid": "tok-1"}).to_string() + "\n").unwrap();
+    let mut bad = Command::new(cli());
+    bad.args(["import", "packs"]).arg(&file).args(["--api", &api.base, "--token", "not-a-token", "--progress", "lines"]);
+    let out = run(bad).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(chunks_done(&file), 0, "nothing recorded as done: {}", text(&out));
+    let out = run(command(&api, "packs", &file, &[])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(count(&out, "created"), 1, "{}", text(&out));
+    let _ = std::fs::remove_dir_all(dir);
+}
