@@ -215,9 +215,12 @@ impl Scheduler {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A new schedule: its requests, and no history but what its setup wrote.
     fn reset(&self, actors: usize) {
         let mut s = self.lock();
+        let history = std::mem::take(&mut s.history);
         *s = State::default();
+        s.history = history;
         s.phases = vec![Phase::NotStarted; actors];
         s.grants = vec![None; actors];
         s.throttling = vec![None; actors];
@@ -358,11 +361,18 @@ pub struct Request {
     pub scope: &'static str,
     /// Starts once this request has finished (a retry), else at once.
     pub after: Option<usize>,
+    /// The faults this request's calls may suffer, and on which operations
+    /// (empty: any); `None`: the scenario's.
+    pub may: Option<(&'static [FaultKind], &'static [&'static str])>,
 }
 
 impl Request {
     pub fn new(method: &'static str, path: impl Into<String>, body: Value) -> Self {
-        Self { method, path: path.into(), body, key: None, sub: "billing", scope: "admin payments payments:process", after: None }
+        Self { method, path: path.into(), body, key: None, sub: "billing", scope: "admin payments payments:process", after: None, may: None }
+    }
+    pub fn may(mut self, kinds: &'static [FaultKind], ops: &'static [&'static str]) -> Self {
+        self.may = Some((kinds, ops));
+        self
     }
     pub fn keyed(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
@@ -451,13 +461,14 @@ pub struct Run {
     pub faults: Vec<Decision>,
 }
 
-/// Makes the App a scheduled request runs with (its own SDK client, so no
-/// connection outlives its request's runtime).
+/// Makes the App every scheduled request of an exploration shares (its SDK
+/// client must use [`http_client`] and [`Gate`]): one client, one pool of
+/// connections, however many schedules.
 pub type MakeApp<'a> = &'a (dyn Fn() -> App + Sync);
 
 /// Runs `requests` once, choosing `prefix[i]` at the i-th choice point (0
 /// beyond it, or a random option when `rng` is given).
-pub fn run_once(sched: &Arc<Scheduler>, make_app: MakeApp<'_>, requests: &[Request], bounds: &Bounds, prefix: &[usize], mut rng: Option<&mut fastrand::Rng>) -> Run {
+pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds: &Bounds, prefix: &[usize], mut rng: Option<&mut fastrand::Rng>) -> Run {
     sched.reset(requests.len());
     let mut handles: Vec<Option<std::thread::JoinHandle<()>>> = (0..requests.len()).map(|_| None).collect();
     let answers: Arc<Mutex<Vec<Option<Answer>>>> = Arc::new(Mutex::new(vec![None; requests.len()]));
@@ -468,10 +479,12 @@ pub fn run_once(sched: &Arc<Scheduler>, make_app: MakeApp<'_>, requests: &[Reque
         let r = requests[i].clone();
         sched.lock().phases[i] = Phase::Running;
         sched.note(format!("{} starts: {} {}{} {}", name(i), r.method, r.path, r.key.as_ref().map(|k| format!(" (Idempotency-Key {k})")).unwrap_or_default(), r.body));
-        let (sched2, answers, app) = (sched.clone(), answers.clone(), make_app());
+        let (sched2, answers, app) = (sched.clone(), answers.clone(), app.clone());
         handles[i] = Some(std::thread::spawn(move || {
             set_actor(Some(i));
-            let answer = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().on_thread_start(move || set_actor(Some(i))).build() {
+            // The request's own runtime: its DynamoDB traffic runs on the
+            // wire's (see [`http_client`]), so nothing else needs this thread.
+            let answer = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => {
                     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
                         let (route, req) = lambda_request(&r)?;
@@ -538,7 +551,11 @@ pub fn run_once(sched: &Arc<Scheduler>, make_app: MakeApp<'_>, requests: &[Reque
                 if preempts && used_preemptions >= bounds.preemptions {
                     continue;
                 }
-                for kind in bounds.kinds {
+                let (kinds, ops) = requests[*i].may.unwrap_or((bounds.kinds, &[]));
+                if !ops.is_empty() && !ops.contains(&call.op.as_str()) {
+                    continue;
+                }
+                for kind in kinds {
                     match kind {
                         FaultKind::Lose if call.write => opts.push(Opt { actor: *i, decision: Decision::Lose, preempts }),
                         FaultKind::Throttle => opts.push(Opt { actor: *i, decision: Decision::Throttle, preempts }),
@@ -580,7 +597,7 @@ pub fn run_once(sched: &Arc<Scheduler>, make_app: MakeApp<'_>, requests: &[Reque
             };
             s.trace.push(format!("  {} {} {}{label}", name(o.actor), c.op, c.what));
             if o.decision == Decision::Throttle {
-                s.throttling[o.actor] = Some((c.op.clone(), sched.max_attempts.saturating_sub(2)));
+                s.throttling[o.actor] = Some((c.op.clone(), sched.max_attempts.saturating_sub(1)));
             }
         }
         if o.decision != Decision::Crash {
@@ -625,10 +642,12 @@ pub fn explore(
     let mut out = Explored::default();
     let mut prefix: Vec<usize> = Vec::new();
     let mut rng = seed.map(fastrand::Rng::with_seed);
+    let app = make_app();
     while out.schedules < bounds.max_schedules {
         let n = out.schedules;
+        sched.lock().history.clear();
         let requests = setup(n);
-        let run = run_once(sched, make_app, &requests, bounds, &prefix, rng.as_mut());
+        let run = run_once(sched, &app, &requests, bounds, &prefix, rng.as_mut());
         out.schedules += 1;
         for f in &run.faults {
             let kind = match f {

@@ -136,29 +136,173 @@ fn acknowledged_packs_exist(c: &Checker, ns: u64, answers: &[Answer]) -> Result<
     Ok(())
 }
 
-/// A re-sync that reports a pack while the request that put it may still
-/// undo it (issue 29, finding 1): A fails after writing x (a throttled
-/// second pack), B, its retry, writes x again and fails the same way; C
-/// re-syncs x at any point, its reads possibly stale.
+fn ns_body() -> Value {
+    json!({"name": "n", "parent_id": null, "owner_id": 1})
+}
+
+fn pack_of(minutes: u64, xid: Option<&str>) -> Value {
+    match xid {
+        Some(x) => json!({"number_of_minutes": minutes, "expires_at": "2030-01-01", "purchase_xid": x}),
+        None => json!({"number_of_minutes": minutes, "expires_at": "2030-01-01"}),
+    }
+}
+
+fn minutes(ns: u64, packs: &[Value]) -> Request {
+    Request::new("POST", format!("/namespaces/{ns}/minutes"), packs_body(packs))
+}
+
+impl Checker {
+    /// The packs of namespace `ns` as stored (its index partition; DynamoDB
+    /// Local's index is never behind once the writes are answered).
+    pub fn packs_in(&self, ns: u64) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        self.rt.block_on(self.plain.db.query_gsi1(&format!("NSPACKS#{ns}"))).expect("query")
+    }
+
+    fn plain_packs_in(&self, ns: u64) -> usize {
+        self.packs_in(ns).iter().filter(|p| !p.contains_key("purchase_xid")).count()
+    }
+}
+
+fn who(i: usize) -> char {
+    char::from(b'A' + i as u8)
+}
+
+const PUT_ONLY: &[&str] = &["PutItem"];
+const ANY: &[&str] = &[];
+
+/// Finding 1: B (the retry of a request that wrote x and undid it — the
+/// setup leaves that history) writes x again and may fail after it (its
+/// second pack throttled) and undo; A re-syncs x meanwhile, its reads
+/// possibly stale by one or two writes. Whatever A reports must stay.
 #[test]
 fn checker_a_pack_reported_by_a_resync_is_never_undone() {
     let c = Checker::new(IdempotencyConfig::default());
-    let bounds = Bounds { faults: 3, preemptions: 1, kinds: &[FaultKind::Throttle, FaultKind::Stale], max_schedules: 200 };
+    let bounds = Bounds { faults: 2, preemptions: 2, kinds: &[], max_schedules: usize::MAX };
     let out = c.explore(
         &bounds,
         None,
         |n| {
-            let ns = 1000 + n as u64 * 10;
-            c.must(Request::new("PUT", format!("/namespaces/{ns}"), json!({"name": "a", "parent_id": null, "owner_id": 1})));
+            let ns = 1000 + n as u64;
+            c.must(Request::new("PUT", format!("/namespaces/{ns}"), ns_body()));
             let (x, y) = (xid(n, 'a'), xid(n, 'b'));
-            let two = packs_body(&[json!({"number_of_minutes": 10, "expires_at": "2030-01-01", "purchase_xid": x}), json!({"number_of_minutes": 20, "expires_at": "2030-01-01", "purchase_xid": y})]);
+            // An earlier request wrote x and undid it.
+            let earlier = allotment::validate::format_timestamp(time::OffsetDateTime::now_utc());
+            let item = [
+                ("pk", AttributeValue::S(format!("PACK#X#{x}"))),
+                ("sk", AttributeValue::S("PACK".into())),
+                ("gsi1pk", AttributeValue::S(format!("NSPACKS#{ns}"))),
+                ("gsi1sk", AttributeValue::S(format!("{earlier}#0000#PACK#X#{x}"))),
+                ("namespace_id", AttributeValue::N(ns.to_string())),
+                ("number_of_minutes", AttributeValue::N("10".into())),
+                ("expires_at", AttributeValue::S("2030-01-01".into())),
+                ("purchase_xid", AttributeValue::S(x.clone())),
+                ("created_at", AttributeValue::S(earlier)),
+                ("request_id", AttributeValue::S("earlier-run".into())),
+            ];
+            c.rt.block_on(async {
+                c.plain.db.put(item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).await.expect("put");
+                c.plain.db.delete_if(allotment::db::key(format!("PACK#X#{x}"), "PACK"), "request_id = :r", &[(":r", AttributeValue::S("earlier-run".into()))]).await.expect("undo");
+            });
             vec![
-                Request::new("POST", format!("/namespaces/{ns}/minutes"), two.clone()),
-                Request::new("POST", format!("/namespaces/{ns}/minutes"), two).after(0),
-                Request::new("POST", format!("/namespaces/{ns}/minutes"), packs_body(&[json!({"number_of_minutes": 10, "expires_at": "2030-01-01", "purchase_xid": x})])).after(0),
+                minutes(ns, &[pack_of(10, Some(&x)), pack_of(20, Some(&y))]).may(&[FaultKind::Throttle], PUT_ONLY),
+                minutes(ns, &[pack_of(10, Some(&x))]).may(&[FaultKind::Stale], ANY),
             ]
         },
-        |n, _, run| acknowledged_packs_exist(&c, 1000 + n as u64 * 10, &run.answers),
+        |n, _, run| acknowledged_packs_exist(&c, 1000 + n as u64, &run.answers),
     );
-    report("resync vs undo", &out);
+    report("re-sync vs undo", &out);
+}
+
+/// Finding 2a: A writes a plain pack and an xid another namespace holds
+/// (its first read possibly stale), fails, and undoes — each call possibly
+/// throttled until the retries run out. A final 4xx means nothing of A is there.
+#[test]
+fn checker_a_refusal_leaves_nothing_written() {
+    let c = Checker::new(IdempotencyConfig::default());
+    let bounds = Bounds { faults: 2, preemptions: 0, kinds: &[FaultKind::Stale, FaultKind::Throttle], max_schedules: usize::MAX };
+    let out = c.explore(
+        &bounds,
+        None,
+        |n| {
+            let (ns, other) = (2000 + 2 * n as u64, 2001 + 2 * n as u64);
+            c.must(Request::new("PUT", format!("/namespaces/{ns}"), ns_body()));
+            c.must(Request::new("PUT", format!("/namespaces/{other}"), ns_body()));
+            c.must(minutes(other, &[pack_of(5, Some(&xid(n, 't')))]));
+            vec![minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 't')))])]
+        },
+        |n, _, run| {
+            let ns = 2000 + 2 * n as u64;
+            match run.answers[0].status() {
+                Some(s) if (400..500).contains(&s) && c.plain_packs_in(ns) > 0 => Err(format!("A was answered {s} but its plain pack is in namespace {ns}")),
+                Some(201) if c.plain_packs_in(ns) != 1 => Err(format!("A was answered 201 and namespace {ns} holds {} plain packs", c.plain_packs_in(ns))),
+                _ => Ok(()),
+            }
+        },
+    );
+    report("refusal leaves nothing", &out);
+}
+
+/// Finding 2b: a keyed run A may be cut off anywhere (or read stale) and is
+/// re-run by B with the same key once the lock expired. If the last answer
+/// refuses the request, nothing of it is there; if it accepts, the plain pack is there once.
+#[test]
+fn checker_a_keyed_rerun_after_a_kill_settles_what_the_first_run_wrote() {
+    let c = Checker::new(IdempotencyConfig { lock: std::time::Duration::ZERO, ..IdempotencyConfig::default() });
+    let bounds = Bounds { faults: 2, preemptions: 0, kinds: &[], max_schedules: usize::MAX };
+    let out = c.explore(
+        &bounds,
+        None,
+        |n| {
+            let (ns, other) = (3000 + 2 * n as u64, 3001 + 2 * n as u64);
+            c.must(Request::new("PUT", format!("/namespaces/{ns}"), ns_body()));
+            c.must(Request::new("PUT", format!("/namespaces/{other}"), ns_body()));
+            c.must(minutes(other, &[pack_of(5, Some(&xid(n, 't')))]));
+            let r = minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 't')))]).keyed(format!("import-{n}"));
+            vec![r.clone().may(&[FaultKind::Stale, FaultKind::Crash], ANY), r.after(0).may(&[], ANY)]
+        },
+        |n, _, run| {
+            let ns = 3000 + 2 * n as u64;
+            let plain = c.plain_packs_in(ns);
+            match run.answers[1].status() {
+                Some(s) if (400..500).contains(&s) && plain > 0 => Err(format!("the re-run was answered {s} but a plain pack of the request is in namespace {ns}")),
+                Some(201) if plain != 1 => Err(format!("the re-run was answered 201 and namespace {ns} holds {plain} plain packs")),
+                _ => Ok(()),
+            }
+        },
+    );
+    report("keyed re-run after a kill", &out);
+}
+
+/// Finding 4b: a keyless plain pack whose put's answer may be lost (and the
+/// put re-sent) while a move of its namespace runs: a pack the move reported
+/// moved is not put back, and the pack exists once.
+#[test]
+fn checker_a_moved_pack_is_not_put_back_by_a_retried_put() {
+    let c = Checker::new(IdempotencyConfig::default());
+    let bounds = Bounds { faults: 1, preemptions: 2, kinds: &[FaultKind::Lose], max_schedules: usize::MAX };
+    let out = c.explore(
+        &bounds,
+        None,
+        |n| {
+            let (from, to) = (4000 + 2 * n as u64, 4001 + 2 * n as u64);
+            c.must(Request::new("PUT", format!("/namespaces/{from}"), ns_body()));
+            c.must(Request::new("PUT", format!("/namespaces/{to}"), ns_body()));
+            vec![
+                minutes(from, &[pack_of(7, None)]),
+                Request::new("PATCH", format!("/namespaces/{from}/minutes/move/{to}"), Value::Null).may(&[], ANY),
+            ]
+        },
+        |n, _, run| {
+            let (from, to) = (4000 + 2 * n as u64, 4001 + 2 * n as u64);
+            let (left, moved) = (c.plain_packs_in(from), c.plain_packs_in(to));
+            if run.answers[1].body()["moved"].as_u64().unwrap_or(0) >= 1 && left > 0 {
+                return Err(format!("the move said it moved the pack, and namespace {from} holds it again"));
+            }
+            if run.answers[0].status() == Some(201) && left + moved != 1 {
+                return Err(format!("A was answered 201 and the pack exists {} times", left + moved));
+            }
+            Ok(())
+        },
+    );
+    report("move vs a retried put", &out);
 }
