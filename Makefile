@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint load load-local operations clients docs-check docs-site api-lint api-gate api-release invoke
+.PHONY: checker-power readme token chaos deny deny-advisories run test lint build-functions bench bench-quick sam-build contract fuzz smoke smoke-local actionlint load load-local operations clients docs-check docs-site api-lint api-gate api-release invoke
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -160,6 +160,11 @@ deny-advisories: $(DENY)
 #   make chaos SEED=7 SECONDS=600   (SEED optional: a random one is printed)
 chaos: node_modules/.installed
 	CHAOS_SEED=$(SEED) CHAOS_SECONDS=$(or $(SECONDS),300) cargo test -p allotment-tests --test api -- --nocapture chaos::
+
+# The exactly-once checker's power: each of issue 29's fixes reverted in
+# turn (dev/checker-reverts/), its scenario must find the bug (rebuilds per fix).
+checker-power:
+	dev/checker-power.sh
 
 # The real benchmark: release build, report in target/bench/report.md (+ throughput.png).
 bench: node_modules/.installed

@@ -603,6 +603,9 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
         if o.decision != Decision::Crash {
             s.in_flight += 1;
         }
+        // Running from now, not from when its thread wakes: until then the
+        // request would still look stopped at this call.
+        s.phases[o.actor] = Phase::Running;
         s.grants[o.actor] = Some(o.decision);
         last = Some(o.actor);
         sched.cv.notify_all();
@@ -613,6 +616,19 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
     let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|a| a.clone().unwrap_or(Answer::Crashed)).collect();
     let trace = sched.lock().trace.join("\n");
     Run { choices, answers, trace, faults }
+}
+
+/// An injected crash is the expected end of a request: no panic message.
+fn quiet_crashes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&crate::faults::CRASH) {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// What exploring a scenario came to.
@@ -638,6 +654,7 @@ pub fn explore(
     mut setup: impl FnMut(usize) -> Vec<Request>,
     mut check: impl FnMut(usize, &[Request], &Run) -> Result<(), String>,
 ) -> Explored {
+    quiet_crashes();
     let started = Instant::now();
     let mut out = Explored::default();
     let mut prefix: Vec<usize> = Vec::new();
