@@ -70,10 +70,20 @@ impl Front {
             }
             return self.docs(&path);
         }
-        let (route, params) = match match_route(ROUTES, &parts.method, &path) {
+        let matched = match_route(ROUTES, &parts.method, &path);
+        let bearer_ok = || {
+            parts
+                .headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .is_some_and(|t| token::verify(&self.secret, t.trim()).is_ok())
+        };
+        let (route, params) = match matched {
             Match::Found(route, params) => (route, params),
-            Match::WrongMethod(_) => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
-            Match::NotFound => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
+            // `$default` is behind the authorizer, as in the stack: no valid token, 401.
+            Match::WrongMethod(_) | Match::NotFound if !bearer_ok() => return front_error(&ApiError::Unauthorized, &parts.method, &path, started),
+            Match::WrongMethod(_) | Match::NotFound => return front_error(&unmatched(&parts.method, &path), &parts.method, &path, started),
         };
         let too_large = || ApiError::PayloadTooLarge(format!("Request body is over {MAX_BODY_BYTES} bytes"));
         let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -162,7 +172,7 @@ impl Front {
             "/docs/" | "/docs/index.html" => answer(200, "text/html; charset=utf-8", Bytes::from_static(DOCS_PAGE.as_bytes())),
             "/docs/openapi.json" => answer(200, "application/json", Bytes::from_static(OPENAPI_JSON.as_bytes())),
             "/docs/dev-token" => {
-                let claims = json!({"email": "docs@example.org", "email_verified": "true"});
+                let claims = json!({"email": "docs@example.org", "email_verified": "true", "token_use": "access", "client_id": "docs"});
                 answer(200, "text/plain", Bytes::from(token::mint(&self.secret, "docs", "admin payments payments:process", 8 * 3600, claims)))
             }
             other => {

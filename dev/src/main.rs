@@ -15,20 +15,21 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// `allotment-local token SCOPE [SUB] [EMAIL] [ORG]` (`make token`): a dev
 /// token for the local front, signed with `ALLOTMENT_JWT_SECRET`, valid 30
-/// days; an EMAIL is marked verified.
+/// days, shaped as the stack's user pool issues them: with provisioning
+/// scopes, an access token; without (or `openid`), an end user's ID token
+/// (an EMAIL is marked verified; ORG goes in `custom:org`).
 fn print_token(args: &[String]) -> Result<(), String> {
     let arg = |i: usize| args.get(i).map(String::as_str).filter(|a| !a.is_empty());
     let scope = arg(0).unwrap_or("");
-    let sub = arg(1).unwrap_or("dev-admin");
-    let mut claims = serde_json::Map::new();
-    if let Some(email) = arg(2) {
-        claims.insert("email".into(), email.into());
-        claims.insert("email_verified".into(), true.into());
-    }
-    if let Some(org) = arg(3) {
-        claims.insert("org".into(), org.into());
-    }
-    println!("{}", token::mint(&token::secret_from_env(), sub, scope, 30 * 24 * 3600, serde_json::Value::Object(claims)));
+    let secret = token::secret_from_env();
+    let ttl = 30 * 24 * 3600;
+    let end_user = scope.split_whitespace().all(|s| s == "openid");
+    let minted = if end_user {
+        token::end_user(&secret, arg(1).unwrap_or("dev-user"), arg(2), arg(3), ttl)
+    } else {
+        token::provisioner(&secret, arg(1).unwrap_or("dev-admin"), scope, ttl)
+    };
+    println!("{minted}");
     Ok(())
 }
 
@@ -95,18 +96,27 @@ async fn main() -> Result<(), String> {
     };
     let client = local_client(&endpoint);
     template::ensure_table(&client, &table, true).await?;
-    let app = App::new(allotment::db::Db::new(client.clone(), table.as_str()));
+    let mut app = App::new(allotment::db::Db::new(client.clone(), table.as_str()));
+    // As the stack-made user pool: end users call with ID tokens of the
+    // end-user client, the organisation in custom:org (ORG_CLAIM and
+    // END_USER_* in the environment win, as in a function).
+    if std::env::var("ORG_CLAIM").map_or(true, |v| v.is_empty()) {
+        app.org_claim = token::LOCAL_ORG_CLAIM.into();
+    }
+    if app.tokens.end_user_token_use.is_none() {
+        app.tokens = std::sync::Arc::new(allotment::auth::TokenPolicy { end_user_token_use: Some("id".into()), end_user_client: Some(token::LOCAL_END_USER_CLIENT.into()) });
+    }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("port {port} is taken ({e}): another `make run` may be using it; set PORT to a free port"))?;
     let url = format!("http://127.0.0.1:{port}");
-    let admin = token::mint(&secret, "dev-admin", "admin payments payments:process", 30 * 24 * 3600, serde_json::json!({}));
+    let admin = token::provisioner(&secret, "dev-admin", "admin payments payments:process", 30 * 24 * 3600);
     println!("Allotment is listening on {url} (DynamoDB at {endpoint}, table {table}); API reference: {url}/docs/");
     println!("Dev admin token (30 days):\nexport TOKEN={admin}");
     // Two end users for the gifts walkthrough (README): their sub, email and org claims.
-    let alice = token::mint(&secret, "alice", "openid", 30 * 24 * 3600, serde_json::json!({"email": "alice@example.org", "email_verified": true, "org": "example-university"}));
-    let carol = token::mint(&secret, "carol", "openid", 30 * 24 * 3600, serde_json::json!({"email": "carol@example.org", "email_verified": true}));
+    let alice = token::end_user(&secret, "alice", Some("alice@example.org"), Some("example-university"), 30 * 24 * 3600);
+    let carol = token::end_user(&secret, "carol", Some("carol@example.org"), None, 30 * 24 * 3600);
     println!("Dev user tokens (30 days), alice@example.org and carol@example.org:\nexport ALICE={alice}\nexport CAROL={carol}");
 
     let events_file = env_or("EVENTS_FILE", "target/local-events.jsonl");

@@ -26,6 +26,34 @@ pub fn mint(secret: &[u8], sub: &str, scope: &str, ttl_secs: i64, extra: Value) 
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap_or_default()
 }
 
+/// The end-user app client of `make run`'s pretend user pool: its users'
+/// ID tokens name it in `aud`, as the stack's pool names its EndUserClient.
+pub const LOCAL_END_USER_CLIENT: &str = "allotment-local-end-users";
+
+/// The claim `make run` reads the organisation from, as the stack does
+/// (a Cognito custom attribute no app client may write).
+pub const LOCAL_ORG_CLAIM: &str = "custom:org";
+
+/// An end user's token shaped as the stack's user pool issues it (an ID
+/// token: `token_use` "id", `aud` the end-user client, `email` and
+/// `email_verified` as strings, the organisation in `custom:org`).
+pub fn end_user(secret: &[u8], sub: &str, email: Option<&str>, org: Option<&str>, ttl_secs: i64) -> String {
+    let mut claims = json!({"token_use": "id", "aud": LOCAL_END_USER_CLIENT, "cognito:username": sub});
+    if let Some(email) = email {
+        claims["email"] = json!(email);
+        claims["email_verified"] = json!("true");
+    }
+    if let Some(org) = org {
+        claims[LOCAL_ORG_CLAIM] = json!(org);
+    }
+    mint(secret, sub, "openid", ttl_secs, claims)
+}
+
+/// A provisioner's token shaped as a client-credentials access token of the stack's pool.
+pub fn provisioner(secret: &[u8], sub: &str, scope: &str, ttl_secs: i64) -> String {
+    mint(secret, sub, scope, ttl_secs, json!({"token_use": "access", "client_id": sub}))
+}
+
 /// The claims of a valid token: HS256 signature and `exp` checked.
 pub fn verify(secret: &[u8], token: &str) -> Result<Map<String, Value>, String> {
     let mut validation = Validation::new(Algorithm::HS256);

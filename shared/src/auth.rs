@@ -19,6 +19,63 @@ pub struct Caller {
     pub scopes: Vec<String>,
     pub email: Option<String>,
     pub org: Option<String>,
+    /// Cognito's `token_use` ("id" or "access"), when the token says.
+    pub token_use: Option<String>,
+    /// The app client the token was issued to: `aud` (ID tokens), else `client_id` (access tokens).
+    pub client: Option<String>,
+}
+
+/// Which tokens the stack takes from whom (stack outputs, in the functions'
+/// environment). In the stack-made user pool, end users sign in with the
+/// end-user app client and call with their ID token (it carries `email`,
+/// `email_verified` and `custom:org`; Cognito's access tokens carry none of
+/// them); the provisioner calls with its client-credentials access token.
+/// With an external issuer, end users call with access tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// `END_USER_TOKEN_USE`: "id" or "access"; empty: not checked (tests, make run's plain tokens).
+    pub end_user_token_use: Option<String>,
+    /// `END_USER_CLIENT_ID`: an end user's ID token must be issued to this client.
+    pub end_user_client: Option<String>,
+}
+
+impl TokenPolicy {
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self { end_user_token_use: var("END_USER_TOKEN_USE"), end_user_client: var("END_USER_CLIENT_ID") }
+    }
+
+    /// Why `caller` may not call a route for scope holders (the provisioner,
+    /// clerks): only an access token carries scopes that mean something.
+    pub fn refuses_for_scopes(&self, caller: &Caller) -> Option<ApiError> {
+        match caller.token_use.as_deref() {
+            Some(u) if u != "access" => Some(ApiError::UnauthorizedBecause(format!("This route takes an access token, not an {u} token"))),
+            _ => None,
+        }
+    }
+
+    /// Why `caller` may not call a signed-in route (an end user's): its
+    /// token must be of the stack's end-user kind (issued to the end-user
+    /// client, for ID tokens), or a machine's access token with the admin scope.
+    pub fn refuses_for_users(&self, caller: &Caller) -> Option<ApiError> {
+        let Some(wanted) = self.end_user_token_use.as_deref() else { return None };
+        let used = caller.token_use.as_deref();
+        let machine = used.is_none_or(|u| u == "access") && caller.has_scope(SCOPE_ADMIN);
+        let end_user = match used {
+            Some(u) => u == wanted,
+            // External issuers seldom say; their tokens are access tokens.
+            None => wanted == "access",
+        };
+        let right_client = used != Some("id") || self.end_user_client.as_deref().is_none_or(|c| caller.client.as_deref() == Some(c));
+        if machine || (end_user && right_client) {
+            return None;
+        }
+        Some(ApiError::UnauthorizedBecause(if end_user {
+            "This token was issued to another app client than the end users'".into()
+        } else {
+            format!("This route takes an end user's {wanted} token")
+        }))
+    }
 }
 
 impl Caller {
@@ -108,6 +165,8 @@ pub fn caller(req: &Request) -> Result<Caller, ApiError> {
         scopes,
         email: jwt.claims.get("email").cloned(),
         org: jwt.claims.get("org").cloned(),
+        token_use: jwt.claims.get("token_use").cloned(),
+        client: jwt.claims.get("aud").or_else(|| jwt.claims.get("client_id")).cloned(),
     })
 }
 

@@ -78,6 +78,10 @@ pub enum ApiError {
     BadRequest { message: String, details: Vec<FieldError> },
     #[error("Unauthorized")]
     Unauthorized,
+    /// A valid token of the wrong kind for the route (an ID token where an
+    /// access token is needed, another app client's): 401 with the reason.
+    #[error("{0}")]
+    UnauthorizedBecause(String),
     /// Not enough of something the request would spend (a gift owner's wallet).
     #[error("{0}")]
     PaymentRequired(String),
@@ -121,7 +125,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest { .. } => 400,
-            Self::Unauthorized => 401,
+            Self::Unauthorized | Self::UnauthorizedBecause(_) => 401,
             Self::PaymentRequired(_) => 402,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,

@@ -43,6 +43,8 @@ pub struct App {
     /// `ORG_CLAIM`: the token claim (one an administrator controls) that
     /// names the caller's organisation for WAYF criteria; default `org`.
     pub org_claim: std::sync::Arc<str>,
+    /// `END_USER_TOKEN_USE`, `END_USER_CLIENT_ID`: which token is whose.
+    pub tokens: std::sync::Arc<auth::TokenPolicy>,
     /// How long one request keeps starting new work before it answers with
     /// what remains — a move's packs, bulk payments' rounds, Ferry's
     /// subscriptions (API Gateway gives up at 29 s; tests shorten it).
@@ -64,6 +66,7 @@ impl App {
             page_key: page_key.into_bytes().into(),
             scope_prefix: std::env::var("SCOPE_PREFIX").unwrap_or_default().into(),
             org_claim: std::env::var("ORG_CLAIM").ok().filter(|c| !c.is_empty()).unwrap_or_else(|| "org".into()).into(),
+            tokens: std::sync::Arc::new(auth::TokenPolicy::from_env()),
             work_budget: packs::MOVE_BUDGET,
         }
     }

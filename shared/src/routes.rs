@@ -11,7 +11,7 @@ use std::time::Instant;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
-use crate::auth::{Caller, SCOPE_ADMIN};
+use crate::auth::{Caller, TokenPolicy, SCOPE_ADMIN};
 use crate::call::Call;
 use crate::error::ApiError;
 use crate::http::{error_response, HandlerResult};
@@ -59,13 +59,14 @@ pub enum Access {
 }
 
 impl Access {
-    /// Why `caller` may not call a route with this access, if it may not.
-    pub fn refuses(&self, caller: Option<&Caller>) -> Option<ApiError> {
+    /// Why `caller` may not call a route with this access, if it may not
+    /// (`tokens`: which kind of token is whose, see [`TokenPolicy`]).
+    pub fn refuses(&self, caller: Option<&Caller>, tokens: &TokenPolicy) -> Option<ApiError> {
         match (self, caller) {
             (Access::Public, _) => None,
             (_, None) => Some(ApiError::Unauthorized),
-            (Access::Scopes(scopes), Some(c)) => c.require_any(scopes).err(),
-            (Access::SignedIn, Some(_)) => None,
+            (Access::Scopes(scopes), Some(c)) => tokens.refuses_for_scopes(c).or_else(|| c.require_any(scopes).err()),
+            (Access::SignedIn, Some(c)) => tokens.refuses_for_users(c),
         }
     }
 }
@@ -154,7 +155,7 @@ async fn answer(route: &Route, app: App, mut req: Request) -> Response<Body> {
     let caller = crate::auth::caller(&req).ok();
     let sub = caller.as_ref().map(|c| c.sub.clone()).unwrap_or_default();
     let route_key = format!("{} {}", req.method(), route.path);
-    let entries = tracing::info_span!("authorize").in_scope(|| match shadowed(route, &req).or_else(|| route.access.refuses(caller.as_ref())) {
+    let entries = tracing::info_span!("authorize").in_scope(|| match shadowed(route, &req).or_else(|| route.access.refuses(caller.as_ref(), &app.tokens)) {
         Some(err) => Err(err),
         None => route.check_body(&req),
     });
@@ -541,7 +542,7 @@ pub static NOT_FOUND: Route = Route {
     binary: "not-found",
     method: Method::GET, // unused: `$default` takes every method
     path: "$default",
-    access: Access::Public,
+    access: Access::SignedIn,
     body: Takes::Nothing,
     keys: &[],
     handler: |_app, call| Box::pin(async move { Err(unmatched(call.req.method(), call.req.uri().path())) }),

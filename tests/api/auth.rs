@@ -117,3 +117,72 @@ async fn the_docs_dev_token_is_only_for_a_page_of_this_machine() {
     let foreign = api.raw("GET", "/docs/dev-token", &[("host".to_owned(), "attacker.example:3000".to_owned())], Vec::new()).await;
     assert_eq!(foreign.status, 403, "{:?}", String::from_utf8_lossy(&foreign.bytes));
 }
+
+/// The API as the stack-made user pool configures it: end users' ID tokens
+/// of the end-user client, the organisation in `custom:org`.
+async fn stack_shaped() -> TestApi {
+    TestApi::with_app(allotment_tests::quick_retry(), Default::default(), |app| {
+        app.org_claim = token::LOCAL_ORG_CLAIM.into();
+        app.tokens = std::sync::Arc::new(allotment::auth::TokenPolicy {
+            end_user_token_use: Some("id".into()),
+            end_user_client: Some(token::LOCAL_END_USER_CLIENT.into()),
+        });
+    })
+    .await
+}
+
+/// Issue 30: the default stack's end users. An ID token of the end-user
+/// client is what a signed-in route takes; an access token without the admin
+/// scope, another client's ID token, or an ID token on a provisioning route
+/// is 401; the organisation counts from `custom:org` (which no app client may
+/// write), never from a claim a user could set.
+#[tokio::test]
+async fn end_users_call_with_the_end_user_clients_id_token_and_org_comes_from_custom_org() {
+    let api = stack_shaped().await;
+    let secret = allotment_tests::SECRET;
+    let provisioner = token::provisioner(secret, "provisioner-client", "admin", 3600);
+    let r = api.call("PUT", "/projects/lab", Some(&provisioner), Some(json!({"title": "Lab", "members": [{"username": "alice", "role": "PI"}]}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = api.call("POST", "/projects/lab/wallets/deposit", Some(&provisioner), Some(json!({"category": "cpu", "provider": "ucloud", "amount": 100}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let alice = token::end_user(secret, "alice", Some("alice@example.org"), None, 3600);
+    let gift = json!({"resourcesOwnedBy": "lab", "title": "Welcome", "description": "d", "renewEvery": 0,
+                      "resources": [{"category": "cpu", "provider": "ucloud", "balanceRequested": 10}],
+                      "criteria": [{"type": "wayf", "org": "example-university"}]});
+    let r = api.call("POST", "/gifts", Some(&alice), Some(gift)).await;
+    assert_eq!(r.status, 200, "an end user's ID token creates a gift: {r:?}");
+
+    // The organisation from custom:org; a self-set `org` claim counts for nothing.
+    let member = token::end_user(secret, "bob", Some("bob@example.org"), Some("example-university"), 3600);
+    let r = api.call("GET", "/gifts/available", Some(&member), None).await;
+    assert_eq!((r.status, r.body["gifts"].as_array().map(Vec::len)), (200, Some(1)), "{r:?}");
+    let self_set = token::mint(secret, "eve", "openid", 3600, json!({"token_use": "id", "aud": token::LOCAL_END_USER_CLIENT, "org": "example-university"}));
+    let r = api.call("GET", "/gifts/available", Some(&self_set), None).await;
+    assert_eq!((r.status, r.body["gifts"].as_array().map(Vec::len)), (200, Some(0)), "{r:?}");
+
+    // Tokens of the wrong kind.
+    let wrong_client = token::mint(secret, "alice", "openid", 3600, json!({"token_use": "id", "aud": "some-other-client"}));
+    let access_no_admin = token::provisioner(secret, "clerk-client", "payments", 3600);
+    let id_with_scope = token::mint(secret, "alice", "admin", 3600, json!({"token_use": "id", "aud": token::LOCAL_END_USER_CLIENT}));
+    for (what, t) in [("another client's ID token", &wrong_client), ("an access token without admin", &access_no_admin)] {
+        let r = api.call("GET", "/gifts/available", Some(t), None).await;
+        assert_eq!(r.status, 401, "{what} on a signed-in route: {r:?}");
+        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{r:?}");
+    }
+    let r = api.call("PUT", "/namespaces/9", Some(&id_with_scope), Some(json!({"name": "n", "owner_id": 1}))).await;
+    assert_eq!(r.status, 401, "an ID token on a provisioning route: {r:?}");
+    assert_eq!(api.count_prefix("NS#").await, 0, "nothing written");
+    // The provisioner's access token (admin) still reads a project's wallets.
+    let r = api.call("GET", "/projects/lab/wallets", Some(&provisioner), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// `$default` is behind the authorizer: no valid token, 401; with one, 404.
+#[tokio::test]
+async fn an_unknown_path_needs_a_token_like_every_route() {
+    let api = TestApi::start().await;
+    let r = api.call("GET", "/no/such/path", None, None).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = api.call("GET", "/no/such/path", Some(&api.admin()), None).await;
+    assert_eq!(r.status, 404, "{r:?}");
+}

@@ -33,7 +33,13 @@ fn the_gateways_authorization_scopes_are_the_route_tables() {
         };
         assert_eq!(t.scopes, want, "{} {}", route.method, route.path);
     }
-    assert_eq!(NOT_FOUND.access, Access::Public);
+    // `$default` is behind the authorizer too (no `Auth: Authorizer: NONE`):
+    // a caller without a valid token gets 401 and no function runs.
+    assert_eq!(NOT_FOUND.access, Access::SignedIn);
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    let default = doc["Resources"].as_mapping().unwrap().values().find(|r| r["Properties"]["Events"]["Api"]["Properties"]["Path"].as_str() == Some("$default")).unwrap();
+    assert!(default["Properties"]["Events"]["Api"]["Properties"].get("Auth").is_none(), "$default keeps the default authorizer");
+    assert_eq!(doc["Resources"]["Api"]["Properties"]["Auth"]["DefaultAuthorizer"].as_str(), Some("Jwt"));
 }
 
 #[test]
