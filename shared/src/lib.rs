@@ -82,8 +82,38 @@ impl App {
             Some(endpoint) => Client::from_conf(telemetry::with_dynamo_metrics(local_config(&endpoint)).build()),
             None => aws_client().await?,
         };
-        Ok(Self::new(Db::new(client, table)))
+        let mut app = Self::new(Db::new(client, table));
+        // The stack's generated key, when the function has one and no key was
+        // given by hand: read once, here, per cold start.
+        let given = std::env::var("PAGE_TOKEN_KEY").is_ok_and(|k| !k.is_empty());
+        if let Some(arn) = std::env::var("PAGE_TOKEN_SECRET_ARN").ok().filter(|a| !a.is_empty() && !given) {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_none() {
+                loader = loader.http_client(aws_https_client()?);
+            }
+            let secrets = aws_sdk_secretsmanager::Client::new(&loader.load().await);
+            app.page_key = page_key_from_secret(&secrets, &arn).await?.into();
+        }
+        Ok(app)
     }
+}
+
+/// The page-token key held in Secrets Manager (`PAGE_TOKEN_SECRET_ARN`, the
+/// stack's generated `PageTokenSecret`): its `SecretString`, at least 32
+/// characters. Rotation: put a new value and the functions take it at their
+/// next cold start; tokens signed with the old one are then refused (400),
+/// and the caller lists again from the first page (docs/deploy.md).
+pub async fn page_key_from_secret(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Vec<u8>, String> {
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| format!("page-token key {arn}: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)))?;
+    out.secret_string()
+        .filter(|key| key.len() >= 32)
+        .map(|key| key.as_bytes().to_vec())
+        .ok_or_else(|| format!("page-token key {arn}: no SecretString of 32 characters or more"))
 }
 
 /// The DynamoDB client for AWS: from the Lambda environment when that is all

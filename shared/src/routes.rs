@@ -226,8 +226,15 @@ async fn run_idempotent(route: &Route, app: App, mut call: Call) -> HandlerResul
     let response = handle(app, call).await.unwrap_or_else(|err| to_response(route, &err));
     let finished = tracing::Instrument::instrument(idempotency::finish(&db, ticket, &response), tracing::info_span!("idempotency.finish"));
     if let Err(e) = finished.await {
-        // The answer stands; the key is released when its lock expires.
         tracing::error!(error = %e, "could not settle the idempotency record");
+        // A final answer is given only once it is the key's answer: one that
+        // could not be stored (DynamoDB busy, or another run took the key
+        // over) is a 503, and the retry gets the answer that was stored —
+        // never a first answer that a re-run later contradicts.
+        if response.status().as_u16() < 500 {
+            let busy = crate::db::DbError::Exhausted(format!("the answer could not be kept for its Idempotency-Key ({e}): send the request again"));
+            return Ok(to_response(route, &ApiError::from(busy)));
+        }
     }
     Ok(response)
 }

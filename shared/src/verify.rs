@@ -41,6 +41,11 @@ pub mod kind {
     pub const PACK_INDEX: &str = "pack_index";
     pub const PACK_NAMESPACE_MISSING: &str = "pack_namespace_missing";
     pub const PACK_NAMESPACE_NOT_TOP_LEVEL: &str = "pack_namespace_not_top_level";
+    /// A pack still marked by the run that created it, past that run's undo
+    /// window, with no commit marker: the run was cut off (a time-limit
+    /// kill) after writing it and before answering, and nobody adopted it —
+    /// a pack no caller may have been told exists.
+    pub const PACK_ORPHAN: &str = "pack_orphan";
     /// `days_paid` ≠ the days of the period's active payments.
     pub const WP_DAYS_PAID: &str = "work_period_days_paid";
     /// `payment_total` ≠ the amounts of the period's active payments.
@@ -182,6 +187,10 @@ struct Facts {
     namespaces: HashMap<u64, bool>,
     /// (pack key, namespace id).
     packs: Vec<(String, u64)>,
+    /// Packs still marked by their creating run: (pack key, run id, created_at).
+    marked_packs: Vec<(String, String, String)>,
+    /// Runs that wrote their commit marker.
+    committed_runs: HashSet<String>,
     work_periods: Vec<(String, WorkPeriod)>,
     payments: HashMap<String, Paid>,
     wallets: BTreeMap<(String, String), Units>,
@@ -252,6 +261,20 @@ fn show(key: &Item) -> String {
 }
 
 impl Facts {
+    /// Packs whose run can no longer undo them (older than the undo window)
+    /// and never committed; younger than a day, since commit markers expire
+    /// after one (an older marked pack proves nothing either way).
+    fn orphans(&mut self, now: time::OffsetDateTime) {
+        let settled = crate::validate::format_timestamp(now - packs::UNDO_WINDOW);
+        let markers_kept = crate::validate::format_timestamp(now - time::Duration::hours(23));
+        for (at, run, created_at) in std::mem::take(&mut self.marked_packs) {
+            if created_at.as_str() <= settled.as_str() && created_at.as_str() >= markers_kept.as_str() && !self.committed_runs.contains(&run) {
+                let message = format!("pack created {created_at} by run {run}, which neither committed nor undid it: a run cut off before it answered; confirm with the caller whether it was meant to exist");
+                self.flag(kind::PACK_ORPHAN, vec![at], message);
+            }
+        }
+    }
+
     fn flag(&mut self, kind: &'static str, keys: Vec<String>, message: String) {
         self.violations.push(Violation { kind, keys, message });
     }
@@ -285,6 +308,9 @@ impl Facts {
             "pack" => {
                 let stored: packs::PackItem = from_item(item)?;
                 let (pk, gsi1pk, namespace) = (stored.pk.clone(), stored.gsi1pk.clone(), stored.namespace_id);
+                if let Some(run) = &stored.request_id {
+                    self.marked_packs.push((at.to_owned(), run.clone(), stored.created_at.clone()));
+                }
                 let pack = stored.into_domain()?;
                 match &pack.purchase_xid {
                     Some(xid) if pk != packs::xid_pack_pk(xid) => self.flag(
@@ -302,6 +328,11 @@ impl Facts {
                     self.flag(kind::PACK_INDEX, one(), format!("pack of namespace {namespace} has gsi1pk {gsi1pk}, not {want}"));
                 }
                 self.packs.push((at.to_owned(), namespace));
+            }
+            "pack_request" => {
+                if let Some(run) = text(&item, PK).and_then(|pk| pk.strip_prefix("PACKREQ#")) {
+                    self.committed_runs.insert(run.to_owned());
+                }
             }
             "work_period" => {
                 let wp = payments::work_period_from_item(item.clone())?;
@@ -416,6 +447,7 @@ impl Facts {
 
     /// The checks across items.
     fn finish(mut self) -> Report {
+        self.orphans(time::OffsetDateTime::now_utc());
         for (at, namespace) in std::mem::take(&mut self.packs) {
             match self.namespaces.get(&namespace) {
                 None => self.flag(kind::PACK_NAMESPACE_MISSING, vec![at], format!("namespace {namespace} (NS#{namespace}) does not exist")),

@@ -186,3 +186,52 @@ async fn an_unknown_path_needs_a_token_like_every_route() {
     let r = api.call("GET", "/no/such/path", Some(&api.admin()), None).await;
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+/// Issue 30: the page-token key comes from the stack's generated secret,
+/// read with GetSecretValue of PAGE_TOKEN_SECRET_ARN (here a stand-in
+/// Secrets Manager that answers as the service does); a secret too short to
+/// be a key is refused rather than used.
+#[tokio::test]
+async fn the_page_token_key_is_read_from_the_stacks_secret() {
+    use http_body_util::{BodyExt, Full};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>> = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        let body: serde_json::Value = serde_json::from_slice(&req.into_body().collect().await.unwrap().to_bytes()).unwrap_or_default();
+                        let id = body["SecretId"].as_str().unwrap_or("").to_owned();
+                        log.lock().unwrap().push((target, body));
+                        let secret = if id.ends_with("short") { "too-short" } else { "k3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3y" };
+                        let answer = json!({"ARN": id, "Name": "stack-page-token-key", "SecretString": secret, "VersionId": "v1"});
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder().header("content-type", "application/x-amz-json-1.1").body(Full::new(bytes::Bytes::from(answer.to_string()))).unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("k", "s", None, None, "test"))
+        .endpoint_url(&endpoint)
+        .build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(config);
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:allotment-dev-page-token-key-AbCdEf";
+    let key = allotment::page_key_from_secret(&client, arn).await.unwrap();
+    assert_eq!(key, b"k3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3yk3y".to_vec());
+    let (target, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!((target.as_str(), body["SecretId"].as_str()), ("secretsmanager.GetSecretValue", Some(arn)));
+    assert!(allotment::page_key_from_secret(&client, "arn:…:short").await.is_err(), "a short secret is no key");
+}

@@ -63,15 +63,25 @@ async fn post_key(api: &TestApi, path: &str, token: &str, key: &str, body: &Valu
 }
 
 /// With its ClientRequestToken, a transaction retried after a lost answer is
-/// applied once by DynamoDB itself (Local honours tokens too).
+/// applied once by DynamoDB itself (Local honours tokens too): the retry of
+/// a conditional put is answered as the first attempt was, not as its own
+/// condition failing. Said at the transaction, where nothing else (a
+/// deposit record, a claim token) could make the retry one effect instead:
+/// without the token this retry fails its condition.
 #[tokio::test]
 async fn a_transactions_token_makes_its_retry_one_effect() {
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
     let api = TestApi::start().await;
-    project(&api, "p", &[("pi", "PI")]).await;
+    // Two items: a one-item transaction is sent as a plain conditional write.
+    let put = |pk: &str| {
+        let put = Put::builder().table_name(&api.table).set_item(Some(allotment::db::key(pk, "TOKEN"))).condition_expression("attribute_not_exists(pk)").build().unwrap();
+        TransactWriteItem::builder().put(put).build()
+    };
     api.faults.inject("TransactWriteItems", Fault::LostAnswer, 1);
-    let r = deposit(&api, "p", "cpu", 7).await;
-    assert_eq!((r.status, r.body["balance"].clone()), (200, json!(7)), "{r:?}");
-    assert_eq!(api.faults.calls("TransactWriteItems"), 2, "the retry was answered as the first attempt");
+    let r = api.app.db.transact(vec![put("TOKEN#probe"), put("TOKEN#probe-2")]).await;
+    assert!(r.is_ok(), "the retry carried the first attempt's token and was answered as applied: {r:?}");
+    assert_eq!(api.faults.calls("TransactWriteItems"), 2, "one lost answer, one retry");
+    assert_eq!(api.count_prefix("TOKEN#probe").await, 2, "both items, once each");
 }
 
 #[tokio::test]
@@ -860,4 +870,36 @@ async fn a_keyed_rerun_settles_its_earlier_runs_plain_packs_before_refusing() {
     let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "import-1", &body).await;
     assert_eq!(r.status, 409, "{r:?}");
     assert_eq!(api.count_prefix("PACK#U#").await, 0, "the refusal settled the earlier run's plain pack");
+}
+
+/// A pack run that cannot write its commit marker (DynamoDB throttling
+/// past every retry) undoes what it wrote and answers 503: an uncommitted
+/// pack that a 201 reported could otherwise be settled away by a later run.
+#[tokio::test]
+async fn a_pack_run_that_cannot_commit_undoes_and_answers_503() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    // The two pack puts pass; the commit marker's put is throttled throughout.
+    api.faults.fail_after("PutItem", 2, Fault::Throttle);
+    let r = post_packs(&api, 1, vec![pack(7, "2099-01-01", None), pack(5, "2099-01-01", Some("c1"))]).await;
+    api.faults.clear();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(api.count_prefix("PACK#").await, 0, "undone");
+}
+
+/// An answer that cannot be kept for its Idempotency-Key (the final save
+/// throttled throughout) is not given: 503, and the retry — taking over the
+/// key once its lock expired — finds the deposit applied and answers it, once.
+#[tokio::test]
+async fn an_answer_that_cannot_be_stored_is_a_503_and_the_retry_answers_it() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    project(&api, "p", &[("pi", "PI")]).await;
+    let body = json!({"category": "cpu", "provider": "ucloud", "amount": 7});
+    api.faults.inject("UpdateItem", Fault::Throttle, usize::MAX);
+    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
+    api.faults.clear();
+    assert_eq!(r.status, 503, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
+    assert_eq!((r.status, r.body["balance"].clone()), (200, json!(7)), "{r:?}");
 }

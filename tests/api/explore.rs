@@ -306,3 +306,132 @@ fn checker_a_moved_pack_is_not_put_back_by_a_retried_put() {
     );
     report("move vs a retried put", &out);
 }
+
+// ---------------------------------------------------------------- sampled, across the domains
+
+/// Every fault kind on every call.
+const ALL: &[FaultKind] = &[FaultKind::Lose, FaultKind::Throttle, FaultKind::Crash, FaultKind::Stale];
+
+/// Schedules of the sampled scenario: `CHECKER_SCHEDULES`, else what `make test` affords.
+fn sampled_schedules(default: usize) -> usize {
+    std::env::var("CHECKER_SCHEDULES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The seed: `CHECKER_SEED`, else a fixed one (printed either way).
+fn seed() -> u64 {
+    std::env::var("CHECKER_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(29)
+}
+
+/// A keyed request and its retries: the last answer that is not a 5xx or a
+/// crash, if any — what the client was finally told.
+fn final_answer<'a>(answers: &'a [Answer], runs: &[usize]) -> Option<&'a Answer> {
+    runs.iter().rev().map(|&i| &answers[i]).find(|a| a.status().is_some_and(|s| s < 500 && s != 409 || s == 409 && !in_progress(a)))
+}
+
+fn in_progress(a: &Answer) -> bool {
+    a.body()["error"]["message"].as_str().is_some_and(|m| m.contains("still being processed"))
+}
+
+/// The answers of one key's runs that were final (not 5xx, crash or "in
+/// progress") must all be the same answer (a replay is the first answer).
+fn replays_agree(answers: &[Answer], runs: &[usize], what: &str) -> Result<(), String> {
+    let strip = |a: &Answer| {
+        let mut body = a.body().clone();
+        if let Some(e) = body.get_mut("error").and_then(Value::as_object_mut) {
+            e.remove("request_id");
+        }
+        (a.status(), body)
+    };
+    let finals: Vec<(Option<u16>, Value)> = runs
+        .iter()
+        .map(|&i| &answers[i])
+        .filter(|a| a.status().is_some_and(|s| s < 500) && !in_progress(a))
+        .map(strip)
+        .collect();
+    match finals.windows(2).find(|w| w[0] != w[1]) {
+        Some(w) => Err(format!("{what}: two runs of one key answered differently: {:?} and {:?}", w[0], w[1])),
+        None => Ok(()),
+    }
+}
+
+/// The widened harness, as the checker: packs (an xid and a plain pack under
+/// one key, its retry overlapping it), a move of their namespace, a deposit
+/// and its retry, a payment and its retry, each call of each able to be
+/// applied-and-lost, throttled until the retries give up, cut off, or (reads)
+/// stale; the Idempotency-Key's lock expires at once, so retries take over
+/// runs still in flight. Schedules are sampled by seed. The oracle never
+/// skips: an outcome nobody was told is "at most once", an acknowledged one
+/// "exactly once", and a table written this way verifies clean at the end.
+#[test]
+fn checker_sampled_across_the_domains() {
+    let c = Checker::new(IdempotencyConfig { lock: std::time::Duration::ZERO, ..IdempotencyConfig::default() });
+    let schedules = sampled_schedules(120);
+    let bounds = Bounds { faults: 3, preemptions: usize::MAX, kinds: ALL, max_schedules: schedules };
+    let seed = seed();
+    eprintln!("checker sampled: seed {seed} (CHECKER_SEED), {schedules} schedules (CHECKER_SCHEDULES)");
+    let wp_body = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11", "daysWorked": 5,
+                         "memberRate": 250.00, "customerRate": 300.00, "billingAccountId": 7});
+    let out = c.explore(
+        &bounds,
+        Some(seed),
+        |n| {
+            let (ns, to) = (5000 + 2 * n as u64, 5001 + 2 * n as u64);
+            c.must(Request::new("PUT", format!("/namespaces/{ns}"), ns_body()));
+            c.must(Request::new("PUT", format!("/namespaces/{to}"), ns_body()));
+            c.must(Request::new("PUT", format!("/projects/p{n}"), json!({"title": "P", "members": [{"username": "pi", "role": "PI"}]})));
+            c.must(Request::new("PUT", format!("/work-periods/wp{n}"), wp_body.clone()));
+            let packs = minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 'c')))]).keyed(format!("packs-{n}"));
+            let dep = Request::new("POST", format!("/projects/p{n}/wallets/deposit"), json!({"category": "cpu", "provider": "ucloud", "amount": 3})).keyed(format!("dep-{n}"));
+            let pay = Request::new("POST", "/work-period-payments", json!({"workPeriodId": format!("wp{n}"), "days": 2})).keyed(format!("pay-{n}"));
+            vec![
+                packs.clone(),
+                packs.after(0),
+                Request::new("PATCH", format!("/namespaces/{ns}/minutes/move/{to}"), Value::Null),
+                dep.clone(),
+                dep.after(3),
+                pay.clone(),
+                pay.after(5),
+            ]
+        },
+        |n, _, run| {
+            let a = &run.answers;
+            let (ns, to) = (5000 + 2 * n as u64, 5001 + 2 * n as u64);
+            // Packs: the plain pack once if acknowledged, never if refused, at most once otherwise.
+            replays_agree(a, &[0, 1], "packs")?;
+            let plain = c.plain_packs_in(ns) + c.plain_packs_in(to);
+            let x = c.item(&format!("PACK#X#{}", xid(n, 'c')), "PACK");
+            match final_answer(a, &[0, 1]).and_then(Answer::status) {
+                Some(201) if plain != 1 || x.is_none() => return Err(format!("packs acknowledged, and the plain pack exists {plain} times, the xid pack {}", if x.is_some() { "once" } else { "not at all" })),
+                Some(s) if (400..500).contains(&s) && plain > 0 => return Err(format!("packs refused ({s}) and a plain pack of the request exists")),
+                _ if plain > 1 => return Err(format!("the plain pack exists {plain} times")),
+                _ => {}
+            }
+            // Deposit: once if acknowledged, at most once.
+            replays_agree(a, &[3, 4], "deposit")?;
+            let (_, wallets) = c.call(&Request::new("GET", format!("/projects/p{n}/wallets"), Value::Null));
+            let balance: u64 = wallets["wallets"].as_array().into_iter().flatten().filter_map(|w| w["balance"].as_u64()).sum();
+            match final_answer(a, &[3, 4]).and_then(Answer::status) {
+                Some(200) if balance != 3 => return Err(format!("deposit of 3 acknowledged, balance {balance}")),
+                _ if balance != 0 && balance != 3 => return Err(format!("deposit of 3, balance {balance}")),
+                _ => {}
+            }
+            // Payment: once if acknowledged, at most once, and the period's days agree.
+            replays_agree(a, &[5, 6], "payment")?;
+            let (_, listed) = c.call(&Request::new("GET", format!("/work-period-payments?workPeriodId=wp{n}&perPage=100"), Value::Null));
+            let payments = listed["items"].as_array().map(Vec::len).unwrap_or(0);
+            let (_, wp) = c.call(&Request::new("GET", format!("/work-periods/wp{n}"), Value::Null));
+            if wp["daysPaid"].as_u64() != Some(2 * payments as u64) {
+                return Err(format!("{payments} payment(s) of 2 days and daysPaid {}", wp["daysPaid"]));
+            }
+            match final_answer(a, &[5, 6]).and_then(Answer::status) {
+                Some(201) if payments != 1 => return Err(format!("payment acknowledged, {payments} exist")),
+                _ if payments > 1 => return Err(format!("{payments} payments of one key")),
+                _ => Ok(()),
+            }
+        },
+    );
+    report(&format!("sampled across the domains (seed {seed})"), &out);
+    // What the runs left, read as `allotment verify` reads it.
+    let report = c.rt.block_on(allotment::verify::verify(&c.plain.db, 2, |_| {})).expect("verify");
+    assert!(report.is_clean(), "verify after the sampled schedules: {:?}", report.violations);
+}

@@ -318,3 +318,38 @@ async fn the_summary_names_each_violation_and_its_keys() {
     assert!(text.contains("1 violations:"), "{text}");
     assert!(text.contains("pack_index: pack of namespace 1 has gsi1pk NSPACKS#2, not NSPACKS#1\n    PACK#X#x1 / PACK\n"), "{text}");
 }
+
+/// Issue 29: a pack its run left marked past the undo window, with no commit
+/// marker (the run was killed before answering), is reported as an orphan;
+/// the same pack with its run's marker, or still young enough to be undone,
+/// or adopted (no mark), is not.
+#[tokio::test]
+async fn a_pack_left_by_a_killed_run_is_reported_as_an_orphan() {
+    let api = TestApi::start().await;
+    namespace(&api, 1, None, 7).await;
+    let at = |ago_secs: i64| allotment::validate::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::seconds(ago_secs));
+    let marked = |id: &str, created_at: String, run: Option<&str>| {
+        let mut item: Item = HashMap::from([
+            ("pk".into(), s(format!("PACK#U#{id}"))),
+            ("sk".into(), s("PACK")),
+            ("gsi1pk".into(), s("NSPACKS#1")),
+            ("gsi1sk".into(), s(format!("{created_at}#0000#PACK#U#{id}"))),
+            ("namespace_id".into(), n(1)),
+            ("number_of_minutes".into(), n(5)),
+            ("expires_at".into(), s("2099-01-01")),
+            ("created_at".into(), s(created_at)),
+        ]);
+        if let Some(run) = run {
+            item.insert("request_id".into(), s(run));
+        }
+        item
+    };
+    put(&api, marked("orphan", at(300), Some("killed-run"))).await;
+    put(&api, marked("committed", at(300), Some("done-run"))).await;
+    put(&api, HashMap::from([("pk".into(), s("PACKREQ#done-run")), ("sk".into(), s("PACKREQ"))])).await;
+    put(&api, marked("young", at(5), Some("running-run"))).await;
+    put(&api, marked("adopted", at(300), None)).await;
+    let report = verify(&api.app.db, 2, |_| {}).await.unwrap();
+    let orphans: Vec<&Vec<String>> = report.violations.iter().filter(|v| v.kind == kind::PACK_ORPHAN).map(|v| &v.keys).collect();
+    assert_eq!(orphans, vec![&vec![key_of("PACK#U#orphan", "PACK")]], "{report:?}");
+}

@@ -92,9 +92,9 @@ pub(crate) struct PackItem {
     pub(super) expires_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) purchase_xid: Option<String>,
-    pub(super) created_at: String,
+    pub(crate) created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 impl PackItem {
@@ -372,7 +372,12 @@ pub async fn create_packs(
         }
     };
     if !with_xid.is_empty() || !without_xid.is_empty() {
-        run.commit(db, now).await;
+        // A run that cannot say it committed could still be undone by
+        // nobody and reported by nobody: it undoes and answers 503 instead.
+        if let Err(e) = run.commit(db, now).await {
+            run.undo(db, &with_xid, &without_xid, started).await?;
+            return Err(Refused::Store(e));
+        }
     }
     Ok(answer(&distinct, stored, earlier_plain, with_xid.into_iter().chain(without_xid)))
 }
@@ -396,12 +401,12 @@ async fn stored_packs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], cutoff: 
 }
 
 /// Before a keyed request is refused at step 1: the plain packs an earlier
-/// run of it wrote (their keys are the Idempotency-Key's) and left undoable —
-/// a run cut off at the time limit, before its undo — are deleted, so the
-/// refusal's "nothing was written" holds and a client that re-sends the
-/// rest under a new key creates them once. A pack whose run committed, or
-/// that was adopted, stays: it was reported.
-async fn settle_earlier_runs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], ids: &RequestIds) -> Result<(), DbError> {
+/// run of it wrote (their keys are the Idempotency-Key's) and left behind —
+/// a run cut off at the time limit, or one whose answer could not be stored
+/// (then it answered 503) — are deleted, so the refusal's "nothing was
+/// written" holds and a client that re-sends the rest under a new key
+/// creates them once.
+async fn settle_earlier_runs(db: &Db, _ns: NamespaceId, distinct: &[&PackSpec], ids: &RequestIds) -> Result<(), DbError> {
     let keys: Vec<Item> = distinct
         .iter()
         .enumerate()
@@ -411,18 +416,15 @@ async fn settle_earlier_runs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], i
     if keys.is_empty() {
         return Ok(());
     }
-    let earlier: Vec<(String, String)> = db
-        .batch_get(keys)
-        .await?
-        .into_iter()
-        .map(Stored::of)
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .filter(|p| p.pack.namespace_id == ns)
-        .filter_map(|p| p.request_id.map(|rid| (p.pk, rid)))
-        .collect();
-    for (pk, rid) in uncommitted(db, earlier).await? {
-        undo_packs(db, &rid, ns, Vec::new(), vec![pk]).await?;
+    let earlier: Vec<Stored> = db.batch_get(keys).await?.into_iter().map(Stored::of).collect::<Result<_, _>>()?;
+    for p in earlier {
+        // Only this key names these packs, and no run of it gave a final
+        // answer (it would be the key's stored answer, replayed instead of
+        // this run): whatever an earlier run left — committed, or moved
+        // since — was never acknowledged, and goes.
+        let (pk, namespace) = (p.pk.clone(), p.pack.namespace_id);
+        let deleted = db.delete_if(pack_key_of(pk), "namespace_id = :ns", &[(":ns", db::n(namespace.0))]).await;
+        applied(deleted)?;
     }
     Ok(())
 }
@@ -556,12 +558,12 @@ impl Run {
     /// Step 4: nothing of this run will be undone now: says so, so that a
     /// re-sync reports its packs without adopting them. (If this write
     /// fails, re-syncs adopt instead: slower, as safe.)
-    async fn commit(&self, db: &Db, now: time::OffsetDateTime) {
+    async fn commit(&self, db: &Db, now: time::OffsetDateTime) -> Result<(), DbError> {
         let mut marker = committed_key(&self.request_id);
         marker.insert("ttl".into(), db::n((now + time::Duration::days(1)).unix_timestamp()));
-        if let Err(e) = db.put(marker).await {
+        db.put(marker).await.inspect_err(|e| {
             tracing::warn!(error = %e, request_id = %self.request_id, "could not mark the pack request committed");
-        }
+        })
     }
 }
 
