@@ -158,8 +158,12 @@ deny-advisories: $(DENY)
 
 # The randomized fault-and-race harness, longer than in `make test`:
 #   make chaos SEED=7 SECONDS=600   (SEED optional: a random one is printed)
+# Then the checker's sampled scenario (every fault kind: lost answers,
+# throttling storms, crashes, stale reads, key takeovers) for about as long.
 chaos: node_modules/.installed
 	CHAOS_SEED=$(SEED) CHAOS_SECONDS=$(or $(SECONDS),300) cargo test -p allotment-tests --test api -- --nocapture chaos::
+	CHECKER_SEED=$(or $(SEED),$(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')) CHECKER_SCHEDULES=$$(( $(or $(SECONDS),300) * 6 )) \
+	  cargo test -p allotment-tests --test api -- --nocapture explore::checker_sampled_across_the_domains
 
 # The exactly-once checker's power: each of issue 29's fixes reverted in
 # turn (dev/checker-reverts/), its scenario must find the bug (rebuilds per fix).

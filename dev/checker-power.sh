@@ -15,7 +15,7 @@ for patch in dev/checker-reverts/*.patch; do
   if out=$(cargo test -q -p allotment-tests --test api "explore::$scenario" -- --exact --nocapture 2>&1); then
     echo "MISSED  $(basename "$patch"): $scenario found nothing"; status=1
   elif grep -q VIOLATION <<<"$out"; then
-    echo "found   $(basename "$patch"): $(grep -o 'VIOLATION after [0-9]* schedule(s)' <<<"$out" | head -1), $(grep -o 'schedule(s) in [0-9.]*s' <<<"$out" | head -1 | sed 's/schedule(s) in //') in the checker"
+    echo "found   $(basename "$patch"): $(grep -o 'VIOLATION after [0-9]* schedule(s)' <<<"$out" | head -1), $(grep -oE 'schedule\(s\)( \(every one within the bounds\))? in [0-9.]+[mµ]?s' <<<"$out" | head -1 | sed -E 's/.* in //') in the checker"
   else
     echo "ERROR   $(basename "$patch"):"; tail -20 <<<"$out"; status=1
   fi
