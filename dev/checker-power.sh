@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 git diff --quiet -- shared || { echo "shared/ has uncommitted changes; commit or stash them first"; exit 2; }
 status=0
+applied=""
+trap '[ -n "$applied" ] && git apply -R "$applied"' EXIT
 for patch in dev/checker-reverts/*.patch; do
   scenario=$(sed -n '1s/^# scenario: //p' "$patch")
-  git apply "$patch"
-  started=$(date +%s.%N)
+  git apply "$patch"; applied=$patch
   if out=$(cargo test -q -p allotment-tests --test api "explore::$scenario" -- --exact --nocapture 2>&1); then
     echo "MISSED  $(basename "$patch"): $scenario found nothing"; status=1
   elif grep -q VIOLATION <<<"$out"; then
@@ -19,6 +20,6 @@ for patch in dev/checker-reverts/*.patch; do
   else
     echo "ERROR   $(basename "$patch"):"; tail -20 <<<"$out"; status=1
   fi
-  git apply -R "$patch"
+  git apply -R "$patch"; applied=""
 done
 exit $status
