@@ -872,19 +872,30 @@ async fn a_keyed_rerun_settles_its_earlier_runs_plain_packs_before_refusing() {
     assert_eq!(api.count_prefix("PACK#U#").await, 0, "the refusal settled the earlier run's plain pack");
 }
 
-/// A pack run that cannot write its commit marker (DynamoDB throttling
-/// past every retry) undoes what it wrote and answers 503: an uncommitted
-/// pack that a 201 reported could otherwise be settled away by a later run.
+/// A keyed re-run refused at step 3 (its read missed that the xid went to
+/// another namespace; the put finds it there) also settles what an earlier,
+/// killed run of the key left — here a plain pack a move carried along —
+/// so the 409 is true.
 #[tokio::test]
-async fn a_pack_run_that_cannot_commit_undoes_and_answers_503() {
-    let api = TestApi::start().await;
-    namespace(&api, 1, None, 7).await;
-    // The two pack puts pass; the commit marker's put is throttled throughout.
-    api.faults.fail_after("PutItem", 2, Fault::Throttle);
-    let r = post_packs(&api, 1, vec![pack(7, "2099-01-01", None), pack(5, "2099-01-01", Some("c1"))]).await;
+async fn a_keyed_rerun_refused_at_its_write_settles_earlier_runs_too() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    for ns in [1, 2] {
+        namespace(&api, ns, None, 7).await;
+    }
+    let body = json!({"packs": [pack(7, "2099-01-01", None), pack(5, "2099-01-01", Some("x9"))]});
+    // The first run writes both packs and is cut off before its commit marker.
+    api.faults.fail_after("PutItem", 3, Fault::Crash);
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "k-9", &body).await;
     api.faults.clear();
-    assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(api.count_prefix("PACK#").await, 0, "undone");
+    assert_eq!(r.status, 500, "{r:?}");
+    let r = api.call("PATCH", "/namespaces/1/minutes/move/2", Some(&api.admin()), None).await;
+    assert_eq!((r.status, r.body["moved"].clone()), (202, json!(2)), "{r:?}");
+    // The re-run's read misses x9 (stale): it is refused by x9's put.
+    api.faults.stale_read(vec![]);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "k-9", &body).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(api.count_prefix("PACK#U#").await, 0, "the earlier run's plain pack was settled");
 }
 
 /// An answer that cannot be kept for its Idempotency-Key (the final save

@@ -435,3 +435,36 @@ fn checker_sampled_across_the_domains() {
     let report = c.rt.block_on(allotment::verify::verify(&c.plain.db, 2, |_| {})).expect("verify");
     assert!(report.is_clean(), "verify after the sampled schedules: {:?}", report.violations);
 }
+
+/// The undo of a refused request meets a move: A writes a plain pack and an
+/// xid another namespace holds (its read possibly stale), and undoes; B moves
+/// A's namespace meanwhile. A 4xx for A means its plain pack is nowhere.
+#[test]
+fn checker_an_undo_that_meets_a_move_never_answers_4xx_on_a_moved_pack() {
+    let c = Checker::new(IdempotencyConfig::default());
+    let bounds = Bounds { faults: 1, preemptions: 2, kinds: &[], max_schedules: usize::MAX };
+    let out = c.explore(
+        &bounds,
+        None,
+        |n| {
+            let (ns, other, to) = (6000 + 3 * n as u64, 6001 + 3 * n as u64, 6002 + 3 * n as u64);
+            for id in [ns, other, to] {
+                c.must(Request::new("PUT", format!("/namespaces/{id}"), ns_body()));
+            }
+            c.must(minutes(other, &[pack_of(5, Some(&xid(n, 'u')))]));
+            vec![
+                minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 'u')))]).may(&[FaultKind::Stale], ANY),
+                Request::new("PATCH", format!("/namespaces/{ns}/minutes/move/{to}"), Value::Null).may(&[], ANY),
+            ]
+        },
+        |n, _, run| {
+            let (ns, to) = (6000 + 3 * n as u64, 6002 + 3 * n as u64);
+            let plain = c.plain_packs_in(ns) + c.plain_packs_in(to);
+            match run.answers[0].status() {
+                Some(s) if (400..500).contains(&s) && plain > 0 => Err(format!("A was answered {s} and its plain pack exists (moved to {to})")),
+                _ => Ok(()),
+            }
+        },
+    );
+    report("undo meets a move", &out);
+}

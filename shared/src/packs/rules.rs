@@ -239,6 +239,13 @@ pub enum Refused {
     Store(#[from] DbError),
 }
 
+impl Refused {
+    /// A refusal of the request itself (4xx), not a failure to finish it.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Refused::Store(_))
+    }
+}
+
 fn quoted(xids: &[String]) -> String {
     xids.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")
 }

@@ -350,9 +350,9 @@ pub async fn create_packs(
     let mut seen: HashSet<&PurchaseXid> = HashSet::new();
     let distinct: Vec<&PackSpec> = specs.iter().filter(|s| s.purchase_xid.as_ref().is_none_or(|x| seen.insert(x))).collect();
     let mut stored = match stored_packs(db, ns, &distinct, &cutoff).await {
-        Err(Refused::XidTaken(taken)) if ids.is_keyed() => {
-            settle_earlier_runs(db, ns, &distinct, ids).await?;
-            return Err(Refused::XidTaken(taken));
+        Err(refused) if ids.is_keyed() && refused.is_final() => {
+            settle_earlier_runs(db, &distinct, ids, now).await?;
+            return Err(refused);
         }
         other => other?,
     };
@@ -368,16 +368,19 @@ pub async fn create_packs(
             // the undo is done. Otherwise 503 (never stored), and a retry
             // converges.
             run.undo(db, &with_xid, &without_xid, started).await?;
+            // Refused at step 3 (an xid taken meanwhile): what earlier runs
+            // of the key left goes too, as at step 1.
+            if ids.is_keyed() && err.is_final() {
+                settle_earlier_runs(db, &distinct, ids, now).await?;
+            }
             return Err(err);
         }
     };
     if !with_xid.is_empty() || !without_xid.is_empty() {
-        // A run that cannot say it committed could still be undone by
-        // nobody and reported by nobody: it undoes and answers 503 instead.
-        if let Err(e) = run.commit(db, now).await {
-            run.undo(db, &with_xid, &without_xid, started).await?;
-            return Err(Refused::Store(e));
-        }
+        // Not undone if the marker cannot be written: it may have landed
+        // with its answer lost, and a re-sync that read it reported the
+        // packs without adopting them. Re-syncs adopt instead (slower, as safe).
+        let _ = run.commit(db, now).await;
     }
     Ok(answer(&distinct, stored, earlier_plain, with_xid.into_iter().chain(without_xid)))
 }
@@ -406,7 +409,10 @@ async fn stored_packs(db: &Db, ns: NamespaceId, distinct: &[&PackSpec], cutoff: 
 /// (then it answered 503) — are deleted, so the refusal's "nothing was
 /// written" holds and a client that re-sends the rest under a new key
 /// creates them once.
-async fn settle_earlier_runs(db: &Db, _ns: NamespaceId, distinct: &[&PackSpec], ids: &RequestIds) -> Result<(), DbError> {
+async fn settle_earlier_runs(db: &Db, distinct: &[&PackSpec], ids: &RequestIds, now: time::OffsetDateTime) -> Result<(), DbError> {
+    // A key is the same request for its retention (24 h) only: a pack older
+    // than that may be a finished run's whose answer has expired, and stays.
+    let same_request_since = validate::format_timestamp(now - time::Duration::hours(23));
     let keys: Vec<Item> = distinct
         .iter()
         .enumerate()
@@ -417,14 +423,17 @@ async fn settle_earlier_runs(db: &Db, _ns: NamespaceId, distinct: &[&PackSpec], 
         return Ok(());
     }
     let earlier: Vec<Stored> = db.batch_get(keys).await?.into_iter().map(Stored::of).collect::<Result<_, _>>()?;
-    for p in earlier {
+    for p in earlier.into_iter().filter(|p| p.created_at >= same_request_since) {
         // Only this key names these packs, and no run of it gave a final
         // answer (it would be the key's stored answer, replayed instead of
         // this run): whatever an earlier run left — committed, or moved
-        // since — was never acknowledged, and goes.
+        // since — was never acknowledged, and goes. One moved meanwhile is
+        // a 503: the retry settles it where it is now.
         let (pk, namespace) = (p.pk.clone(), p.pack.namespace_id);
-        let deleted = db.delete_if(pack_key_of(pk), "namespace_id = :ns", &[(":ns", db::n(namespace.0))]).await;
-        applied(deleted)?;
+        let deleted = db.delete_if(pack_key_of(pk.clone()), "namespace_id = :ns", &[(":ns", db::n(namespace.0))]).await;
+        if !applied(deleted)? && db.get(pack_key_of(pk.clone())).await?.is_some() {
+            return Err(DbError::Exhausted(format!("pack {pk} moved while it was settled: send the request again")));
+        }
     }
     Ok(())
 }
@@ -648,12 +657,22 @@ async fn undo_packs(
             async move {
                 let deleted = db
                     .delete_if(
-                        pack_key_of(pk),
+                        pack_key_of(pk.clone()),
                         "request_id = :rid AND namespace_id = :ns",
-                        &[(":rid", AttributeValue::S(rid)), (":ns", db::n(ns.0))],
+                        &[(":rid", AttributeValue::S(rid.clone())), (":ns", db::n(ns.0))],
                     )
                     .await;
-                applied(deleted)
+                if applied(deleted)? {
+                    return Ok(true);
+                }
+                // Not ours any more (adopted, or another run's), or gone: as
+                // it should be. Still ours but moved by a move meanwhile: not
+                // undone, and the request cannot say nothing was written.
+                let still_ours = db.get(pack_key_of(pk.clone())).await?.and_then(|mut i| i.remove("request_id")) == Some(AttributeValue::S(rid));
+                if still_ours {
+                    return Err(DbError::Exhausted(format!("pack {pk} was moved before it could be undone")));
+                }
+                Ok(false)
             }
         })
         .await;
