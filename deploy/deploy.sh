@@ -59,7 +59,22 @@ case "$(status)" in
     ;;
 esac
 
+# Extra arguments pass through to sam deploy; a --parameter-overrides among
+# them is merged after samconfig's list and the alarm (sam takes only one
+# such option: a second would replace the boundary and the alarm).
+extra=() more=()
+while (($#)); do
+  case "$1" in
+    --parameter-overrides)
+      shift
+      while (($#)) && [[ "$1" != --* ]]; do more+=("$1"); shift; done
+      ;;
+    --parameter-overrides=*) more+=("${1#--parameter-overrides=}"); shift ;;
+    *) extra+=("$1"); shift ;;
+  esac
+done
+
 # shellcheck disable=SC2086 # the overrides are space-separated Key=Value words
 exec "$sam" deploy --config-env "$stage" --template-file .aws-sam/build/template.yaml \
   --s3-bucket "$bucket" --role-arn "$role" --on-failure DELETE \
-  --parameter-overrides $overrides "$alarm" "$@"
+  --parameter-overrides $overrides "$alarm" "${more[@]}" "${extra[@]}"
