@@ -455,6 +455,9 @@ struct Opt {
 /// One schedule's run: the choices made (index, options) and the answers.
 pub struct Run {
     choices: Vec<(usize, usize)>,
+    /// At each choice point, the calls the requests were stopped at: a
+    /// replayed prefix must meet the same ones, or the run diverged.
+    points: Vec<String>,
     pub answers: Vec<Answer>,
     pub trace: String,
     /// Faults injected, by kind.
@@ -473,6 +476,7 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
     let mut handles: Vec<Option<std::thread::JoinHandle<()>>> = (0..requests.len()).map(|_| None).collect();
     let answers: Arc<Mutex<Vec<Option<Answer>>>> = Arc::new(Mutex::new(vec![None; requests.len()]));
     let mut choices = Vec::new();
+    let mut points = Vec::new();
     let mut faults = Vec::new();
     let (mut used_faults, mut used_preemptions, mut last): (usize, usize, Option<usize>) = (0, 0, None);
     let start = |i: usize, handles: &mut Vec<Option<std::thread::JoinHandle<()>>>| {
@@ -578,6 +582,7 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
             _ => prefix.get(choices.len()).copied().unwrap_or(0).min(opts.len() - 1),
         };
         choices.push((pick, opts.len()));
+        points.push(order.iter().map(|(i, c)| format!("{}:{}", name(*i), c.op)).collect::<Vec<_>>().join(" "));
         let o = opts[pick];
         used_preemptions += usize::from(o.preempts);
         let call = blocked.iter().find(|(i, _)| *i == o.actor).map(|(_, c)| c.clone());
@@ -615,7 +620,7 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
     }
     let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|a| a.clone().unwrap_or(Answer::Crashed)).collect();
     let trace = sched.lock().trace.join("\n");
-    Run { choices, answers, trace, faults }
+    Run { choices, points, answers, trace, faults }
 }
 
 /// An injected crash is the expected end of a request: no panic message.
@@ -641,6 +646,10 @@ pub struct Explored {
     /// The first violation: the property's message and the schedule's trace.
     pub violation: Option<String>,
     pub elapsed: Duration,
+    /// Schedules whose replayed prefix met other calls than the run it was
+    /// taken from (timing inside a request decided differently): those
+    /// explored a neighbouring branch instead of the chosen one.
+    pub diverged: usize,
 }
 
 /// Explores `requests` depth-first within `bounds` (or, with `seed`, that
@@ -658,6 +667,7 @@ pub fn explore(
     let started = Instant::now();
     let mut out = Explored::default();
     let mut prefix: Vec<usize> = Vec::new();
+    let mut expected: Vec<String> = Vec::new();
     let mut rng = seed.map(fastrand::Rng::with_seed);
     let app = make_app();
     while out.schedules < bounds.max_schedules {
@@ -666,6 +676,9 @@ pub fn explore(
         let requests = setup(n);
         let run = run_once(sched, &app, &requests, bounds, &prefix, rng.as_mut());
         out.schedules += 1;
+        if rng.is_none() && run.points.iter().zip(&expected).any(|(a, b)| a != b) {
+            out.diverged += 1;
+        }
         for f in &run.faults {
             let kind = match f {
                 Decision::Stale(_) => "stale read".to_owned(),
@@ -689,6 +702,7 @@ pub fn explore(
         };
         prefix = run.choices[..i].iter().map(|(p, _)| *p).collect();
         prefix.push(run.choices[i].0 + 1);
+        expected = run.points[..=i].to_vec();
     }
     out.elapsed = started.elapsed();
     out

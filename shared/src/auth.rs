@@ -40,9 +40,14 @@ pub struct TokenPolicy {
 }
 
 impl TokenPolicy {
+    /// From the environment. A value that is not one (`sam local`'s
+    /// environment can carry an unresolved `Fn::If` as text) counts as unset.
     pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        Self { end_user_token_use: var("END_USER_TOKEN_USE"), end_user_client: var("END_USER_CLIENT_ID") }
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty() && !v.starts_with('{'));
+        Self {
+            end_user_token_use: var("END_USER_TOKEN_USE").filter(|u| u == "id" || u == "access"),
+            end_user_client: var("END_USER_CLIENT_ID"),
+        }
     }
 
     /// Why `caller` may not call a route for scope holders (the provisioner,

@@ -65,7 +65,7 @@ impl App {
             clock: clock::Clock::default(),
             page_key: page_key.into_bytes().into(),
             scope_prefix: std::env::var("SCOPE_PREFIX").unwrap_or_default().into(),
-            org_claim: std::env::var("ORG_CLAIM").ok().filter(|c| !c.is_empty()).unwrap_or_else(|| "org".into()).into(),
+            org_claim: std::env::var("ORG_CLAIM").ok().filter(|c| !c.is_empty() && !c.starts_with('{')).unwrap_or_else(|| "org".into()).into(),
             tokens: std::sync::Arc::new(auth::TokenPolicy::from_env()),
             work_budget: packs::MOVE_BUDGET,
         }
@@ -86,7 +86,9 @@ impl App {
         // The stack's generated key, when the function has one and no key was
         // given by hand: read once, here, per cold start.
         let given = std::env::var("PAGE_TOKEN_KEY").is_ok_and(|k| !k.is_empty());
-        if let Some(arn) = std::env::var("PAGE_TOKEN_SECRET_ARN").ok().filter(|a| !a.is_empty() && !given) {
+        // Locally (DynamoDB Local, `sam local invoke`) there is no secret to read: the derived key serves.
+        let local = std::env::var("DYNAMODB_ENDPOINT").is_ok_and(|e| !e.is_empty());
+        if let Some(arn) = std::env::var("PAGE_TOKEN_SECRET_ARN").ok().filter(|a| a.starts_with("arn:") && !given && !local) {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
             if std::env::var_os("ALLOTMENT_TLS_NATIVE_ROOTS").is_none() {
                 loader = loader.http_client(aws_https_client()?);

@@ -58,7 +58,9 @@ impl Checker {
             .interceptor(Gate(self.sched.clone()))
             .build();
         let mut db = Db::new(aws_sdk_dynamodb::Client::from_conf(config), self.table.as_str());
-        db.retry = RetryPolicy { max_attempts: ATTEMPTS, base_delay: std::time::Duration::from_millis(1), max_delay: std::time::Duration::from_millis(2) };
+        // No backoff: a jittered sleep would let timing decide which of a
+        // request's concurrent calls reaches the scheduler first.
+        db.retry = RetryPolicy { max_attempts: ATTEMPTS, base_delay: std::time::Duration::ZERO, max_delay: std::time::Duration::ZERO };
         let mut app = App::new(db);
         app.idempotency = self.idempotency;
         app.clock = self.plain.clock.clone();
@@ -98,11 +100,12 @@ impl Checker {
 /// Fails the test with the violation's trace, and says what was explored.
 pub fn report(name: &str, out: &Explored) {
     eprintln!(
-        "checker {name}: {} schedule(s){} in {:.1?}, faults {:?}",
+        "checker {name}: {} schedule(s){} in {:.1?}, faults {:?}, {} diverged from their prefix",
         out.schedules,
         if out.exhaustive { " (every one within the bounds)" } else { "" },
         out.elapsed,
-        out.faults
+        out.faults,
+        out.diverged
     );
     if let Some(v) = &out.violation {
         panic!("checker {name}:\n{v}");

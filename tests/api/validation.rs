@@ -179,7 +179,9 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         ("DELETE", "/gifts/available", 405, Some("GET")),
         ("DELETE", "/gifts/claim", 405, Some("POST")),
     ] {
-        let r = api.call(method, path, None, None).await;
+        // `$default` is behind the authorizer: without a token, 401 first.
+        assert_error(&api.call(method, path, None, None).await, 401);
+        let r = api.call(method, path, Some(&api.admin()), None).await;
         assert_error(&r, status);
         // RFC 9110: a 405 names the methods the path does take (found by the contract test).
         assert_eq!(r.headers.get("allow").map(|v| v.to_str().unwrap()), allow, "{method} {path}");
