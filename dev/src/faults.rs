@@ -73,6 +73,8 @@ struct State {
     keys: Vec<String>,
     /// What the next eventually consistent BatchGetItem answers instead of reading.
     stale: Option<Vec<Value>>,
+    /// Every call requests made, as IAM authorizes it (see [`Faults::take_calls_seen`]).
+    calls_seen: Vec<Value>,
 }
 
 /// Shared handle: the test keeps one, the SDK client holds the interceptor.
@@ -128,6 +130,55 @@ impl Faults {
     /// `dynamodb:LeadingKeys` against what it really touches.
     pub fn take_keys_seen(&self) -> Vec<String> {
         std::mem::take(&mut self.lock().keys)
+    }
+
+    /// The calls requests made since the last call, as IAM authorizes them:
+    /// `{"action": "dynamodb:<Op>", "on": "table", "keys": [pk…]}`, or for an
+    /// index Query `{"action", "on": "<index>", "indexKey": pk}`; a
+    /// transaction is one entry per item, by its item's own action. The
+    /// offline IAM check evaluates what the routes really call
+    /// (`target/iam/route-calls.json`, written by the Lambda tests).
+    pub fn take_calls_seen(&self) -> Vec<Value> {
+        std::mem::take(&mut self.lock().calls_seen)
+    }
+
+    fn record_call(&self, op: &str, body: &Value) {
+        let pk = |v: &Value| v["pk"]["S"].as_str().map(str::to_owned);
+        let table = |action: &str, keys: Vec<String>| json!({"action": format!("dynamodb:{action}"), "on": "table", "keys": keys});
+        let mut calls = Vec::new();
+        match op {
+            "Query" => match body["IndexName"].as_str() {
+                Some(index) => calls.push(json!({"action": "dynamodb:Query", "on": index, "indexKey": body["ExpressionAttributeValues"][":pk"]["S"]})),
+                None => calls.push(table("Query", body["ExpressionAttributeValues"][":pk"]["S"].as_str().map(str::to_owned).into_iter().collect())),
+            },
+            "TransactWriteItems" => {
+                for item in body["TransactItems"].as_array().into_iter().flatten() {
+                    for (kind, action, at) in [("Put", "PutItem", "Item"), ("Update", "UpdateItem", "Key"), ("Delete", "DeleteItem", "Key"), ("ConditionCheck", "ConditionCheckItem", "Key")] {
+                        if let Some(k) = item.get(kind).and_then(|i| pk(&i[at])) {
+                            calls.push(table(action, vec![k]));
+                        }
+                    }
+                }
+            }
+            "BatchGetItem" => {
+                let keys = body["RequestItems"].as_object().into_iter().flat_map(|t| t.values()).flat_map(|t| t["Keys"].as_array().cloned().unwrap_or_default()).filter_map(|k| pk(&k)).collect();
+                calls.push(table(op, keys));
+            }
+            "BatchWriteItem" => {
+                let keys = body["RequestItems"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|t| t.values())
+                    .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+                    .filter_map(|r| pk(&r["PutRequest"]["Item"]).or_else(|| pk(&r["DeleteRequest"]["Key"])))
+                    .collect();
+                calls.push(table(op, keys));
+            }
+            "PutItem" => calls.push(table(op, pk(&body["Item"]).into_iter().collect())),
+            "" | "ListTables" | "DescribeTable" | "CreateTable" => {}
+            _ => calls.push(table(op, pk(&body["Key"]).into_iter().collect())),
+        }
+        self.lock().calls_seen.extend(calls);
     }
 
     fn record_keys(&self, body: &Value) {
@@ -272,6 +323,7 @@ impl Intercept for Faults {
         // The request, read once for every use below.
         let mut body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
         self.record_keys(&body);
+        self.record_call(&operation, &body);
         if operation == "BatchGetItem" {
             let tables = body.get("RequestItems").and_then(Value::as_object);
             let eventual = tables.is_some_and(|t| t.values().all(|k| k.get("ConsistentRead") != Some(&Value::Bool(true))));

@@ -95,11 +95,21 @@ fn every_function_has_exactly_one_sample_event() {
 async fn every_sample_event_drives_its_handler_in_process() {
     let api = TestApi::start().await;
     given_two_namespaces(&api).await;
+    let functions = allotment_dev::template::routes().unwrap();
+    let mut recorded = serde_json::Map::new();
     for (binary, _) in SAMPLES {
         let route = all_routes().into_iter().find(|r| r.binary == binary).unwrap();
         let request = lambda_http::request::from_str(&event(binary)).expect("a valid HTTP API v2 event");
         api.faults.take_keys_seen();
+        api.faults.take_calls_seen();
         let response = dispatch(route, api.app.clone(), request).await;
+        // Every DynamoDB call it made, for the offline IAM check (make test
+        // evaluates target/iam/route-calls.json against its role).
+        let mut calls = api.faults.take_calls_seen();
+        calls.dedup();
+        if let Some(f) = functions.iter().find(|f| f.binary == binary) {
+            recorded.insert(f.function.clone(), json!({"route": binary, "calls": calls}));
+        }
         assert_eq!(response.status().as_u16(), expected_status(binary), "{binary}: {:?}", response.body());
         // What it touched is inside what its IAM policy allows (dynamodb:LeadingKeys).
         let seen = api.faults.take_keys_seen();
@@ -108,6 +118,10 @@ async fn every_sample_event_drives_its_handler_in_process() {
             assert!(route.keys.iter().any(|p| key.starts_with(p)), "{binary} touched {key}, outside {:?}", route.keys);
         }
     }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    std::fs::create_dir_all(target.join("iam")).unwrap();
+    let file = json!({"about": "Recorded by tests/api/lambda.rs (every_sample_event_drives_its_handler_in_process): each function's DynamoDB calls on its sample event, as IAM authorizes them", "functions": recorded});
+    std::fs::write(target.join("iam/route-calls.json"), serde_json::to_string_pretty(&file).unwrap()).unwrap();
     let moved = api.call("GET", "/namespaces/124/minutes?include_expired=true", Some(&api.admin()), None).await;
     assert_eq!(moved.body["packs"][0]["purchase_xid"], "46952fe69bebc1a4de10b2b4ff439d0c");
 }
