@@ -374,6 +374,9 @@ fn checker_sampled_across_the_domains() {
     eprintln!("checker sampled: seed {seed} (CHECKER_SEED), {schedules} schedules (CHECKER_SCHEDULES)");
     let wp_body = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11", "daysWorked": 5,
                          "memberRate": 250.00, "customerRate": 300.00, "billingAccountId": 7});
+    // Packs of a request no run of which gave a final answer ("at most
+    // once"): the ones `verify` may call orphans once they are old enough.
+    let mut unanswered: std::collections::HashSet<String> = Default::default();
     let out = c.explore(
         &bounds,
         Some(seed),
@@ -403,6 +406,10 @@ fn checker_sampled_across_the_domains() {
             replays_agree(a, &[0, 1], "packs")?;
             let plain = c.plain_packs_in(ns) + c.plain_packs_in(to);
             let x = c.item(&format!("PACK#X#{}", xid(n, 'c')), "PACK");
+            if final_answer(a, &[0, 1]).is_none() {
+                let pk = |i: &std::collections::HashMap<String, AttributeValue>| i.get("pk").and_then(|v| v.as_s().ok()).cloned();
+                unanswered.extend(c.packs_in(ns).iter().chain(c.packs_in(to).iter()).filter_map(pk));
+            }
             match final_answer(a, &[0, 1]).and_then(Answer::status) {
                 Some(201) if plain != 1 || x.is_none() => return Err(format!("packs acknowledged, and the plain pack exists {plain} times, the xid pack {}", if x.is_some() { "once" } else { "not at all" })),
                 Some(s) if (400..500).contains(&s) && plain > 0 => return Err(format!("packs refused ({s}) and a plain pack of the request exists")),
@@ -435,8 +442,16 @@ fn checker_sampled_across_the_domains() {
     );
     report(&format!("sampled across the domains (seed {seed})"), &out);
     // What the runs left, read as `allotment verify` reads it.
+    // Clean, but for packs `verify` calls orphans (a run cut off before it
+    // answered, past the undo window): each must be a pack of a request that
+    // no run answered — never one an answer acknowledged.
     let report = c.rt.block_on(allotment::verify::verify(&c.plain.db, 2, |_| {})).expect("verify");
-    assert!(report.is_clean(), "verify after the sampled schedules: {:?}", report.violations);
+    let unexplained: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind != allotment::verify::kind::PACK_ORPHAN || !v.keys.iter().all(|k| unanswered.contains(k.trim_end_matches(" / PACK"))))
+        .collect();
+    assert!(unexplained.is_empty(), "verify after the sampled schedules: {unexplained:?}");
 }
 
 /// The undo of a refused request meets a move: A writes a plain pack and an
