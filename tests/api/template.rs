@@ -267,3 +267,39 @@ fn every_route_has_a_latency_alarm_and_the_dashboard_reads_the_functions_metrics
         .expect("python3");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
+
+/// Issue 30: the default stack has end users. Its pool verifies email at
+/// sign-up and holds the organisation as custom:org; the end-user client is
+/// public (no secret), authorization code only, with openid and email, and
+/// may read custom:org but no client may write it; the authorizer accepts
+/// both clients' tokens; the functions are told end users call with ID
+/// tokens of that client, the organisation in custom:org.
+#[test]
+fn the_default_stack_has_an_end_user_client_whose_tokens_the_api_takes() {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(template::TEMPLATE_YAML).unwrap();
+    let res = &doc["Resources"];
+    let pool = &res["UserPool"]["Properties"];
+    assert_eq!(pool["AutoVerifiedAttributes"][0].as_str(), Some("email"));
+    let org = pool["Schema"].as_sequence().unwrap().iter().find(|a| a["Name"].as_str() == Some("org")).expect("custom:org");
+    assert_eq!(org["AttributeDataType"].as_str(), Some("String"));
+    let client = &res["EndUserClient"]["Properties"];
+    assert_eq!(client["GenerateSecret"].as_bool(), Some(false), "public client");
+    let flows: Vec<&str> = client["AllowedOAuthFlows"].as_sequence().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert_eq!(flows, ["code"], "authorization code (with PKCE) only");
+    let scopes: Vec<&str> = client["AllowedOAuthScopes"].as_sequence().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert!(scopes.contains(&"openid") && scopes.contains(&"email"), "{scopes:?}");
+    let reads: Vec<&str> = client["ReadAttributes"].as_sequence().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert!(reads.contains(&"custom:org") && reads.contains(&"email_verified"), "its ID tokens carry them: {reads:?}");
+    for (name, r) in res.as_mapping().unwrap() {
+        if r["Type"].as_str() == Some("AWS::Cognito::UserPoolClient") {
+            let writes = r["Properties"]["WriteAttributes"].as_sequence().unwrap_or_else(|| panic!("{name:?} sets no WriteAttributes: Cognito's default lets it write attributes"));
+            assert!(writes.iter().all(|w| w.as_str() != Some("custom:org")), "{name:?} may write custom:org");
+        }
+    }
+    let audience = format!("{:?}", res["Api"]["Properties"]["Auth"]["Authorizers"]["Jwt"]["JwtConfiguration"]["audience"]);
+    assert!(audience.contains("ProvisionerClient") && audience.contains("EndUserClient"), "{audience}");
+    let env = format!("{:?}", doc["Globals"]["Function"]["Environment"]["Variables"]);
+    for (var, own_pool) in [("END_USER_TOKEN_USE", "id"), ("END_USER_CLIENT_ID", "EndUserClient"), ("ORG_CLAIM", "custom:org")] {
+        assert!(env.contains(var) && env.contains(own_pool), "{var} ({own_pool} in the stack's own pool): {env}");
+    }
+}
