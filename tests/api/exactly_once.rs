@@ -914,3 +914,24 @@ async fn an_answer_that_cannot_be_stored_is_a_503_and_the_retry_answers_it() {
     let r = post_key(&api, "/projects/p/wallets/deposit", &api.admin(), "dep-1", &body).await;
     assert_eq!((r.status, r.body["balance"].clone()), (200, json!(7)), "{r:?}");
 }
+
+/// A keyed pack run that cannot write its commit marker answers 503 (not
+/// undone: the marker may have landed); its retry finds the packs under the
+/// key, adopts them and answers 201, so no pack stays marked by a run that
+/// never committed — `verify` finds no orphan.
+#[tokio::test]
+async fn a_keyed_run_that_cannot_commit_is_a_503_and_its_retry_adopts() {
+    let api = TestApi::with_config(quick_retry(), crash_safe_api_config()).await;
+    namespace(&api, 1, None, 7).await;
+    let body = json!({"packs": [pack(7, "2099-01-01", None), pack(5, "2099-01-01", Some("c7"))]});
+    // The key's record and the two packs pass; the commit marker is throttled throughout.
+    api.faults.fail_after("PutItem", 3, Fault::Throttle);
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "commit-1", &body).await;
+    api.faults.clear();
+    assert_eq!(r.status, 503, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = post_key(&api, "/namespaces/1/minutes", &api.admin(), "commit-1", &body).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let marked = api.all_items().await.into_iter().filter(|i| matches!(i.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("PACK#")) && i.contains_key("request_id")).count();
+    assert_eq!((api.count_prefix("PACK#").await, marked), (2, 0), "both packs, adopted");
+}

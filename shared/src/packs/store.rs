@@ -379,8 +379,16 @@ pub async fn create_packs(
     if !with_xid.is_empty() || !without_xid.is_empty() {
         // Not undone if the marker cannot be written: it may have landed
         // with its answer lost, and a re-sync that read it reported the
-        // packs without adopting them. Re-syncs adopt instead (slower, as safe).
-        let _ = run.commit(db, now).await;
+        // packs without adopting them. A keyed request answers 503: its
+        // retry finds its packs under the key and adopts them, so none is
+        // left marked by a run that never committed (`verify`'s orphans).
+        // A keyless one answers 201 (its retry would be a new request):
+        // re-syncs adopt its packs instead.
+        if let Err(e) = run.commit(db, now).await {
+            if ids.is_keyed() {
+                return Err(Refused::Store(e));
+            }
+        }
     }
     Ok(answer(&distinct, stored, earlier_plain, with_xid.into_iter().chain(without_xid)))
 }
