@@ -375,7 +375,8 @@ fn checker_sampled_across_the_domains() {
     let wp_body = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11", "daysWorked": 5,
                          "memberRate": 250.00, "customerRate": 300.00, "billingAccountId": 7});
     // Packs of a request no run of which gave a final answer ("at most
-    // once"): the ones `verify` may call orphans once they are old enough.
+    // once"), and the xid pack of a refused one: the ones `verify` may call
+    // orphans once they are old enough.
     let mut unanswered: std::collections::HashSet<String> = Default::default();
     let out = c.explore(
         &bounds,
@@ -406,6 +407,13 @@ fn checker_sampled_across_the_domains() {
             replays_agree(a, &[0, 1], "packs")?;
             let plain = c.plain_packs_in(ns) + c.plain_packs_in(to);
             let x = c.item(&format!("PACK#X#{}", xid(n, 'c')), "PACK");
+            // Also: an xid pack a killed earlier run of the key wrote, when a
+            // later run was refused (the xid moved away meanwhile): it stays
+            // marked (left open, issue 29) but is never a second pack.
+            if let Some(s) = final_answer(a, &[0, 1]).and_then(Answer::status).filter(|s| (400..500).contains(s)) {
+                let _ = s;
+                unanswered.insert(format!("PACK#X#{}", xid(n, 'c')));
+            }
             if final_answer(a, &[0, 1]).is_none() {
                 let pk = |i: &std::collections::HashMap<String, AttributeValue>| i.get("pk").and_then(|v| v.as_s().ok()).cloned();
                 unanswered.extend(c.packs_in(ns).iter().chain(c.packs_in(to).iter()).filter_map(pk));
