@@ -166,10 +166,6 @@ impl Checker {
     }
 }
 
-fn who(i: usize) -> char {
-    char::from(b'A' + i as u8)
-}
-
 const PUT_ONLY: &[&str] = &["PutItem"];
 const ANY: &[&str] = &[];
 
@@ -410,8 +406,7 @@ fn checker_sampled_across_the_domains() {
             // Also: an xid pack a killed earlier run of the key wrote, when a
             // later run was refused (the xid moved away meanwhile): it stays
             // marked (left open, issue 29) but is never a second pack.
-            if let Some(s) = final_answer(a, &[0, 1]).and_then(Answer::status).filter(|s| (400..500).contains(s)) {
-                let _ = s;
+            if final_answer(a, &[0, 1]).and_then(Answer::status).is_some_and(|s| (400..500).contains(&s)) {
                 unanswered.insert(format!("PACK#X#{}", xid(n, 'c')));
             }
             if final_answer(a, &[0, 1]).is_none() {
