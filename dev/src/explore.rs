@@ -106,13 +106,21 @@ pub struct Call {
     pub eventual: bool,
 }
 
-const WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"];
+const WRITES: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
 
 impl Call {
     fn of(op: &str, body: &Value) -> Self {
         let write = WRITES.contains(&op);
         let eventual = match op {
-            "BatchGetItem" => body["RequestItems"].as_object().is_some_and(|t| t.values().all(|k| k["ConsistentRead"] != json!(true))),
+            "BatchGetItem" => body["RequestItems"]
+                .as_object()
+                .is_some_and(|t| t.values().all(|k| k["ConsistentRead"] != json!(true))),
             "GetItem" => body["ConsistentRead"] != json!(true),
             "Query" => body.get("IndexName").is_some() || body["ConsistentRead"] != json!(true),
             _ => false,
@@ -120,7 +128,15 @@ impl Call {
         let mut keys = Vec::new();
         for_each_key(op, body, &mut |k| keys.push(short(&k)));
         if op == "Query" {
-            keys.push(format!("{}={}", body["ExpressionAttributeNames"]["#pk"].as_str().unwrap_or("?"), body["ExpressionAttributeValues"][":pk"]["S"].as_str().unwrap_or("?")));
+            keys.push(format!(
+                "{}={}",
+                body["ExpressionAttributeNames"]["#pk"]
+                    .as_str()
+                    .unwrap_or("?"),
+                body["ExpressionAttributeValues"][":pk"]["S"]
+                    .as_str()
+                    .unwrap_or("?")
+            ));
         }
         if op == "BatchGetItem" {
             if let Some(t) = body["RequestItems"].as_object() {
@@ -131,18 +147,31 @@ impl Call {
                 }
             }
         }
-        Self { op: op.to_owned(), what: keys.join(" "), write, eventual }
+        Self {
+            op: op.to_owned(),
+            what: keys.join(" "),
+            write,
+            eventual,
+        }
     }
 }
 
 fn short(k: &str) -> String {
     let pk = k.split('|').next().unwrap_or(k);
-    if pk.len() > 40 { format!("{}…", &pk[..40]) } else { pk.to_owned() }
+    if pk.len() > 40 {
+        format!("{}…", &pk[..40])
+    } else {
+        pk.to_owned()
+    }
 }
 
 /// `pk|sk` of an item or key in DynamoDB JSON.
 pub fn item_key(item: &Value) -> String {
-    format!("{}|{}", item["pk"]["S"].as_str().unwrap_or(""), item["sk"]["S"].as_str().unwrap_or(""))
+    format!(
+        "{}|{}",
+        item["pk"]["S"].as_str().unwrap_or(""),
+        item["sk"]["S"].as_str().unwrap_or("")
+    )
 }
 
 /// Every item key a write request names.
@@ -151,9 +180,16 @@ pub fn for_each_key(op: &str, body: &Value, f: &mut dyn FnMut(String)) {
         "PutItem" => f(item_key(&body["Item"])),
         "UpdateItem" | "DeleteItem" | "GetItem" => f(item_key(&body["Key"])),
         "BatchWriteItem" => {
-            for reqs in body["RequestItems"].as_object().into_iter().flat_map(|t| t.values()) {
+            for reqs in body["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flat_map(|t| t.values())
+            {
                 for r in reqs.as_array().into_iter().flatten() {
-                    let item = r.get("PutRequest").map(|p| &p["Item"]).or_else(|| r.get("DeleteRequest").map(|d| &d["Key"]));
+                    let item = r
+                        .get("PutRequest")
+                        .map(|p| &p["Item"])
+                        .or_else(|| r.get("DeleteRequest").map(|d| &d["Key"]));
                     if let Some(i) = item {
                         f(item_key(i));
                     }
@@ -208,7 +244,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(max_attempts: u32) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State::default()), cv: Condvar::new(), max_attempts })
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            cv: Condvar::new(),
+            max_attempts,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -236,7 +276,12 @@ impl Scheduler {
             if op == call.op && left > 0 {
                 s.throttling[actor] = Some((op, left - 1));
                 s.in_flight += 1;
-                s.trace.push(format!("    {} {} {}: throttled again", name(actor), call.op, call.what));
+                s.trace.push(format!(
+                    "    {} {} {}: throttled again",
+                    name(actor),
+                    call.op,
+                    call.what
+                ));
                 return Decision::Throttle;
             }
             s.throttling[actor] = None;
@@ -288,7 +333,13 @@ impl Scheduler {
         s.history
             .iter()
             .filter(|(_, v)| v.len() >= 2)
-            .map(|(key, v)| (key.clone(), v[v.len() - 1].clone(), v[v.len().saturating_sub(1 + k as usize)].clone()))
+            .map(|(key, v)| {
+                (
+                    key.clone(),
+                    v[v.len() - 1].clone(),
+                    v[v.len().saturating_sub(1 + k as usize)].clone(),
+                )
+            })
             .collect()
     }
 
@@ -309,9 +360,16 @@ impl Scheduler {
             }
             let now = Instant::now();
             if now >= deadline {
-                panic!("the checker lost track of a request (no call, no end within {limit:?}):\n{}", s.trace.join("\n"));
+                panic!(
+                    "the checker lost track of a request (no call, no end within {limit:?}):\n{}",
+                    s.trace.join("\n")
+                );
             }
-            s = self.cv.wait_timeout(s, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            s = self
+                .cv
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
@@ -335,16 +393,34 @@ impl Intercept for Gate {
         "allotment-explore-gate"
     }
 
-    fn modify_before_signing(&self, ctx: &mut BeforeTransmitInterceptorContextMut<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
-        let Some(actor) = current_actor() else { return Ok(()) };
+    fn modify_before_signing(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(actor) = current_actor() else {
+            return Ok(());
+        };
         let request = ctx.request_mut();
-        let op = request.headers().get("x-amz-target").and_then(|t| t.split('.').nth(1)).unwrap_or("").to_owned();
-        let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        let op = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.split('.').nth(1))
+            .unwrap_or("")
+            .to_owned();
+        let body: Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
         let decision = self.0.gate(actor, Call::of(&op, &body));
         if decision == Decision::Crash {
             std::panic::panic_any(crate::faults::CRASH);
         }
-        request.headers_mut().insert(DECISION_HEADER, decision.header());
+        request
+            .headers_mut()
+            .insert(DECISION_HEADER, decision.header());
         Ok(())
     }
 }
@@ -368,7 +444,16 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: &'static str, path: impl Into<String>, body: Value) -> Self {
-        Self { method, path: path.into(), body, key: None, sub: "billing", scope: "admin payments payments:process", after: None, may: None }
+        Self {
+            method,
+            path: path.into(),
+            body,
+            key: None,
+            sub: "billing",
+            scope: "admin payments payments:process",
+            after: None,
+            may: None,
+        }
     }
     pub fn may(mut self, kinds: &'static [FaultKind], ops: &'static [&'static str]) -> Self {
         self.may = Some((kinds, ops));
@@ -414,15 +499,24 @@ impl Answer {
 }
 
 /// The lambda_http request API Gateway would hand the route's function.
-pub fn lambda_request(r: &Request) -> Result<(&'static allotment::routes::Route, lambda_http::Request), String> {
+pub fn lambda_request(
+    r: &Request,
+) -> Result<(&'static allotment::routes::Route, lambda_http::Request), String> {
     let method: hyper::Method = r.method.parse().map_err(|e| format!("{e}"))?;
     let (path, _) = r.path.split_once('?').unwrap_or((&r.path, ""));
     let (route, params) = match match_route(ROUTES, &method, path) {
         Match::Found(route, params) => (route, params),
         _ => return Err(format!("no route for {} {}", r.method, r.path)),
     };
-    let body = if r.body.is_null() { Vec::new() } else { r.body.to_string().into_bytes() };
-    let mut builder = hyper::Request::builder().method(method).uri(&r.path).header("content-type", "application/json");
+    let body = if r.body.is_null() {
+        Vec::new()
+    } else {
+        r.body.to_string().into_bytes()
+    };
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(&r.path)
+        .header("content-type", "application/json");
     if let Some(k) = &r.key {
         builder = builder.header("idempotency-key", k);
     }
@@ -430,7 +524,15 @@ pub fn lambda_request(r: &Request) -> Result<(&'static allotment::routes::Route,
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(r.sub));
     claims.insert("scope".into(), json!(r.scope));
-    let event = crate::front::http_api_event(&parts, route.method.as_str(), route.path, &params, &claims, &body, ([127, 0, 0, 1], 1).into());
+    let event = crate::front::http_api_event(
+        &parts,
+        route.method.as_str(),
+        route.path,
+        &params,
+        &claims,
+        &body,
+        ([127, 0, 0, 1], 1).into(),
+    );
     let request = lambda_http::request::from_str(&event.to_string()).map_err(|e| e.to_string())?;
     Ok((route, request))
 }
@@ -471,30 +573,53 @@ pub type MakeApp<'a> = &'a (dyn Fn() -> App + Sync);
 
 /// Runs `requests` once, choosing `prefix[i]` at the i-th choice point (0
 /// beyond it, or a random option when `rng` is given).
-pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds: &Bounds, prefix: &[usize], mut rng: Option<&mut fastrand::Rng>) -> Run {
+pub fn run_once(
+    sched: &Arc<Scheduler>,
+    app: &App,
+    requests: &[Request],
+    bounds: &Bounds,
+    prefix: &[usize],
+    mut rng: Option<&mut fastrand::Rng>,
+) -> Run {
     sched.reset(requests.len());
-    let mut handles: Vec<Option<std::thread::JoinHandle<()>>> = (0..requests.len()).map(|_| None).collect();
+    let mut handles: Vec<Option<std::thread::JoinHandle<()>>> =
+        (0..requests.len()).map(|_| None).collect();
     let answers: Arc<Mutex<Vec<Option<Answer>>>> = Arc::new(Mutex::new(vec![None; requests.len()]));
     let mut choices = Vec::new();
     let mut points = Vec::new();
     let mut faults = Vec::new();
-    let (mut used_faults, mut used_preemptions, mut last): (usize, usize, Option<usize>) = (0, 0, None);
+    let (mut used_faults, mut used_preemptions, mut last): (usize, usize, Option<usize>) =
+        (0, 0, None);
     let start = |i: usize, handles: &mut Vec<Option<std::thread::JoinHandle<()>>>| {
         let r = requests[i].clone();
         sched.lock().phases[i] = Phase::Running;
-        sched.note(format!("{} starts: {} {}{} {}", name(i), r.method, r.path, r.key.as_ref().map(|k| format!(" (Idempotency-Key {k})")).unwrap_or_default(), r.body));
+        sched.note(format!(
+            "{} starts: {} {}{} {}",
+            name(i),
+            r.method,
+            r.path,
+            r.key
+                .as_ref()
+                .map(|k| format!(" (Idempotency-Key {k})"))
+                .unwrap_or_default(),
+            r.body
+        ));
         let (sched2, answers, app) = (sched.clone(), answers.clone(), app.clone());
         handles[i] = Some(std::thread::spawn(move || {
             set_actor(Some(i));
             // The request's own runtime: its DynamoDB traffic runs on the
             // wire's (see [`http_client`]), so nothing else needs this thread.
-            let answer = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let answer = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => {
                     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
                         let (route, req) = lambda_request(&r)?;
                         let resp = rt.block_on(dispatch(route, app, req));
                         let status = resp.status().as_u16();
-                        let body = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+                        let body =
+                            serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
                         Ok::<_, String>(Answer::Status(status, body))
                     }));
                     rt.shutdown_background();
@@ -513,7 +638,11 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
             answers.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(answer.clone());
             let mut s = sched2.lock();
             s.trace.push(line);
-            s.phases[i] = if answer == Answer::Crashed { Phase::Crashed } else { Phase::Done };
+            s.phases[i] = if answer == Answer::Crashed {
+                Phase::Crashed
+            } else {
+                Phase::Done
+            };
             sched2.cv.notify_all();
         }));
     };
@@ -526,7 +655,10 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
         let s = sched.quiescent(Duration::from_secs(60));
         let finished = |p: &Phase| matches!(p, Phase::Done | Phase::Crashed);
         let ready: Vec<usize> = (0..requests.len())
-            .filter(|&i| matches!(s.phases[i], Phase::NotStarted) && requests[i].after.is_some_and(|a| finished(&s.phases[a])))
+            .filter(|&i| {
+                matches!(s.phases[i], Phase::NotStarted)
+                    && requests[i].after.is_some_and(|a| finished(&s.phases[a]))
+            })
             .collect();
         if !ready.is_empty() {
             drop(s);
@@ -535,18 +667,36 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
             }
             continue;
         }
-        let blocked: Vec<(usize, Call)> = s.phases.iter().enumerate().filter_map(|(i, p)| if let Phase::Blocked(c) = p { Some((i, c.clone())) } else { None }).collect();
+        let blocked: Vec<(usize, Call)> = s
+            .phases
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                if let Phase::Blocked(c) = p {
+                    Some((i, c.clone()))
+                } else {
+                    None
+                }
+            })
+            .collect();
         if blocked.is_empty() {
             break;
         }
         let last_blocked = last.filter(|l| blocked.iter().any(|(i, _)| i == l));
-        let mut order: Vec<&(usize, Call)> = blocked.iter().filter(|(i, _)| Some(*i) == last_blocked).collect();
+        let mut order: Vec<&(usize, Call)> = blocked
+            .iter()
+            .filter(|(i, _)| Some(*i) == last_blocked)
+            .collect();
         order.extend(blocked.iter().filter(|(i, _)| Some(*i) != last_blocked));
         let mut opts = Vec::new();
         for (i, _) in &order {
             let preempts = last_blocked.is_some_and(|l| l != *i);
             if !preempts || used_preemptions < bounds.preemptions {
-                opts.push(Opt { actor: *i, decision: Decision::Pass, preempts });
+                opts.push(Opt {
+                    actor: *i,
+                    decision: Decision::Pass,
+                    preempts,
+                });
             }
         }
         if used_faults < bounds.faults {
@@ -561,12 +711,28 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
                 }
                 for kind in kinds {
                     match kind {
-                        FaultKind::Lose if call.write => opts.push(Opt { actor: *i, decision: Decision::Lose, preempts }),
-                        FaultKind::Throttle => opts.push(Opt { actor: *i, decision: Decision::Throttle, preempts }),
-                        FaultKind::Crash => opts.push(Opt { actor: *i, decision: Decision::Crash, preempts }),
+                        FaultKind::Lose if call.write => opts.push(Opt {
+                            actor: *i,
+                            decision: Decision::Lose,
+                            preempts,
+                        }),
+                        FaultKind::Throttle => opts.push(Opt {
+                            actor: *i,
+                            decision: Decision::Throttle,
+                            preempts,
+                        }),
+                        FaultKind::Crash => opts.push(Opt {
+                            actor: *i,
+                            decision: Decision::Crash,
+                            preempts,
+                        }),
                         FaultKind::Stale if call.eventual => {
                             for k in 1..=2 {
-                                opts.push(Opt { actor: *i, decision: Decision::Stale(k), preempts });
+                                opts.push(Opt {
+                                    actor: *i,
+                                    decision: Decision::Stale(k),
+                                    preempts,
+                                });
                             }
                         }
                         _ => {}
@@ -577,15 +743,32 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
         let pick = match rng.as_deref_mut() {
             Some(rng) if choices.len() >= prefix.len() => {
                 // Mostly the plain next step, sometimes a switch or a fault.
-                if rng.f64() < 0.7 { 0 } else { rng.usize(..opts.len()) }
+                if rng.f64() < 0.7 {
+                    0
+                } else {
+                    rng.usize(..opts.len())
+                }
             }
-            _ => prefix.get(choices.len()).copied().unwrap_or(0).min(opts.len() - 1),
+            _ => prefix
+                .get(choices.len())
+                .copied()
+                .unwrap_or(0)
+                .min(opts.len() - 1),
         };
         choices.push((pick, opts.len()));
-        points.push(order.iter().map(|(i, c)| format!("{}:{}", name(*i), c.op)).collect::<Vec<_>>().join(" "));
+        points.push(
+            order
+                .iter()
+                .map(|(i, c)| format!("{}:{}", name(*i), c.op))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let o = opts[pick];
         used_preemptions += usize::from(o.preempts);
-        let call = blocked.iter().find(|(i, _)| *i == o.actor).map(|(_, c)| c.clone());
+        let call = blocked
+            .iter()
+            .find(|(i, _)| *i == o.actor)
+            .map(|(_, c)| c.clone());
         drop(s);
         let mut s = sched.lock();
         if o.decision != Decision::Pass {
@@ -600,7 +783,8 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
                 Decision::Crash => "  ← CRASH before it (time limit)".into(),
                 Decision::Stale(k) => format!("  ← STALE read ({k} write(s) behind)"),
             };
-            s.trace.push(format!("  {} {} {}{label}", name(o.actor), c.op, c.what));
+            s.trace
+                .push(format!("  {} {} {}{label}", name(o.actor), c.op, c.what));
             if o.decision == Decision::Throttle {
                 s.throttling[o.actor] = Some((c.op.clone(), sched.max_attempts.saturating_sub(1)));
             }
@@ -618,9 +802,20 @@ pub fn run_once(sched: &Arc<Scheduler>, app: &App, requests: &[Request], bounds:
     for h in handles.into_iter().flatten() {
         let _ = h.join();
     }
-    let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|a| a.clone().unwrap_or(Answer::Crashed)).collect();
+    let answers = answers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|a| a.clone().unwrap_or(Answer::Crashed))
+        .collect();
     let trace = sched.lock().trace.join("\n");
-    Run { choices, points, answers, trace, faults }
+    Run {
+        choices,
+        points,
+        answers,
+        trace,
+        faults,
+    }
 }
 
 /// An injected crash is the expected end of a request: no panic message.
@@ -688,7 +883,11 @@ pub fn explore(
         }
         if let Err(msg) = check(n, &requests, &run) {
             let mut text = String::new();
-            let _ = writeln!(text, "VIOLATION after {} schedule(s): {msg}\n{}", out.schedules, run.trace);
+            let _ = writeln!(
+                text,
+                "VIOLATION after {} schedule(s): {msg}\n{}",
+                out.schedules, run.trace
+            );
             out.violation = Some(text);
             break;
         }
@@ -710,13 +909,28 @@ pub fn explore(
 
 // ---------------------------------------------------------------- the proxy's side
 
-type ProxyClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<bytes::Bytes>>;
+type ProxyClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
 type HttpResponse = hyper::Response<http_body_util::Full<bytes::Bytes>>;
 
-async fn upstream_call(client: &ProxyClient, upstream: &str, parts: &hyper::http::request::Parts, target: &str, body: bytes::Bytes) -> Result<(u16, bytes::Bytes), std::io::Error> {
+async fn upstream_call(
+    client: &ProxyClient,
+    upstream: &str,
+    parts: &hyper::http::request::Parts,
+    target: &str,
+    body: bytes::Bytes,
+) -> Result<(u16, bytes::Bytes), std::io::Error> {
     use http_body_util::BodyExt;
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut out = hyper::Request::builder().method(parts.method.clone()).uri(format!("{upstream}{path}"));
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut out = hyper::Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{upstream}{path}"));
     for (k, v) in &parts.headers {
         if k != "x-amz-target" && k != "content-length" && k != DECISION_HEADER {
             out = out.header(k, v);
@@ -729,7 +943,12 @@ async fn upstream_call(client: &ProxyClient, upstream: &str, parts: &hyper::http
         .map_err(std::io::Error::other)?;
     let resp = client.request(out).await.map_err(std::io::Error::other)?;
     let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
     Ok((status, bytes))
 }
 
@@ -737,19 +956,41 @@ fn table_of(op: &str, body: &Value) -> String {
     let from_map = |v: &Value| v.as_object().and_then(|t| t.keys().next().cloned());
     match op {
         "BatchWriteItem" | "BatchGetItem" => from_map(&body["RequestItems"]),
-        "TransactWriteItems" => body["TransactItems"].as_array().and_then(|a| a.first()).and_then(|t| t.as_object()).and_then(|o| o.values().next()).and_then(|v| v["TableName"].as_str()).map(str::to_owned),
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|t| t.as_object())
+            .and_then(|o| o.values().next())
+            .and_then(|v| v["TableName"].as_str())
+            .map(str::to_owned),
         _ => body["TableName"].as_str().map(str::to_owned),
     }
     .unwrap_or_default()
 }
 
 /// The item under `key` (`pk|sk`), read strongly consistent.
-async fn read_key(client: &ProxyClient, upstream: &str, parts: &hyper::http::request::Parts, table: &str, key: &str) -> Result<Option<Value>, std::io::Error> {
+async fn read_key(
+    client: &ProxyClient,
+    upstream: &str,
+    parts: &hyper::http::request::Parts,
+    table: &str,
+    key: &str,
+) -> Result<Option<Value>, std::io::Error> {
     let (pk, sk) = key.split_once('|').unwrap_or((key, ""));
     let req = json!({"TableName": table, "Key": {"pk": {"S": pk}, "sk": {"S": sk}}, "ConsistentRead": true});
-    let (status, bytes) = upstream_call(client, upstream, parts, "GetItem", bytes::Bytes::from(req.to_string())).await?;
+    let (status, bytes) = upstream_call(
+        client,
+        upstream,
+        parts,
+        "GetItem",
+        bytes::Bytes::from(req.to_string()),
+    )
+    .await?;
     if status != 200 {
-        return Err(std::io::Error::other(format!("history read: {status} {}", String::from_utf8_lossy(&bytes))));
+        return Err(std::io::Error::other(format!(
+            "history read: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        )));
     }
     let v: Value = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
     Ok(v.get("Item").cloned())
@@ -819,8 +1060,15 @@ fn stale(sched: &Scheduler, op: &str, request: &Value, resp: &mut Value, table: 
             }
         }
         "BatchGetItem" => {
-            let requested: Vec<String> = request["RequestItems"][table]["Keys"].as_array().into_iter().flatten().map(item_key).collect();
-            let Some(items) = resp["Responses"][table].as_array_mut() else { return };
+            let requested: Vec<String> = request["RequestItems"][table]["Keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(item_key)
+                .collect();
+            let Some(items) = resp["Responses"][table].as_array_mut() else {
+                return;
+            };
             for key in requested {
                 if let Some(old) = sched.version_ago(&key, k) {
                     items.retain(|i| item_key(i) != key);
@@ -829,10 +1077,21 @@ fn stale(sched: &Scheduler, op: &str, request: &Value, resp: &mut Value, table: 
             }
         }
         "Query" => {
-            let attr = request["ExpressionAttributeNames"]["#pk"].as_str().unwrap_or("pk").to_owned();
-            let value = request["ExpressionAttributeValues"][":pk"]["S"].as_str().unwrap_or("").to_owned();
-            let inside = |v: &Option<Value>| v.as_ref().is_some_and(|i| i[&attr]["S"].as_str() == Some(value.as_str()));
-            let Some(items) = resp["Items"].as_array_mut() else { return };
+            let attr = request["ExpressionAttributeNames"]["#pk"]
+                .as_str()
+                .unwrap_or("pk")
+                .to_owned();
+            let value = request["ExpressionAttributeValues"][":pk"]["S"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            let inside = |v: &Option<Value>| {
+                v.as_ref()
+                    .is_some_and(|i| i[&attr]["S"].as_str() == Some(value.as_str()))
+            };
+            let Some(items) = resp["Items"].as_array_mut() else {
+                return;
+            };
             for (key, now, old) in sched.all_versions(k) {
                 if inside(&now) || inside(&old) {
                     items.retain(|i| item_key(i) != key);
@@ -851,7 +1110,8 @@ fn stale(sched: &Scheduler, op: &str, request: &Value, resp: &mut Value, table: 
 // ---------------------------------------------------------------- the wire, off the requests' threads
 
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
@@ -861,7 +1121,14 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 /// must not need that thread to make progress.
 fn wire() -> &'static tokio::runtime::Runtime {
     static WIRE: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    WIRE.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("explore-wire").enable_all().build().expect("the checker's wire runtime"))
+    WIRE.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("explore-wire")
+            .enable_all()
+            .build()
+            .expect("the checker's wire runtime")
+    })
 }
 
 /// The SDK's plain HTTP client, every call of it run on [`wire`].
@@ -873,8 +1140,14 @@ pub fn http_client() -> SharedHttpClient {
 struct Offload(SharedHttpClient);
 
 impl HttpClient for Offload {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-        SharedHttpConnector::new(OffloadConnector(self.0.http_connector(settings, components)))
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(OffloadConnector(
+            self.0.http_connector(settings, components),
+        ))
     }
 }
 
@@ -886,7 +1159,9 @@ impl HttpConnector for OffloadConnector {
         let inner = self.0.clone();
         let call = wire().spawn(async move { inner.call(request).await });
         HttpConnectorFuture::new(async move {
-            call.await.map_err(|e| aws_smithy_runtime_api::client::result::ConnectorError::other(Box::new(e), None))?
+            call.await.map_err(|e| {
+                aws_smithy_runtime_api::client::result::ConnectorError::other(Box::new(e), None)
+            })?
         })
     }
 }

@@ -14,7 +14,9 @@ use allotment::db::{Db, RetryPolicy};
 use allotment::idempotency::IdempotencyConfig;
 use allotment::routes::dispatch;
 use allotment::App;
-use allotment_dev::explore::{self, Answer, Bounds, Explored, FaultKind, Gate, Request, Run, Scheduler};
+use allotment_dev::explore::{
+    self, Answer, Bounds, Explored, FaultKind, Gate, Request, Run, Scheduler,
+};
 use allotment_dev::template;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
@@ -34,20 +36,35 @@ pub struct Checker {
 
 impl Checker {
     pub fn new(idempotency: IdempotencyConfig) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let sched = Scheduler::new(ATTEMPTS);
         let local = allotment_tests::dynamo_endpoint();
         let (endpoint, table, plain) = rt.block_on(async {
-            let (proxy, endpoint, _task) = allotment_dev::proxy::start(&local).await.expect("proxy");
+            let (proxy, endpoint, _task) =
+                allotment_dev::proxy::start(&local).await.expect("proxy");
             proxy.schedule(sched.clone());
             let table = format!("t{}", uuid::Uuid::new_v4().simple());
-            let client = aws_sdk_dynamodb::Client::from_conf(allotment::local_config(&endpoint).build());
-            template::ensure_table(&client, &table, false).await.expect("table");
+            let client =
+                aws_sdk_dynamodb::Client::from_conf(allotment::local_config(&endpoint).build());
+            template::ensure_table(&client, &table, false)
+                .await
+                .expect("table");
             let mut app = App::new(Db::new(client, table.as_str()));
             app.idempotency = idempotency;
             (endpoint, table, app)
         });
-        Self { rt, sched, endpoint, table, plain, idempotency }
+        Self {
+            rt,
+            sched,
+            endpoint,
+            table,
+            plain,
+            idempotency,
+        }
     }
 
     /// The App a scheduled request runs with: its own client, stopped at every call.
@@ -57,10 +74,17 @@ impl Checker {
             .http_client(explore::http_client())
             .interceptor(Gate(self.sched.clone()))
             .build();
-        let mut db = Db::new(aws_sdk_dynamodb::Client::from_conf(config), self.table.as_str());
+        let mut db = Db::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            self.table.as_str(),
+        );
         // No backoff: a jittered sleep would let timing decide which of a
         // request's concurrent calls reaches the scheduler first.
-        db.retry = RetryPolicy { max_attempts: ATTEMPTS, base_delay: std::time::Duration::ZERO, max_delay: std::time::Duration::ZERO };
+        db.retry = RetryPolicy {
+            max_attempts: ATTEMPTS,
+            base_delay: std::time::Duration::ZERO,
+            max_delay: std::time::Duration::ZERO,
+        };
         let mut app = App::new(db);
         app.idempotency = self.idempotency;
         app.clock = self.plain.clock.clone();
@@ -71,12 +95,20 @@ impl Checker {
     pub fn call(&self, r: &Request) -> (u16, Value) {
         let (route, req) = explore::lambda_request(r).expect("request");
         let resp = self.rt.block_on(dispatch(route, self.plain.clone(), req));
-        (resp.status().as_u16(), serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null))
+        (
+            resp.status().as_u16(),
+            serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null),
+        )
     }
 
     pub fn must(&self, r: Request) -> Value {
         let (status, body) = self.call(&r);
-        assert!(status < 300, "setup {} {}: {status} {body}", r.method, r.path);
+        assert!(
+            status < 300,
+            "setup {} {}: {status} {body}",
+            r.method,
+            r.path
+        );
         body
     }
 
@@ -92,8 +124,14 @@ impl Checker {
     }
 
     /// The item under `pk` (sk `sk`), read strongly consistent.
-    pub fn item(&self, pk: &str, sk: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
-        self.rt.block_on(self.plain.db.get(allotment::db::key(pk, sk))).expect("read")
+    pub fn item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        self.rt
+            .block_on(self.plain.db.get(allotment::db::key(pk, sk)))
+            .expect("read")
     }
 }
 
@@ -102,7 +140,11 @@ pub fn report(name: &str, out: &Explored) {
     eprintln!(
         "checker {name}: {} schedule(s){} in {:.1?}, faults {:?}, {} diverged from their prefix",
         out.schedules,
-        if out.exhaustive { " (every one within the bounds)" } else { "" },
+        if out.exhaustive {
+            " (every one within the bounds)"
+        } else {
+            ""
+        },
         out.elapsed,
         out.faults,
         out.diverged
@@ -129,9 +171,19 @@ fn acknowledged_packs_exist(c: &Checker, ns: u64, answers: &[Answer]) -> Result<
         for p in a.body().as_array().into_iter().flatten() {
             if let Some(x) = p["purchase_xid"].as_str() {
                 let item = c.item(&format!("PACK#X#{x}"), "PACK");
-                let stored_ns = item.as_ref().and_then(|i| i.get("namespace_id")).and_then(|v| v.as_n().ok()).cloned();
+                let stored_ns = item
+                    .as_ref()
+                    .and_then(|i| i.get("namespace_id"))
+                    .and_then(|v| v.as_n().ok())
+                    .cloned();
                 if stored_ns.as_deref() != Some(ns.to_string().as_str()) {
-                    return Err(format!("request {} was answered 201 with pack {x}, which is {:?} at the end", char::from(b'A' + i as u8), stored_ns.map(|n| format!("in namespace {n}")).unwrap_or("gone".into())));
+                    return Err(format!(
+                        "request {} was answered 201 with pack {x}, which is {:?} at the end",
+                        char::from(b'A' + i as u8),
+                        stored_ns
+                            .map(|n| format!("in namespace {n}"))
+                            .unwrap_or("gone".into())
+                    ));
                 }
             }
         }
@@ -145,24 +197,35 @@ fn ns_body() -> Value {
 
 fn pack_of(minutes: u64, xid: Option<&str>) -> Value {
     match xid {
-        Some(x) => json!({"number_of_minutes": minutes, "expires_at": "2030-01-01", "purchase_xid": x}),
+        Some(x) => {
+            json!({"number_of_minutes": minutes, "expires_at": "2030-01-01", "purchase_xid": x})
+        }
         None => json!({"number_of_minutes": minutes, "expires_at": "2030-01-01"}),
     }
 }
 
 fn minutes(ns: u64, packs: &[Value]) -> Request {
-    Request::new("POST", format!("/namespaces/{ns}/minutes"), packs_body(packs))
+    Request::new(
+        "POST",
+        format!("/namespaces/{ns}/minutes"),
+        packs_body(packs),
+    )
 }
 
 impl Checker {
     /// The packs of namespace `ns` as stored (its index partition; DynamoDB
     /// Local's index is never behind once the writes are answered).
     pub fn packs_in(&self, ns: u64) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        self.rt.block_on(self.plain.db.query_gsi1(&format!("NSPACKS#{ns}"))).expect("query")
+        self.rt
+            .block_on(self.plain.db.query_gsi1(&format!("NSPACKS#{ns}")))
+            .expect("query")
     }
 
     fn plain_packs_in(&self, ns: u64) -> usize {
-        self.packs_in(ns).iter().filter(|p| !p.contains_key("purchase_xid")).count()
+        self.packs_in(ns)
+            .iter()
+            .filter(|p| !p.contains_key("purchase_xid"))
+            .count()
     }
 }
 
@@ -176,7 +239,12 @@ const ANY: &[&str] = &[];
 #[test]
 fn checker_a_pack_reported_by_a_resync_is_never_undone() {
     let c = Checker::new(IdempotencyConfig::default());
-    let bounds = Bounds { faults: 2, preemptions: 2, kinds: &[], max_schedules: usize::MAX };
+    let bounds = Bounds {
+        faults: 2,
+        preemptions: 2,
+        kinds: &[],
+        max_schedules: usize::MAX,
+    };
     let out = c.explore(
         &bounds,
         None,
@@ -190,7 +258,10 @@ fn checker_a_pack_reported_by_a_resync_is_never_undone() {
                 ("pk", AttributeValue::S(format!("PACK#X#{x}"))),
                 ("sk", AttributeValue::S("PACK".into())),
                 ("gsi1pk", AttributeValue::S(format!("NSPACKS#{ns}"))),
-                ("gsi1sk", AttributeValue::S(format!("{earlier}#0000#PACK#X#{x}"))),
+                (
+                    "gsi1sk",
+                    AttributeValue::S(format!("{earlier}#0000#PACK#X#{x}")),
+                ),
                 ("namespace_id", AttributeValue::N(ns.to_string())),
                 ("number_of_minutes", AttributeValue::N("10".into())),
                 ("expires_at", AttributeValue::S("2030-01-01".into())),
@@ -199,11 +270,24 @@ fn checker_a_pack_reported_by_a_resync_is_never_undone() {
                 ("request_id", AttributeValue::S("earlier-run".into())),
             ];
             c.rt.block_on(async {
-                c.plain.db.put(item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).await.expect("put");
-                c.plain.db.delete_if(allotment::db::key(format!("PACK#X#{x}"), "PACK"), "request_id = :r", &[(":r", AttributeValue::S("earlier-run".into()))]).await.expect("undo");
+                c.plain
+                    .db
+                    .put(item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                    .await
+                    .expect("put");
+                c.plain
+                    .db
+                    .delete_if(
+                        allotment::db::key(format!("PACK#X#{x}"), "PACK"),
+                        "request_id = :r",
+                        &[(":r", AttributeValue::S("earlier-run".into()))],
+                    )
+                    .await
+                    .expect("undo");
             });
             vec![
-                minutes(ns, &[pack_of(10, Some(&x)), pack_of(20, Some(&y))]).may(&[FaultKind::Throttle], PUT_ONLY),
+                minutes(ns, &[pack_of(10, Some(&x)), pack_of(20, Some(&y))])
+                    .may(&[FaultKind::Throttle], PUT_ONLY),
                 minutes(ns, &[pack_of(10, Some(&x))]).may(&[FaultKind::Stale], ANY),
             ]
         },
@@ -218,22 +302,39 @@ fn checker_a_pack_reported_by_a_resync_is_never_undone() {
 #[test]
 fn checker_a_refusal_leaves_nothing_written() {
     let c = Checker::new(IdempotencyConfig::default());
-    let bounds = Bounds { faults: 2, preemptions: 0, kinds: &[FaultKind::Stale, FaultKind::Throttle], max_schedules: usize::MAX };
+    let bounds = Bounds {
+        faults: 2,
+        preemptions: 0,
+        kinds: &[FaultKind::Stale, FaultKind::Throttle],
+        max_schedules: usize::MAX,
+    };
     let out = c.explore(
         &bounds,
         None,
         |n| {
             let (ns, other) = (2000 + 2 * n as u64, 2001 + 2 * n as u64);
             c.must(Request::new("PUT", format!("/namespaces/{ns}"), ns_body()));
-            c.must(Request::new("PUT", format!("/namespaces/{other}"), ns_body()));
+            c.must(Request::new(
+                "PUT",
+                format!("/namespaces/{other}"),
+                ns_body(),
+            ));
             c.must(minutes(other, &[pack_of(5, Some(&xid(n, 't')))]));
-            vec![minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 't')))])]
+            vec![minutes(
+                ns,
+                &[pack_of(7, None), pack_of(5, Some(&xid(n, 't')))],
+            )]
         },
         |n, _, run| {
             let ns = 2000 + 2 * n as u64;
             match run.answers[0].status() {
-                Some(s) if (400..500).contains(&s) && c.plain_packs_in(ns) > 0 => Err(format!("A was answered {s} but its plain pack is in namespace {ns}")),
-                Some(201) if c.plain_packs_in(ns) != 1 => Err(format!("A was answered 201 and namespace {ns} holds {} plain packs", c.plain_packs_in(ns))),
+                Some(s) if (400..500).contains(&s) && c.plain_packs_in(ns) > 0 => Err(format!(
+                    "A was answered {s} but its plain pack is in namespace {ns}"
+                )),
+                Some(201) if c.plain_packs_in(ns) != 1 => Err(format!(
+                    "A was answered 201 and namespace {ns} holds {} plain packs",
+                    c.plain_packs_in(ns)
+                )),
                 _ => Ok(()),
             }
         },
@@ -246,8 +347,16 @@ fn checker_a_refusal_leaves_nothing_written() {
 /// refuses the request, nothing of it is there; if it accepts, the plain pack is there once.
 #[test]
 fn checker_a_keyed_rerun_after_a_kill_settles_what_the_first_run_wrote() {
-    let c = Checker::new(IdempotencyConfig { lock: std::time::Duration::ZERO, ..IdempotencyConfig::default() });
-    let bounds = Bounds { faults: 2, preemptions: 0, kinds: &[], max_schedules: usize::MAX };
+    let c = Checker::new(IdempotencyConfig {
+        lock: std::time::Duration::ZERO,
+        ..IdempotencyConfig::default()
+    });
+    let bounds = Bounds {
+        faults: 2,
+        preemptions: 0,
+        kinds: &[],
+        max_schedules: usize::MAX,
+    };
     let out = c.explore(
         &bounds,
         None,
@@ -278,27 +387,46 @@ fn checker_a_keyed_rerun_after_a_kill_settles_what_the_first_run_wrote() {
 #[test]
 fn checker_a_moved_pack_is_not_put_back_by_a_retried_put() {
     let c = Checker::new(IdempotencyConfig::default());
-    let bounds = Bounds { faults: 1, preemptions: 2, kinds: &[FaultKind::Lose], max_schedules: usize::MAX };
+    let bounds = Bounds {
+        faults: 1,
+        preemptions: 2,
+        kinds: &[FaultKind::Lose],
+        max_schedules: usize::MAX,
+    };
     let out = c.explore(
         &bounds,
         None,
         |n| {
             let (from, to) = (4000 + 2 * n as u64, 4001 + 2 * n as u64);
-            c.must(Request::new("PUT", format!("/namespaces/{from}"), ns_body()));
+            c.must(Request::new(
+                "PUT",
+                format!("/namespaces/{from}"),
+                ns_body(),
+            ));
             c.must(Request::new("PUT", format!("/namespaces/{to}"), ns_body()));
             vec![
                 minutes(from, &[pack_of(7, None)]),
-                Request::new("PATCH", format!("/namespaces/{from}/minutes/move/{to}"), Value::Null).may(&[], ANY),
+                Request::new(
+                    "PATCH",
+                    format!("/namespaces/{from}/minutes/move/{to}"),
+                    Value::Null,
+                )
+                .may(&[], ANY),
             ]
         },
         |n, _, run| {
             let (from, to) = (4000 + 2 * n as u64, 4001 + 2 * n as u64);
             let (left, moved) = (c.plain_packs_in(from), c.plain_packs_in(to));
             if run.answers[1].body()["moved"].as_u64().unwrap_or(0) >= 1 && left > 0 {
-                return Err(format!("the move said it moved the pack, and namespace {from} holds it again"));
+                return Err(format!(
+                    "the move said it moved the pack, and namespace {from} holds it again"
+                ));
             }
             if run.answers[0].status() == Some(201) && left + moved != 1 {
-                return Err(format!("A was answered 201 and the pack exists {} times", left + moved));
+                return Err(format!(
+                    "A was answered 201 and the pack exists {} times",
+                    left + moved
+                ));
             }
             Ok(())
         },
@@ -309,26 +437,42 @@ fn checker_a_moved_pack_is_not_put_back_by_a_retried_put() {
 // ---------------------------------------------------------------- sampled, across the domains
 
 /// Every fault kind on every call.
-const ALL: &[FaultKind] = &[FaultKind::Lose, FaultKind::Throttle, FaultKind::Crash, FaultKind::Stale];
+const ALL: &[FaultKind] = &[
+    FaultKind::Lose,
+    FaultKind::Throttle,
+    FaultKind::Crash,
+    FaultKind::Stale,
+];
 
 /// Schedules of the sampled scenario: `CHECKER_SCHEDULES`, else what `make test` affords.
 fn sampled_schedules(default: usize) -> usize {
-    std::env::var("CHECKER_SCHEDULES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("CHECKER_SCHEDULES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The seed: `CHECKER_SEED`, else a fixed one (printed either way).
 fn seed() -> u64 {
-    std::env::var("CHECKER_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(29)
+    std::env::var("CHECKER_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(29)
 }
 
 /// A keyed request and its retries: the last answer that is not a 5xx or a
 /// crash, if any — what the client was finally told.
 fn final_answer<'a>(answers: &'a [Answer], runs: &[usize]) -> Option<&'a Answer> {
-    runs.iter().rev().map(|&i| &answers[i]).find(|a| a.status().is_some_and(|s| s < 500 && s != 409 || s == 409 && !in_progress(a)))
+    runs.iter().rev().map(|&i| &answers[i]).find(|a| {
+        a.status()
+            .is_some_and(|s| s < 500 && s != 409 || s == 409 && !in_progress(a))
+    })
 }
 
 fn in_progress(a: &Answer) -> bool {
-    a.body()["error"]["message"].as_str().is_some_and(|m| m.contains("still being processed"))
+    a.body()["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("still being processed"))
 }
 
 /// The answers of one key's runs that were final (not 5xx, crash or "in
@@ -348,7 +492,10 @@ fn replays_agree(answers: &[Answer], runs: &[usize], what: &str) -> Result<(), S
         .map(strip)
         .collect();
     match finals.windows(2).find(|w| w[0] != w[1]) {
-        Some(w) => Err(format!("{what}: two runs of one key answered differently: {:?} and {:?}", w[0], w[1])),
+        Some(w) => Err(format!(
+            "{what}: two runs of one key answered differently: {:?} and {:?}",
+            w[0], w[1]
+        )),
         None => Ok(()),
     }
 }
@@ -363,11 +510,21 @@ fn replays_agree(answers: &[Answer], runs: &[usize], what: &str) -> Result<(), S
 /// "exactly once", and a table written this way verifies clean at the end.
 #[test]
 fn checker_sampled_across_the_domains() {
-    let c = Checker::new(IdempotencyConfig { lock: std::time::Duration::ZERO, ..IdempotencyConfig::default() });
+    let c = Checker::new(IdempotencyConfig {
+        lock: std::time::Duration::ZERO,
+        ..IdempotencyConfig::default()
+    });
     let schedules = sampled_schedules(120);
-    let bounds = Bounds { faults: 3, preemptions: usize::MAX, kinds: ALL, max_schedules: schedules };
+    let bounds = Bounds {
+        faults: 3,
+        preemptions: usize::MAX,
+        kinds: ALL,
+        max_schedules: schedules,
+    };
     let seed = seed();
-    eprintln!("checker sampled: seed {seed} (CHECKER_SEED), {schedules} schedules (CHECKER_SCHEDULES)");
+    eprintln!(
+        "checker sampled: seed {seed} (CHECKER_SEED), {schedules} schedules (CHECKER_SCHEDULES)"
+    );
     let wp_body = json!({"resourceBookingId": "rb", "userHandle": "u", "startDate": "2026-01-05", "endDate": "2026-01-11", "daysWorked": 5,
                          "memberRate": 250.00, "customerRate": 300.00, "billingAccountId": 7});
     // Packs of a request no run of which gave a final answer ("at most
@@ -381,15 +538,38 @@ fn checker_sampled_across_the_domains() {
             let (ns, to) = (5000 + 2 * n as u64, 5001 + 2 * n as u64);
             c.must(Request::new("PUT", format!("/namespaces/{ns}"), ns_body()));
             c.must(Request::new("PUT", format!("/namespaces/{to}"), ns_body()));
-            c.must(Request::new("PUT", format!("/projects/p{n}"), json!({"title": "P", "members": [{"username": "pi", "role": "PI"}]})));
-            c.must(Request::new("PUT", format!("/work-periods/wp{n}"), wp_body.clone()));
-            let packs = minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 'c')))]).keyed(format!("packs-{n}"));
-            let dep = Request::new("POST", format!("/projects/p{n}/wallets/deposit"), json!({"category": "cpu", "provider": "ucloud", "amount": 3})).keyed(format!("dep-{n}"));
-            let pay = Request::new("POST", "/work-period-payments", json!({"workPeriodId": format!("wp{n}"), "days": 2})).keyed(format!("pay-{n}"));
+            c.must(Request::new(
+                "PUT",
+                format!("/projects/p{n}"),
+                json!({"title": "P", "members": [{"username": "pi", "role": "PI"}]}),
+            ));
+            c.must(Request::new(
+                "PUT",
+                format!("/work-periods/wp{n}"),
+                wp_body.clone(),
+            ));
+            let packs = minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 'c')))])
+                .keyed(format!("packs-{n}"));
+            let dep = Request::new(
+                "POST",
+                format!("/projects/p{n}/wallets/deposit"),
+                json!({"category": "cpu", "provider": "ucloud", "amount": 3}),
+            )
+            .keyed(format!("dep-{n}"));
+            let pay = Request::new(
+                "POST",
+                "/work-period-payments",
+                json!({"workPeriodId": format!("wp{n}"), "days": 2}),
+            )
+            .keyed(format!("pay-{n}"));
             vec![
                 packs.clone(),
                 packs.after(0),
-                Request::new("PATCH", format!("/namespaces/{ns}/minutes/move/{to}"), Value::Null),
+                Request::new(
+                    "PATCH",
+                    format!("/namespaces/{ns}/minutes/move/{to}"),
+                    Value::Null,
+                ),
                 dep.clone(),
                 dep.after(3),
                 pay.clone(),
@@ -406,38 +586,81 @@ fn checker_sampled_across_the_domains() {
             // Also: an xid pack a killed earlier run of the key wrote, when a
             // later run was refused (the xid moved away meanwhile): it stays
             // marked (left open, issue 29) but is never a second pack.
-            if final_answer(a, &[0, 1]).and_then(Answer::status).is_some_and(|s| (400..500).contains(&s)) {
+            if final_answer(a, &[0, 1])
+                .and_then(Answer::status)
+                .is_some_and(|s| (400..500).contains(&s))
+            {
                 unanswered.insert(format!("PACK#X#{}", xid(n, 'c')));
             }
             if final_answer(a, &[0, 1]).is_none() {
-                let pk = |i: &std::collections::HashMap<String, AttributeValue>| i.get("pk").and_then(|v| v.as_s().ok()).cloned();
-                unanswered.extend(c.packs_in(ns).iter().chain(c.packs_in(to).iter()).filter_map(pk));
+                let pk = |i: &std::collections::HashMap<String, AttributeValue>| {
+                    i.get("pk").and_then(|v| v.as_s().ok()).cloned()
+                };
+                unanswered.extend(
+                    c.packs_in(ns)
+                        .iter()
+                        .chain(c.packs_in(to).iter())
+                        .filter_map(pk),
+                );
             }
             match final_answer(a, &[0, 1]).and_then(Answer::status) {
-                Some(201) if plain != 1 || x.is_none() => return Err(format!("packs acknowledged, and the plain pack exists {plain} times, the xid pack {}", if x.is_some() { "once" } else { "not at all" })),
-                Some(s) if (400..500).contains(&s) && plain > 0 => return Err(format!("packs refused ({s}) and a plain pack of the request exists")),
+                Some(201) if plain != 1 || x.is_none() => return Err(format!(
+                    "packs acknowledged, and the plain pack exists {plain} times, the xid pack {}",
+                    if x.is_some() { "once" } else { "not at all" }
+                )),
+                Some(s) if (400..500).contains(&s) && plain > 0 => {
+                    return Err(format!(
+                        "packs refused ({s}) and a plain pack of the request exists"
+                    ))
+                }
                 _ if plain > 1 => return Err(format!("the plain pack exists {plain} times")),
                 _ => {}
             }
             // Deposit: once if acknowledged, at most once.
             replays_agree(a, &[3, 4], "deposit")?;
-            let (_, wallets) = c.call(&Request::new("GET", format!("/projects/p{n}/wallets"), Value::Null));
-            let balance: u64 = wallets["wallets"].as_array().into_iter().flatten().filter_map(|w| w["balance"].as_u64()).sum();
+            let (_, wallets) = c.call(&Request::new(
+                "GET",
+                format!("/projects/p{n}/wallets"),
+                Value::Null,
+            ));
+            let balance: u64 = wallets["wallets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w["balance"].as_u64())
+                .sum();
             match final_answer(a, &[3, 4]).and_then(Answer::status) {
-                Some(200) if balance != 3 => return Err(format!("deposit of 3 acknowledged, balance {balance}")),
-                _ if balance != 0 && balance != 3 => return Err(format!("deposit of 3, balance {balance}")),
+                Some(200) if balance != 3 => {
+                    return Err(format!("deposit of 3 acknowledged, balance {balance}"))
+                }
+                _ if balance != 0 && balance != 3 => {
+                    return Err(format!("deposit of 3, balance {balance}"))
+                }
                 _ => {}
             }
             // Payment: once if acknowledged, at most once, and the period's days agree.
             replays_agree(a, &[5, 6], "payment")?;
-            let (_, listed) = c.call(&Request::new("GET", format!("/work-period-payments?workPeriodId=wp{n}&perPage=100"), Value::Null));
+            let (_, listed) = c.call(&Request::new(
+                "GET",
+                format!("/work-period-payments?workPeriodId=wp{n}&perPage=100"),
+                Value::Null,
+            ));
             let payments = listed["items"].as_array().map(Vec::len).unwrap_or(0);
-            let (_, wp) = c.call(&Request::new("GET", format!("/work-periods/wp{n}"), Value::Null));
+            let (_, wp) = c.call(&Request::new(
+                "GET",
+                format!("/work-periods/wp{n}"),
+                Value::Null,
+            ));
             if wp["daysPaid"].as_u64() != Some(2 * payments as u64) {
-                return Err(format!("{payments} payment(s) of 2 days and daysPaid {}", wp["daysPaid"]));
+                return Err(format!(
+                    "{payments} payment(s) of 2 days and daysPaid {}",
+                    wp["daysPaid"]
+                ));
             }
             match final_answer(a, &[5, 6]).and_then(Answer::status) {
-                Some(201) if payments != 1 => return Err(format!("payment acknowledged, {payments} exist")),
+                Some(201) if payments != 1 => {
+                    return Err(format!("payment acknowledged, {payments} exist"))
+                }
                 _ if payments > 1 => return Err(format!("{payments} payments of one key")),
                 _ => Ok(()),
             }
@@ -448,13 +671,24 @@ fn checker_sampled_across_the_domains() {
     // Clean, but for packs `verify` calls orphans (a run cut off before it
     // answered, past the undo window): each must be a pack of a request that
     // no run answered — never one an answer acknowledged.
-    let report = c.rt.block_on(allotment::verify::verify(&c.plain.db, 2, |_| {})).expect("verify");
+    let report =
+        c.rt.block_on(allotment::verify::verify(&c.plain.db, 2, |_| {}))
+            .expect("verify");
     let unexplained: Vec<_> = report
         .violations
         .iter()
-        .filter(|v| v.kind != allotment::verify::kind::PACK_ORPHAN || !v.keys.iter().all(|k| unanswered.contains(k.trim_end_matches(" / PACK"))))
+        .filter(|v| {
+            v.kind != allotment::verify::kind::PACK_ORPHAN
+                || !v
+                    .keys
+                    .iter()
+                    .all(|k| unanswered.contains(k.trim_end_matches(" / PACK")))
+        })
         .collect();
-    assert!(unexplained.is_empty(), "verify after the sampled schedules: {unexplained:?}");
+    assert!(
+        unexplained.is_empty(),
+        "verify after the sampled schedules: {unexplained:?}"
+    );
 }
 
 /// The undo of a refused request meets a move: A writes a plain pack and an
@@ -463,26 +697,43 @@ fn checker_sampled_across_the_domains() {
 #[test]
 fn checker_an_undo_that_meets_a_move_never_answers_4xx_on_a_moved_pack() {
     let c = Checker::new(IdempotencyConfig::default());
-    let bounds = Bounds { faults: 1, preemptions: 2, kinds: &[], max_schedules: usize::MAX };
+    let bounds = Bounds {
+        faults: 1,
+        preemptions: 2,
+        kinds: &[],
+        max_schedules: usize::MAX,
+    };
     let out = c.explore(
         &bounds,
         None,
         |n| {
-            let (ns, other, to) = (6000 + 3 * n as u64, 6001 + 3 * n as u64, 6002 + 3 * n as u64);
+            let (ns, other, to) = (
+                6000 + 3 * n as u64,
+                6001 + 3 * n as u64,
+                6002 + 3 * n as u64,
+            );
             for id in [ns, other, to] {
                 c.must(Request::new("PUT", format!("/namespaces/{id}"), ns_body()));
             }
             c.must(minutes(other, &[pack_of(5, Some(&xid(n, 'u')))]));
             vec![
-                minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 'u')))]).may(&[FaultKind::Stale], ANY),
-                Request::new("PATCH", format!("/namespaces/{ns}/minutes/move/{to}"), Value::Null).may(&[], ANY),
+                minutes(ns, &[pack_of(7, None), pack_of(5, Some(&xid(n, 'u')))])
+                    .may(&[FaultKind::Stale], ANY),
+                Request::new(
+                    "PATCH",
+                    format!("/namespaces/{ns}/minutes/move/{to}"),
+                    Value::Null,
+                )
+                .may(&[], ANY),
             ]
         },
         |n, _, run| {
             let (ns, to) = (6000 + 3 * n as u64, 6002 + 3 * n as u64);
             let plain = c.plain_packs_in(ns) + c.plain_packs_in(to);
             match run.answers[0].status() {
-                Some(s) if (400..500).contains(&s) && plain > 0 => Err(format!("A was answered {s} and its plain pack exists (moved to {to})")),
+                Some(s) if (400..500).contains(&s) && plain > 0 => Err(format!(
+                    "A was answered {s} and its plain pack exists (moved to {to})"
+                )),
                 _ => Ok(()),
             }
         },
